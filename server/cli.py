@@ -1,0 +1,16 @@
+"""The `miles` command line: the one place that may reach every room."""
+
+from __future__ import annotations
+
+import click
+
+from trainer.cli import train_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="miles-dashboard")
+def main() -> None:
+    """MILES experiment dashboard: train multimodal networks and watch modality balance live."""
+
+
+main.add_command(train_command)

@@ -1,0 +1,57 @@
+"""Checkpoints: the state needed to resume a run exactly, and the best weights.
+
+``<dir>/last.pt`` is rewritten after every epoch (model, optimizer, strategy,
+random generators, best-so-far); ``<dir>/best.pt`` holds the weights of the
+best validation epoch. Writes go to a temporary file first and are renamed,
+so a process killed mid-write never leaves a torn checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+LAST = "last.pt"
+BEST = "best.pt"
+FORMAT = 1
+# Fields that may differ between a run and its resumption.
+RESUMABLE_CHANGES = {"epochs", "device"}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or belongs to a different run."""
+
+
+def save(directory: Path, name: str, state: dict[str, Any]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / name
+    partial = directory / f".{name}.{os.getpid()}.tmp"
+    torch.save({"format": FORMAT, **state}, partial)
+    os.replace(partial, target)
+    return target
+
+
+def load(path: Path, device: torch.device) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError) as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from None
+    if state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {state.get('format')}, expected {FORMAT}")
+    return state
+
+
+def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    """Refuse to resume with a spec that differs in anything but ``epochs`` and ``device``."""
+    differing = sorted(
+        key for key in saved.keys() | current.keys()
+        if key not in RESUMABLE_CHANGES and saved.get(key) != current.get(key)
+    )
+    if differing:
+        raise CheckpointError(
+            f"{path} was written by a run with a different {', '.join(differing)}; "
+            "only epochs and device may change when resuming"
+        )

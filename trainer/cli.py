@@ -1,0 +1,136 @@
+"""``miles train``: train one run in the terminal, without a server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from trainer.checkpoint import LAST, CheckpointError
+from trainer.config import FUSIONS, TrainConfig
+from trainer.datasets import DATASETS, DatasetError
+from trainer.device import DeviceError
+from trainer.methods import METHODS
+from trainer.reporting import ConsoleReporter, JsonlReporter, MultiReporter
+from trainer.spec import explain
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{text!r}: expected NAME=VALUE", param_hint="--param")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
+
+
+def _read_last(directory: Path) -> dict[str, Any]:
+    """The last checkpoint of a run directory (its spec and epoch)."""
+    import torch
+
+    path = directory / LAST
+    if not path.exists():
+        raise click.BadParameter(f"{path} does not exist: nothing to resume", param_hint="--resume")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def summary_table(summary: dict[str, Any], modalities: list[str]) -> str:
+    """Fused and per-head validation and test metrics, as a text table."""
+    rows = [("fused", "fused"), *((m, m) for m in modalities)]
+    lines = [f"{'head':<12}{'val (best)':>12}{'test (best)':>13}{'test (last)':>13}"]
+    for label, key in rows:
+        cells = [summary.get(f"metric/val/{key}"), summary.get(f"metric/test/{key}"), summary.get(f"final/metric/test/{key}")]
+        lines.append(f"{label:<12}" + "".join(f"{c:>12.4f} " if c is not None else f"{'-':>12} " for c in cells))
+    return "\n".join(lines)
+
+
+@click.command("train")
+@click.option("--dataset", type=click.Choice(list(DATASETS)), help="Dataset to train on.")
+@click.option("--modalities", help="Comma-separated modalities (default: the dataset's default pair).")
+@click.option("--fusion", type=click.Choice(list(FUSIONS)), default="concat", show_default=True)
+@click.option("--method", type=click.Choice(list(METHODS)), default="miles", show_default=True)
+@click.option("--tau", type=float, help="MILES threshold tau (default 0.2).")
+@click.option("--mu", type=float, help="MILES reduction factor mu (default 0.5).")
+@click.option("--param", "params", multiple=True, help="Any method hyperparameter, NAME=VALUE (repeatable).")
+@click.option("--dataset-param", "dataset_params", multiple=True, help="A dataset option, NAME=VALUE (repeatable).")
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--data-path", help="Data folder (folder dataset; avdigits overrides MILES_DATA_DIR).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write epochs, events and summary as JSON lines.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), help="Save checkpoints here after every epoch.")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run checkpointed in DIR (its spec; --epochs may extend it).")
+@click.pass_context
+def train_command(ctx: click.Context, **options: Any) -> None:
+    """Train a multimodal network with MILES or a baseline, showing progress and a final table."""
+    from trainer.loop import Training
+
+    resume: Path | None = options["resume"]
+    start = 0
+    if resume is not None:
+        last = _read_last(resume)
+        spec, start = last["config"], int(last["epoch"])
+        if ctx.get_parameter_source("epochs") is not click.core.ParameterSource.DEFAULT:
+            spec["epochs"] = options["epochs"]
+        if ctx.get_parameter_source("device") is not click.core.ParameterSource.DEFAULT:
+            spec["device"] = options["device"]
+        checkpoint_dir: Path | None = resume
+    else:
+        if not options["dataset"]:
+            raise click.UsageError("--dataset is required (or --resume DIR)")
+        params = dict(_parse_param(p) for p in options["params"])
+        for name in ("tau", "mu"):
+            if options[name] is not None:
+                params[name] = options[name]
+        spec = {
+            "dataset": options["dataset"],
+            "data_path": options["data_path"],
+            "dataset_params": dict(_parse_param(p) for p in options["dataset_params"]),
+            "modalities": _split_list(options["modalities"]),
+            "fusion": options["fusion"],
+            "method": options["method"],
+            "params": params,
+            "epochs": options["epochs"],
+            "batch_size": options["batch_size"],
+            "lr": options["lr"],
+            "weight_decay": options["weight_decay"],
+            "seed": options["seed"],
+            "device": options["device"],
+        }
+        checkpoint_dir = options["checkpoint_dir"]
+    try:
+        config = TrainConfig.model_validate(spec)
+    except ValidationError as error:
+        raise click.UsageError("invalid run spec:\n  " + "\n  ".join(map(str, explain(error)))) from None
+    try:
+        training = Training(config, checkpoint_dir=checkpoint_dir)
+    except (DatasetError, DeviceError) as error:
+        raise click.ClickException(str(error)) from None
+    reporters: list[Any] = [ConsoleReporter(config.epochs, training.modalities, start=min(start, config.epochs), file=sys.stderr)]
+    if options["out"]:
+        reporters.append(JsonlReporter(options["out"], append=resume is not None))
+    training.reporter = MultiReporter(*reporters)
+    click.echo(f"{config.describe()}, {config.epochs} epochs on {training.device}", err=True)
+    try:
+        result = training.run(resume=resume is not None)
+    except CheckpointError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(summary_table(result.summary, training.modalities))
+    click.echo(f"best validation epoch: {result.summary['best_epoch']} of {result.epochs_completed}")
+    if config.method == "miles":
+        actions = result.summary.get("miles/actions", 0)
+        per = ", ".join(f"{m} {result.summary.get(f'miles/slowed/{m}', 0)}" for m in training.modalities)
+        click.echo(f"MILES acted in {actions} of {result.epochs_completed} epochs ({per})")
+

@@ -1,0 +1,339 @@
+"""The training loop shared by every method.
+
+Per epoch: one pass over the training split (its metrics come from this
+pass), one evaluation of the validation split, the conditional utilization of
+each modality, the strategy's end-of-epoch hook (MILES decides the next
+epoch's rates here), the report, and a checkpoint. At the end the test split
+is evaluated with the final weights and with those of the best validation
+epoch (the summary's numbers).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from trainer import checkpoint
+from trainer.config import TrainConfig
+from trainer.datasets import Dataset, Split, load_dataset
+from trainer.device import resolve_device
+from trainer.methods import METHODS
+from trainer.metrics import Meter, loss_fn
+from trainer.miles import conditional_utilization, utilization_gap
+from trainer.models import MultiHeadFusionNet
+from trainer.reporting import BaseReporter, Reporter
+from trainer.strategies.base import EpochResult, SplitScores, Strategy
+
+EVAL_BATCH = 512
+
+
+@dataclass
+class TrainResult:
+    status: Literal["succeeded", "cancelled"]
+    epochs_completed: int
+    summary: dict[str, Any]
+
+
+class Batches:
+    """One split's tensors on the run's device, served in batches."""
+
+    def __init__(self, split: Split, device: torch.device) -> None:
+        self.inputs = {m: torch.as_tensor(x).to(device) for m, x in split.inputs.items()}
+        self.labels = torch.as_tensor(split.labels).to(device)
+        self.size = len(split)
+        self.device = device
+
+    def __iter__(self):
+        return self.ordered(EVAL_BATCH)
+
+    def ordered(self, batch_size: int, order: Tensor | None = None):
+        for start in range(0, self.size, batch_size):
+            if order is None:
+                rows: slice | Tensor = slice(start, start + batch_size)
+            else:
+                rows = order[start : start + batch_size]
+            yield {m: x[rows] for m, x in self.inputs.items()}, self.labels[rows]
+
+    def shuffled(self, batch_size: int, generator: torch.Generator):
+        order = torch.randperm(self.size, generator=generator).to(self.device)
+        return self.ordered(batch_size, order)
+
+
+class Training:
+    """One run: data, model, strategy and optimizer, trained epoch by epoch."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        reporter: Reporter | None = None,
+        *,
+        checkpoint_dir: str | Path | None = None,
+        dataset: Dataset | None = None,
+    ) -> None:
+        self.config = config
+        self.reporter: Reporter = reporter or BaseReporter()
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        data = dataset if dataset is not None else load_dataset(config)
+        self.info = data.info
+        self.modalities = list(config.modalities or data.info.default_modalities)
+        self.heads = ["fused", *self.modalities]
+        self.train_data, self.val_data, self.test_data = (
+            Batches(data.split(s), self.device) for s in ("train", "val", "test")
+        )
+        self.criterion = loss_fn(data.info.task)
+        self.model = MultiHeadFusionNet(
+            {m: data.info.modalities[m] for m in self.modalities}, config.fusion, data.info.num_classes, config.model
+        ).to(self.device)
+        method = METHODS[config.method]
+        self.strategy: Strategy = method.strategy_class()(
+            method.params.model_validate(config.params), self.modalities, config.lr
+        )
+        self.model.detach_aux = self.strategy.detach_aux
+        self.optimizer = torch.optim.Adam(
+            self.strategy.param_groups(self.model), lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay
+        )
+        self.strategy.bind(self.optimizer)
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        self.epoch = 0
+        self.best_epoch = 0
+        self.best_val: dict[str, float] = {}
+        self.best_state: dict[str, Tensor] | None = None
+        self.elapsed = 0.0
+
+    # -- measuring -------------------------------------------------------------------------
+
+    def _meters(self) -> dict[str, Meter]:
+        return {h: Meter(self.info.task, self.info.num_classes, self.device) for h in self.heads}
+
+    def _masked_meters(self) -> dict[str, Meter]:
+        if len(self.modalities) <= 2:
+            return {}
+        return {m: Meter(self.info.task, self.info.num_classes, self.device) for m in self.modalities}
+
+    def _scores(self, meters: Mapping[str, Meter], masked: Mapping[str, Meter]) -> SplitScores:
+        metric, loss = {}, {}
+        for head, meter in meters.items():
+            metric[head], loss[head] = meter.result()
+        loss["total"] = sum(self.strategy.loss_weights[h] * loss[h] for h in self.heads)
+        return SplitScores(metric, loss, {m: meter.result()[0] for m, meter in masked.items()})
+
+    def _update_masked(self, masked: Mapping[str, Meter], features: Mapping[str, Tensor], labels: Tensor) -> None:
+        none = torch.zeros((), device=self.device)
+        detached = {m: z.detach() for m, z in features.items()}
+        for modality, meter in masked.items():
+            meter.update(self.model.fuse_without(detached, modality), labels, none)
+
+    @torch.no_grad()
+    def evaluate(self, data: Batches) -> SplitScores:
+        """Metric and loss of every head on a split (and the masked fusions, for > 2 modalities)."""
+        self.model.eval()
+        meters, masked = self._meters(), self._masked_meters()
+        for inputs, labels in data:
+            outputs = self.model(inputs)
+            for head, logits in (("fused", outputs.fused), *outputs.heads.items()):
+                meters[head].update(logits, labels, self.criterion(logits, labels))
+            self._update_masked(masked, outputs.features, labels)
+        self.model.train()
+        return self._scores(meters, masked)
+
+    # -- training --------------------------------------------------------------------------
+
+    def train_epoch(self) -> SplitScores | None:
+        """One pass over the training split; None when the reporter asked to stop."""
+        self.model.train()
+        meters = self._meters()
+        masked = self._masked_meters() if self.strategy.utilization_split == "train" else {}
+        weights = self.strategy.loss_weights
+        for inputs, labels in self.train_data.shuffled(self.config.batch_size, self.shuffle):
+            if self.reporter.should_stop():
+                return None
+            outputs = self.model(inputs)
+            losses = {"fused": self.criterion(outputs.fused, labels)}
+            for modality, logits in outputs.heads.items():
+                losses[modality] = self.criterion(logits, labels)
+            # Eq. 3: L = L(y_fused, y) + sum_m L(y_m, y), each term weighted by the strategy (1 by default).
+            objective = sum(weights[h] * loss for h, loss in losses.items())
+            self.optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            self.strategy.after_backward(self.model, outputs, labels)
+            self.optimizer.step()
+            meters["fused"].update(outputs.fused, labels, losses["fused"])
+            for modality, logits in outputs.heads.items():
+                meters[modality].update(logits, labels, losses[modality])
+            if masked:
+                with torch.no_grad():
+                    self._update_masked(masked, outputs.features, labels)
+        return self._scores(meters, masked)
+
+    def _epoch_metrics(
+        self, train: SplitScores, val: SplitScores, utilization: Mapping[str, float], delta: float,
+        rates: Mapping[str, float], seconds: float,
+    ) -> dict[str, float]:
+        metrics = {"loss/train": train.loss["total"], "loss/val": val.loss["total"]}
+        for split, scores in (("train", train), ("val", val)):
+            for head in self.heads:
+                metrics[f"metric/{split}/{head}"] = scores.metric[head]
+                metrics[f"loss/{split}/{head}"] = scores.loss[head]
+        if math.isfinite(delta):
+            metrics.update({f"util/{m}": u for m, u in utilization.items()})
+            metrics["util/delta"] = delta
+        metrics.update({f"lr/{group}": rate for group, rate in rates.items()})
+        metrics["time/epoch"] = seconds
+        return metrics
+
+    def run(self, resume: bool = False) -> TrainResult:
+        if resume and self.checkpoint_dir and (self.checkpoint_dir / checkpoint.LAST).exists():
+            self._restore()
+            self._event("run.resumed", f"resumed after epoch {self.epoch} from {self.checkpoint_dir}")
+        else:
+            sizes = " / ".join(f"{b.size} {s}" for s, b in zip(("train", "val", "test"), self._splits(), strict=True))
+            self._event("run.started", f"training {self.config.describe()} on {self.device}: {sizes}")
+        while self.epoch < self.config.epochs:
+            started = time.perf_counter()
+            rates = self.strategy.learning_rates()  # the rates in effect during this epoch
+            train = self.train_epoch()
+            if train is None:
+                return TrainResult("cancelled", self.epoch, {})
+            val = self.evaluate(self.val_data)
+            self.epoch += 1
+            scores = val if self.strategy.utilization_split == "val" else train
+            # Eq. 4, on the strategy's split; NaN when the fused metric is 0.
+            utilization = conditional_utilization(
+                scores.metric["fused"], scores.heads(self.modalities), masked=scores.masked or None
+            )
+            delta = utilization_gap(utilization)
+            events = self.strategy.on_epoch_end(EpochResult(self.epoch, train, val, utilization, delta))
+            seconds = time.perf_counter() - started
+            self.elapsed += seconds
+            metrics = self._epoch_metrics(train, val, utilization, delta, rates, seconds)
+            if self.best_state is None or val.metric["fused"] > self.best_val["metric/val/fused"]:
+                self.best_epoch = self.epoch
+                self.best_val = {k: v for k, v in metrics.items() if k.startswith("metric/val/")}
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                self._save_best()
+            self.reporter.on_epoch(self.epoch, metrics)
+            for event in events:
+                self._event(event.kind, event.message, event.data)
+            self._save_last()
+            if self.strategy.should_stop():
+                self._event("run.stopped_early", f"{self.config.method} ended training after epoch {self.epoch}")
+                break
+        return self._finish()
+
+    def _splits(self) -> tuple[Batches, Batches, Batches]:
+        return self.train_data, self.val_data, self.test_data
+
+    def _test_metrics(self) -> dict[str, float]:
+        scores = self.evaluate(self.test_data)
+        return {f"metric/test/{h}": scores.metric[h] for h in self.heads} | {"loss/test": scores.loss["total"]}
+
+    def _finish(self) -> TrainResult:
+        final = self._test_metrics()
+        self.reporter.on_epoch(self.epoch, final)
+        assert self.best_state is not None
+        if self.best_epoch != self.epoch:
+            last_state = self.model.state_dict()
+            last_state = {k: v.clone() for k, v in last_state.items()}
+            self.model.load_state_dict(self.best_state)
+            best = self._test_metrics()
+            self.model.load_state_dict(last_state)
+            self.reporter.on_epoch(self.best_epoch, best)
+        else:
+            best = final
+        summary: dict[str, Any] = {
+            "best_epoch": self.best_epoch,
+            "epochs_completed": self.epoch,
+            **self.best_val,
+            **best,
+            **{f"final/{k}": v for k, v in final.items()},
+            **self.strategy.summary(),
+            "time/train": self.elapsed,
+        }
+        self._event("run.finished", self._finish_message(summary))
+        self.reporter.on_summary(summary)
+        return TrainResult("succeeded", self.epoch, summary)
+
+    def _finish_message(self, summary: Mapping[str, Any]) -> str:
+        heads = ", ".join(f"{m} {summary[f'metric/test/{m}']:.3f}" for m in self.modalities)
+        return (
+            f"finished {self.epoch} epochs; best validation epoch {self.best_epoch}: "
+            f"test fused {summary['metric/test/fused']:.3f} ({heads})"
+        )
+
+    def _event(self, kind: str, message: str, data: Mapping[str, Any] | None = None) -> None:
+        self.reporter.on_event(self.epoch, kind, message, dict(data or {}))
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def _save_best(self) -> None:
+        if self.checkpoint_dir:
+            checkpoint.save(
+                self.checkpoint_dir,
+                checkpoint.BEST,
+                {"epoch": self.epoch, "config": self.config.model_dump(), "model": self.best_state,
+                 "modalities": self.modalities, "classes": list(self.info.classes)},
+            )
+
+    def _save_last(self) -> None:
+        if not self.checkpoint_dir:
+            return
+        rng = {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        checkpoint.save(
+            self.checkpoint_dir,
+            checkpoint.LAST,
+            {
+                "epoch": self.epoch,
+                "config": self.config.model_dump(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "strategy": self.strategy.state_dict(),
+                "rng": rng,
+                "best": {"epoch": self.best_epoch, "val": self.best_val},
+                "elapsed": self.elapsed,
+            },
+        )
+
+    def _restore(self) -> None:
+        assert self.checkpoint_dir is not None
+        path = self.checkpoint_dir / checkpoint.LAST
+        state = checkpoint.load(path, self.device)
+        checkpoint.check_compatible(state["config"], self.config.model_dump(), path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.strategy.load_state_dict(state["strategy"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        self.shuffle.set_state(state["rng"]["shuffle"].cpu())
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
+        self.epoch = state["epoch"]
+        self.best_epoch = state["best"]["epoch"]
+        self.best_val = state["best"]["val"]
+        self.elapsed = state["elapsed"]
+        self.best_state = checkpoint.load(self.checkpoint_dir / checkpoint.BEST, self.device)["model"]
+
+
+def train(
+    config: TrainConfig,
+    reporter: Reporter | None = None,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    dataset: Dataset | None = None,
+) -> TrainResult:
+    """Train ``config`` to the end (or until ``reporter.should_stop()``), reporting every epoch.
+
+    With ``resume=True`` and a ``last.pt`` in ``checkpoint_dir``, training continues after the
+    epoch that checkpoint recorded, giving the same metrics as an uninterrupted run on CPU.
+    """
+    return Training(config, reporter, checkpoint_dir=checkpoint_dir, dataset=dataset).run(resume=resume)

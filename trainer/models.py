@@ -1,0 +1,201 @@
+"""Multi-head joint fusion networks (MILES.md section 2).
+
+One encoder per modality (an MLP for vectors, a small ResNet-style CNN for
+2-D inputs), a fusion of the encoded features followed by ONE linear layer
+(the fused head), and one linear auxiliary head per modality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from trainer.config import ModelConfig
+from trainer.datasets import ModalitySpec
+
+FUSION_GROUP = "fusion"
+
+
+class MLPEncoder(nn.Module):
+    def __init__(self, in_dim: int, config: ModelConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_dim
+        for _ in range(config.mlp_layers):
+            layers += [nn.Linear(width, config.hidden_dim), nn.ReLU()]
+            width = config.hidden_dim
+        layers += [nn.Dropout(config.dropout), nn.Linear(width, config.embed_dim), nn.ReLU()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and a residual shortcut (ResNet's basic block)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ConvEncoder(nn.Module):
+    """A small ResNet: a 3x3 stem, ``cnn_depth`` stages of one basic block, global pooling."""
+
+    def __init__(self, in_channels: int, config: ModelConfig) -> None:
+        super().__init__()
+        width = config.cnn_width
+        stages: list[nn.Module] = [
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        ]
+        for stage in range(config.cnn_depth):
+            out = config.cnn_width * 2**stage
+            stages.append(BasicBlock(width, out, stride=1 if stage == 0 else 2))
+            width = out
+        self.features = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.project = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(width, config.embed_dim), nn.ReLU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.project(self.features(x))
+
+
+def make_encoder(spec: ModalitySpec, config: ModelConfig) -> nn.Module:
+    if spec.is_2d:
+        return ConvEncoder(spec.shape[0], config)
+    if len(spec.shape) == 1:
+        return MLPEncoder(spec.shape[0], config)
+    raise ValueError(f"no encoder for inputs of shape {spec.shape}; expected (D,) or (C, H, W)")
+
+
+class Fusion(nn.Module):
+    """Combines the modality features (in the model's modality order) into one vector."""
+
+    out_dim: int
+
+    def forward(self, features: list[Tensor]) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class ConcatFusion(Fusion):
+    def __init__(self, dim: int, count: int) -> None:
+        super().__init__()
+        self.out_dim = dim * count
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        return torch.cat(features, dim=1)
+
+
+class SumFusion(Fusion):
+    def __init__(self, dim: int, count: int) -> None:
+        super().__init__()
+        self.out_dim = dim
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        return torch.stack(features).sum(0)
+
+
+class FiLMFusion(Fusion):
+    """FiLM (Perez et al. 2018) as in the OGM-GE code: ``gamma(z_1) * z_2 + beta(z_1)``.
+
+    With more than two modalities the first modality modulates the sum of the others (project choice).
+    """
+
+    def __init__(self, dim: int, count: int) -> None:
+        super().__init__()
+        self.film = nn.Linear(dim, 2 * dim)
+        self.out_dim = dim
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        gamma, beta = self.film(features[0]).chunk(2, dim=1)
+        return gamma * torch.stack(features[1:]).sum(0) + beta
+
+
+class GatedFusion(Fusion):
+    """Gated fusion as in the OGM-GE code: ``sigmoid(W_1 z_1) * (W_2 z_2)``.
+
+    With more than two modalities the first modality's gate applies to the sum of the others' projections
+    (project choice).
+    """
+
+    def __init__(self, dim: int, count: int) -> None:
+        super().__init__()
+        self.projections = nn.ModuleList(nn.Linear(dim, dim) for _ in range(count))
+        self.out_dim = dim
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        gate = torch.sigmoid(self.projections[0](features[0]))
+        rest = torch.stack([p(z) for p, z in zip(self.projections[1:], features[1:], strict=True)]).sum(0)
+        return gate * rest
+
+
+FUSIONS: dict[str, type[Fusion]] = {
+    "concat": ConcatFusion,
+    "sum": SumFusion,
+    "film": FiLMFusion,
+    "gated": GatedFusion,
+}
+
+
+@dataclass
+class Outputs:
+    fused: Tensor  # logits of the fused head
+    heads: dict[str, Tensor]  # logits of each modality's auxiliary head
+    features: dict[str, Tensor]  # z_m
+
+
+class MultiHeadFusionNet(nn.Module):
+    """Encoders, fusion plus one linear fused head, and one linear head per modality."""
+
+    def __init__(
+        self, modalities: Mapping[str, ModalitySpec], fusion: str, num_classes: int, config: ModelConfig
+    ) -> None:
+        super().__init__()
+        if FUSION_GROUP in modalities or "fused" in modalities:
+            raise ValueError(f"'{FUSION_GROUP}' and 'fused' are reserved names; rename that modality")
+        self.modalities = list(modalities)
+        self.encoders = nn.ModuleDict({m: make_encoder(s, config) for m, s in modalities.items()})
+        self.aux_heads = nn.ModuleDict({m: nn.Linear(config.embed_dim, num_classes) for m in modalities})
+        self.fusion = FUSIONS[fusion](config.embed_dim, len(modalities))
+        self.head = nn.Linear(self.fusion.out_dim, num_classes)
+        # joint (vanilla) trains the auxiliary heads on detached features: they measure each
+        # encoder without shaping it.
+        self.detach_aux = False
+
+    def fuse(self, features: Mapping[str, Tensor]) -> Tensor:
+        return self.head(self.fusion([features[m] for m in self.modalities]))
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Outputs:
+        features = {m: self.encoders[m](inputs[m]) for m in self.modalities}
+        heads = {
+            m: self.aux_heads[m](z.detach() if self.detach_aux else z) for m, z in features.items()
+        }
+        return Outputs(self.fuse(features), heads, features)
+
+    def fuse_without(self, features: Mapping[str, Tensor], modality: str) -> Tensor:
+        """Fused logits with ``z_modality`` replaced by zeros (utilization of >2 modalities)."""
+        masked = dict(features)
+        masked[modality] = torch.zeros_like(features[modality])
+        return self.fuse(masked)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """One group per modality (encoder and auxiliary head) and one for fusion and fused head."""
+        groups = {
+            m: [*self.encoders[m].parameters(), *self.aux_heads[m].parameters()] for m in self.modalities
+        }
+        groups[FUSION_GROUP] = [*self.fusion.parameters(), *self.head.parameters()]
+        return groups

@@ -1,0 +1,167 @@
+"""Where a run's epochs, events and summary go: the `Reporter` protocol and its implementations.
+
+Metric keys are paths (see DESIGN.md): ``loss/train``, ``loss/val``,
+``loss/{train,val}/{fused,<modality>}``, ``metric/{train,val,test}/fused``,
+``metric/{train,val,test}/<modality>``, ``util/<modality>``, ``util/delta``,
+``lr/<modality>``, ``lr/fusion``, ``time/epoch``. The step is the epoch
+(1-based). A step may be reported more than once (test metrics arrive at the
+end, for the best and the last epoch); a later value of a key overwrites.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol, runtime_checkable
+
+from tqdm.auto import tqdm
+
+
+@runtime_checkable
+class Reporter(Protocol):
+    def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None: ...
+
+    def on_event(self, epoch: int, kind: str, message: str, data: Mapping[str, Any]) -> None: ...
+
+    def on_summary(self, summary: Mapping[str, Any]) -> None: ...
+
+    def should_stop(self) -> bool:
+        """Checked between batches: True stops the run before the next batch."""
+        ...
+
+
+class BaseReporter:
+    """A reporter that ignores everything; subclass and override what you need."""
+
+    def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        pass
+
+    def on_event(self, epoch: int, kind: str, message: str, data: Mapping[str, Any]) -> None:
+        pass
+
+    def on_summary(self, summary: Mapping[str, Any]) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
+@dataclass
+class MemoryReporter(BaseReporter):
+    """Keeps everything in lists, for notebooks and tests."""
+
+    epochs: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.epochs.append((epoch, dict(metrics)))
+
+    def on_event(self, epoch: int, kind: str, message: str, data: Mapping[str, Any]) -> None:
+        self.events.append({"epoch": epoch, "kind": kind, "message": message, "data": dict(data)})
+
+    def on_summary(self, summary: Mapping[str, Any]) -> None:
+        self.summary = dict(summary)
+
+    def series(self, key: str) -> list[tuple[int, float]]:
+        """``[(epoch, value), ...]`` of one key, the last value of each epoch."""
+        points: dict[int, float] = {}
+        for epoch, metrics in self.epochs:
+            if key in metrics:
+                points[epoch] = metrics[key]
+        return sorted(points.items())
+
+
+def _finite(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
+
+
+class JsonlReporter(BaseReporter):
+    """One JSON object per line: ``{"epoch", "metrics"}``, ``{"event"}`` and finally ``{"summary"}``."""
+
+    def __init__(self, path: str | Path, append: bool = False) -> None:
+        self.path = Path(path)
+        self._file: IO[str] = self.path.open("a" if append else "w", encoding="utf-8")
+
+    def _write(self, obj: Mapping[str, Any]) -> None:
+        self._file.write(json.dumps(obj, allow_nan=False) + "\n")
+        self._file.flush()
+
+    def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self._write({"epoch": epoch, "metrics": _finite(metrics)})
+
+    def on_event(self, epoch: int, kind: str, message: str, data: Mapping[str, Any]) -> None:
+        self._write({"event": {"epoch": epoch, "kind": kind, "message": message, "data": dict(data)}})
+
+    def on_summary(self, summary: Mapping[str, Any]) -> None:
+        self._write({"summary": _finite(summary)})
+        self.close()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+def epoch_line(epoch: int, epochs: int, metrics: Mapping[str, float], modalities: Sequence[str]) -> str:
+    """``epoch  3/30  loss 0.41/0.39  val fused 0.953 | pix 0.940 fou 0.712  gap 0.24``"""
+    parts = [f"epoch {epoch:>{len(str(epochs))}}/{epochs}"]
+    if "loss/train" in metrics:
+        parts.append(f"loss {metrics['loss/train']:.3f}/{metrics.get('loss/val', math.nan):.3f}")
+    if "metric/val/fused" in metrics:
+        heads = " ".join(f"{m} {metrics.get(f'metric/val/{m}', math.nan):.3f}" for m in modalities)
+        parts.append(f"val fused {metrics['metric/val/fused']:.3f} | {heads}")
+    if "util/delta" in metrics:
+        parts.append(f"gap {metrics['util/delta']:.3f}")
+    return "  ".join(parts)
+
+
+class ConsoleReporter(BaseReporter):
+    """A progress bar over epochs and one line per epoch (and per MILES action) in the terminal."""
+
+    def __init__(self, epochs: int, modalities: Sequence[str], start: int = 0, file: IO[str] | None = None) -> None:
+        self.epochs = epochs
+        self.modalities = list(modalities)
+        self.file = file
+        self.bar = tqdm(total=epochs, initial=start, unit="epoch", file=file, dynamic_ncols=True, leave=False)
+        self._last_epoch = start
+
+    def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        if "loss/train" not in metrics:  # test metrics arriving at the end
+            return
+        self.bar.write(epoch_line(epoch, self.epochs, metrics, self.modalities), file=self.file)
+        if "metric/val/fused" in metrics:
+            self.bar.set_postfix_str(f"val {metrics['metric/val/fused']:.3f}", refresh=False)
+        self.bar.update(epoch - self._last_epoch)
+        self._last_epoch = epoch
+
+    def on_event(self, epoch: int, kind: str, message: str, data: Mapping[str, Any]) -> None:
+        if kind != "miles.decision" or data.get("slowed"):
+            self.bar.write(f"  {message}", file=self.file)
+
+    def on_summary(self, summary: Mapping[str, Any]) -> None:
+        self.bar.close()
+
+
+class MultiReporter(BaseReporter):
+    """Sends everything to several reporters; stops when any of them asks to."""
+
+    def __init__(self, *reporters: Reporter) -> None:
+        self.reporters = list(reporters)
+
+    def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        for reporter in self.reporters:
+            reporter.on_epoch(epoch, metrics)
+
+    def on_event(self, epoch: int, kind: str, message: str, data: Mapping[str, Any]) -> None:
+        for reporter in self.reporters:
+            reporter.on_event(epoch, kind, message, data)
+
+    def on_summary(self, summary: Mapping[str, Any]) -> None:
+        for reporter in self.reporters:
+            reporter.on_summary(summary)
+
+    def should_stop(self) -> bool:
+        return any(reporter.should_stop() for reporter in self.reporters)
