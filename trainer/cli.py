@@ -118,11 +118,11 @@ def train_command(ctx: click.Context, **options: Any) -> None:
         training = Training(config, checkpoint_dir=checkpoint_dir)
     except (DatasetError, DeviceError) as error:
         raise click.ClickException(str(error)) from None
+    click.echo(f"{config.describe()}, {config.epochs} epochs on {training.device}", err=True)
     reporters: list[Any] = [ConsoleReporter(config.epochs, training.modalities, start=min(start, config.epochs), file=sys.stderr)]
     if options["out"]:
         reporters.append(JsonlReporter(options["out"], append=resume is not None))
     training.reporter = MultiReporter(*reporters)
-    click.echo(f"{config.describe()}, {config.epochs} epochs on {training.device}", err=True)
     try:
         result = training.run(resume=resume is not None)
     except CheckpointError as error:

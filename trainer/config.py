@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from trainer.datasets import DATASETS
 from trainer.methods import METHODS
-from trainer.spec import SpecModel, rebuild
+from trainer.spec import SpecModel, field_error
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 Fusion = Literal["concat", "sum", "film", "gated"]
@@ -85,37 +85,55 @@ class TrainConfig(SpecModel):
             raise ValueError(f"must be 'auto', 'cpu', 'cuda' or 'cuda:N' (got {value!r})")
         return value
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        if value not in DATASETS:
+            raise ValueError(f"unknown dataset {value!r}; allowed: {', '.join(DATASETS)}")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in METHODS:
+            raise ValueError(f"unknown method {value!r}; allowed: {', '.join(METHODS)}")
+        return value
+
+    @field_validator("dataset_params")
+    @classmethod
+    def _dataset_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        entry = DATASETS.get(info.data.get("dataset", ""))
+        return entry.params.model_validate(value).model_dump() if entry else value
+
+    @field_validator("params")
+    @classmethod
+    def _method_hyperparameters(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        spec = METHODS.get(info.data.get("method", ""))
+        return spec.params.model_validate(value).model_dump() if spec else value
+
     @model_validator(mode="after")
-    def _resolve_per_dataset_and_method(self) -> TrainConfig:
-        entry = DATASETS.get(self.dataset)
-        if entry is None:
-            raise _field_error("dataset", self.dataset, f"unknown dataset; allowed: {', '.join(DATASETS)}")
-        spec = METHODS.get(self.method)
-        if spec is None:
-            raise _field_error("method", self.method, f"unknown method; allowed: {', '.join(METHODS)}")
-        dataset_params = _validate_nested(entry.params, self.dataset_params, "dataset_params")
-        self.params = _validate_nested(spec.params, self.params, "params").model_dump()
-        self.dataset_params = dataset_params.model_dump()
+    def _fit_the_dataset(self) -> TrainConfig:
+        entry = DATASETS[self.dataset]
         if self.data_path is not None and not entry.reads_disk:
             readers = ", ".join(name for name, e in DATASETS.items() if e.reads_disk)
-            raise _field_error("data_path", self.data_path, f"dataset {self.dataset!r} is built in; data_path applies to {readers}")
+            raise field_error("TrainConfig", "data_path", self.data_path, f"dataset {self.dataset!r} is built in; data_path applies to {readers}")
         if self.dataset == "folder" and not self.data_path:
-            raise _field_error("data_path", None, "the folder dataset needs data_path: a directory with train.npz, val.npz and test.npz")
-        info = entry.describe(dataset_params, self.data_path)
+            raise field_error("TrainConfig", "data_path", None, "the folder dataset needs data_path: a directory with train.npz, val.npz and test.npz")
+        info = entry.describe(entry.params.model_validate(self.dataset_params), self.data_path)
         if info is not None:
             if self.modalities is None:
                 self.modalities = list(info.default_modalities)
             unknown = [m for m in self.modalities if m not in info.modalities]
             if unknown:
-                raise _field_error(
-                    "modalities", self.modalities,
+                raise field_error(
+                    "TrainConfig", "modalities", self.modalities,
                     f"{', '.join(map(repr, unknown))} not in dataset {self.dataset!r}; available: {', '.join(info.modalities)}",
                 )
         if self.modalities is not None:
             if len(self.modalities) < 2:
-                raise _field_error("modalities", self.modalities, "name at least two modalities")
+                raise field_error("TrainConfig", "modalities", self.modalities, "name at least two modalities")
             if len(set(self.modalities)) != len(self.modalities):
-                raise _field_error("modalities", self.modalities, "each modality may appear only once")
+                raise field_error("TrainConfig", "modalities", self.modalities, "each modality may appear only once")
         return self
 
     def describe(self) -> str:
@@ -123,16 +141,3 @@ class TrainConfig(SpecModel):
         pair = "+".join(self.modalities or ["all"])
         return f"{self.method} on {self.dataset} ({pair}, {self.fusion})"
 
-
-def _validate_nested(model: type[SpecModel], value: dict[str, Any], field: str) -> SpecModel:
-    try:
-        return model.model_validate(value)
-    except ValidationError as error:
-        raise rebuild(error, "TrainConfig", prefix=(field,)) from None
-
-
-def _field_error(field: str, value: Any, message: str) -> ValidationError:
-    from pydantic_core import InitErrorDetails, PydanticCustomError
-
-    details: InitErrorDetails = {"type": PydanticCustomError("invalid_value", message), "loc": (field,), "input": value}
-    return ValidationError.from_exception_data("TrainConfig", [details])

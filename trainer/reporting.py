@@ -66,6 +66,13 @@ class MemoryReporter(BaseReporter):
     def on_summary(self, summary: Mapping[str, Any]) -> None:
         self.summary = dict(summary)
 
+    def by_epoch(self) -> dict[int, dict[str, float]]:
+        """Every epoch's metrics, merged across the calls that reported them."""
+        merged: dict[int, dict[str, float]] = {}
+        for epoch, metrics in self.epochs:
+            merged.setdefault(epoch, {}).update(metrics)
+        return merged
+
     def series(self, key: str) -> list[tuple[int, float]]:
         """``[(epoch, value), ...]`` of one key, the last value of each epoch."""
         points: dict[int, float] = {}

@@ -67,6 +67,12 @@ def rebuild(
     return ValidationError.from_exception_data(title, details)
 
 
+def field_error(title: str, field: str, value: Any, message: str) -> ValidationError:
+    """A validation error about one field, for checks that involve several fields."""
+    details: InitErrorDetails = {"type": PydanticCustomError("invalid_value", message), "loc": (field,), "input": value}
+    return ValidationError.from_exception_data(title, [details])
+
+
 class SpecModel(BaseModel):
     """Base of every user-facing spec: strict fields and readable errors."""
 

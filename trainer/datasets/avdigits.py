@@ -34,7 +34,15 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from trainer.datasets.base import Dataset, DatasetError, DatasetInfo, ModalitySpec, Split, data_root, resolve_data_path
+from trainer.datasets.base import (
+    Dataset,
+    DatasetError,
+    DatasetInfo,
+    ModalitySpec,
+    Split,
+    data_root,
+    resolve_data_path,
+)
 from trainer.spec import SpecModel
 
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")

@@ -27,7 +27,16 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, ValidationError
 
-from trainer.datasets.base import SPLITS, Dataset, DatasetError, DatasetInfo, Kind, ModalitySpec, Split, resolve_data_path
+from trainer.datasets.base import (
+    SPLITS,
+    Dataset,
+    DatasetError,
+    DatasetInfo,
+    Kind,
+    ModalitySpec,
+    Split,
+    resolve_data_path,
+)
 from trainer.spec import SpecModel, explain
 
 

@@ -1,0 +1,84 @@
+"""TrainConfig: defaults per dataset and method, and errors that name the field and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from trainer.config import TrainConfig
+from trainer.spec import explain
+
+
+def errors_of(**spec) -> dict[str, str]:
+    with pytest.raises(ValidationError) as caught:
+        TrainConfig.model_validate(spec)
+    return {e.field: e.message for e in explain(caught.value)}
+
+
+def test_defaults_fill_the_dataset_pair_and_the_method_hyperparameters():
+    config = TrainConfig(dataset="mfeat")
+    assert config.modalities == ["pix", "fou"]
+    assert config.method == "miles"
+    assert config.params == {"tau": 0.2, "mu": 0.5, "utilization_split": "val"}
+    assert config.device == "auto"
+
+
+def test_the_spec_round_trips_through_json():
+    config = TrainConfig(dataset="synthetic", method="joint", epochs=3)
+    assert TrainConfig.model_validate_json(config.model_dump_json()) == config
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "fragment"),
+    [
+        ({"epochs": 0}, "epochs", "1 <= epochs <= 1000"),
+        ({"epochs": 1001}, "epochs", "1 <= epochs <= 1000"),
+        ({"batch_size": 5000}, "batch_size", "1 <= batch_size <= 4096"),
+        ({"lr": 0}, "lr", "0 < lr <= 1"),
+        ({"lr": 1.5}, "lr", "0 < lr <= 1"),
+        ({"params": {"tau": 1.2}}, "params.tau", "0 <= tau <= 1"),
+        ({"params": {"mu": 0}}, "params.mu", "0 < mu <= 1"),
+        ({"params": {"utilization_split": "test"}}, "params.utilization_split", "'val' or 'train'"),
+        ({"fusion": "mean"}, "fusion", "'concat', 'sum', 'film' or 'gated'"),
+        ({"device": "tpu"}, "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        ({"model": {"cnn_depth": 9}}, "model.cnn_depth", "1 <= cnn_depth <= 6"),
+    ],
+)
+def test_out_of_range_values_name_the_field_and_the_allowed_range(spec, field, fragment):
+    errors = errors_of(dataset="mfeat", **spec)
+    assert fragment in errors[field]
+
+
+def test_unknown_fields_are_rejected_with_the_allowed_ones():
+    errors = errors_of(dataset="mfeat", learning_rate=0.1, params={"gamma": 1})
+    assert "allowed fields" in errors["learning_rate"] and "lr" in errors["learning_rate"]
+    assert "tau, mu, utilization_split" in errors["params.gamma"]
+
+
+def test_methods_without_hyperparameters_refuse_any():
+    assert "params.tau" in errors_of(dataset="mfeat", method="joint", params={"tau": 0.2})
+
+
+def test_unknown_dataset_and_method_list_the_known_ones():
+    assert "mfeat, avdigits, synthetic, folder" in errors_of(dataset="cifar")["dataset"]
+    assert "joint, joint_aux, miles" in errors_of(dataset="mfeat", method="ogm")["method"]
+
+
+def test_modalities_must_exist_be_distinct_and_at_least_two():
+    assert "available: fac, fou, kar, mor, pix, zer" in errors_of(dataset="mfeat", modalities=["pix", "rgb"])["modalities"]
+    assert "at least two" in errors_of(dataset="mfeat", modalities=["pix"])["modalities"]
+    assert "only once" in errors_of(dataset="mfeat", modalities=["pix", "pix"])["modalities"]
+
+
+def test_data_path_is_only_for_datasets_read_from_disk():
+    assert "avdigits, folder" in errors_of(dataset="mfeat", data_path="x")["data_path"]
+    assert "needs data_path" in errors_of(dataset="folder")["data_path"]
+    assert TrainConfig(dataset="folder", data_path="mine").modalities is None  # known once the files are read
+
+
+def test_dataset_options_are_validated_by_the_dataset():
+    errors = errors_of(dataset="synthetic", dataset_params={"dim": 0, "signals": {"a": -1}})
+    assert "1 <= dim <= 4096" in errors["dataset_params.dim"]
+    assert "0 <= signal <= 100" in errors["dataset_params.signals"]
+    config = TrainConfig(dataset="synthetic", dataset_params={"signals": {"x": 1, "y": 2, "z": 3}})
+    assert config.modalities == ["x", "y", "z"]
