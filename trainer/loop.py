@@ -25,7 +25,7 @@ from trainer.config import TrainConfig
 from trainer.datasets import Dataset, Split, load_dataset
 from trainer.device import resolve_device
 from trainer.methods import METHODS
-from trainer.metrics import Meter, loss_fn
+from trainer.metrics import HeadMeters, loss_fn
 from trainer.miles import conditional_utilization, utilization_gap
 from trainer.models import MultiHeadFusionNet
 from trainer.reporting import BaseReporter, Reporter
@@ -111,37 +111,33 @@ class Training:
 
     # -- measuring -------------------------------------------------------------------------
 
-    def _meters(self) -> dict[str, Meter]:
-        return {h: Meter(self.info.task, self.info.num_classes, self.device) for h in self.heads}
+    def _meters(self, heads: list[str]) -> HeadMeters:
+        return HeadMeters(heads, self.info.task, self.info.num_classes, self.device)
 
-    def _masked_meters(self) -> dict[str, Meter]:
-        if len(self.modalities) <= 2:
-            return {}
-        return {m: Meter(self.info.task, self.info.num_classes, self.device) for m in self.modalities}
-
-    def _scores(self, meters: Mapping[str, Meter], masked: Mapping[str, Meter]) -> SplitScores:
-        metric, loss = {}, {}
-        for head, meter in meters.items():
-            metric[head], loss[head] = meter.result()
+    def _scores(self, meters: HeadMeters, masked: HeadMeters | None) -> SplitScores:
+        results = meters.results()
+        metric = {h: results[h][0] for h in self.heads}
+        loss = {h: results[h][1] for h in self.heads}
         loss["total"] = sum(self.strategy.loss_weights[h] * loss[h] for h in self.heads)
-        return SplitScores(metric, loss, {m: meter.result()[0] for m, meter in masked.items()})
+        without = {m: value for m, (value, _) in masked.results().items()} if masked else {}
+        return SplitScores(metric, loss, without)
 
-    def _update_masked(self, masked: Mapping[str, Meter], features: Mapping[str, Tensor], labels: Tensor) -> None:
-        none = torch.zeros((), device=self.device)
+    def _update_masked(self, masked: HeadMeters, features: Mapping[str, Tensor], labels: Tensor) -> None:
         detached = {m: z.detach() for m, z in features.items()}
-        for modality, meter in masked.items():
-            meter.update(self.model.fuse_without(detached, modality), labels, none)
+        masked.update([self.model.fuse_without(detached, m) for m in self.modalities], labels)
 
     @torch.no_grad()
     def evaluate(self, data: Batches) -> SplitScores:
         """Metric and loss of every head on a split (and the masked fusions, for > 2 modalities)."""
         self.model.eval()
-        meters, masked = self._meters(), self._masked_meters()
+        meters = self._meters(self.heads)
+        masked = self._meters(self.modalities) if len(self.modalities) > 2 else None
         for inputs, labels in data:
             outputs = self.model(inputs)
-            for head, logits in (("fused", outputs.fused), *outputs.heads.items()):
-                meters[head].update(logits, labels, self.criterion(logits, labels))
-            self._update_masked(masked, outputs.features, labels)
+            logits = [outputs.fused, *outputs.heads.values()]
+            meters.update(logits, labels, [self.criterion(head, labels) for head in logits])
+            if masked:
+                self._update_masked(masked, outputs.features, labels)
         self.model.train()
         return self._scores(meters, masked)
 
@@ -150,29 +146,33 @@ class Training:
     def train_epoch(self) -> SplitScores | None:
         """One pass over the training split; None when the reporter asked to stop."""
         self.model.train()
-        meters = self._meters()
-        masked = self._masked_meters() if self.strategy.utilization_split == "train" else {}
-        weights = self.strategy.loss_weights
+        meters = self._meters(self.heads)
+        needs_masked = len(self.modalities) > 2 and self.strategy.utilization_split == "train"
+        masked = self._meters(self.modalities) if needs_masked else None
         for inputs, labels in self.train_data.shuffled(self.config.batch_size, self.shuffle):
             if self.reporter.should_stop():
                 return None
             outputs = self.model(inputs)
-            losses = {"fused": self.criterion(outputs.fused, labels)}
-            for modality, logits in outputs.heads.items():
-                losses[modality] = self.criterion(logits, labels)
-            # Eq. 3: L = L(y_fused, y) + sum_m L(y_m, y), each term weighted by the strategy (1 by default).
-            objective = sum(weights[h] * loss for h, loss in losses.items())
+            logits = [outputs.fused, *outputs.heads.values()]
+            losses = [self.criterion(head, labels) for head in logits]
             self.optimizer.zero_grad(set_to_none=True)
-            objective.backward()
+            self._objective(losses).backward()
             self.strategy.after_backward(self.model, outputs, labels)
             self.optimizer.step()
-            meters["fused"].update(outputs.fused, labels, losses["fused"])
-            for modality, logits in outputs.heads.items():
-                meters[modality].update(logits, labels, losses[modality])
+            meters.update(logits, labels, losses)
             if masked:
                 with torch.no_grad():
                     self._update_masked(masked, outputs.features, labels)
         return self._scores(meters, masked)
+
+    def _objective(self, losses: list[Tensor]) -> Tensor:
+        """Eq. 3: ``L = L(y_fused, y) + sum_m L(y_m, y)``, each term weighted by the strategy (1 by default)."""
+        weights = self.strategy.loss_weights
+        terms = [loss if weights[h] == 1.0 else weights[h] * loss for h, loss in zip(self.heads, losses, strict=True)]
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total
 
     def _epoch_metrics(
         self, train: SplitScores, val: SplitScores, utilization: Mapping[str, float], delta: float,

@@ -1,10 +1,13 @@
 """Task metrics and losses: accuracy and cross-entropy, or macro F1 and binary cross-entropy.
 
-Meters accumulate on the run's device and synchronise once per epoch, so
-measuring the training pass costs no per-batch host round trip.
+`HeadMeters` accumulates every head at once, on the run's device, and
+synchronises once per epoch: measuring the training pass costs a handful of
+tensor operations per batch and no host round trip.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,39 +21,46 @@ def loss_fn(task: Task):
     return F.cross_entropy if task == "single_label" else F.binary_cross_entropy_with_logits
 
 
-class Meter:
-    """Mean loss and the task metric of one head over many batches."""
+class HeadMeters:
+    """Mean loss and the task metric (accuracy, or macro F1 for multilabel) of several heads."""
 
-    def __init__(self, task: Task, num_classes: int, device: torch.device) -> None:
+    def __init__(self, heads: Sequence[str], task: Task, num_classes: int, device: torch.device) -> None:
+        self.heads = list(heads)
         self.task = task
-        self.loss = torch.zeros((), device=device)
         self.count = 0
+        self.loss = torch.zeros(len(self.heads), device=device)
         if task == "single_label":
-            self.correct = torch.zeros((), device=device, dtype=torch.long)
+            self.correct = torch.zeros(len(self.heads), device=device, dtype=torch.long)
         else:
-            self.counts = torch.zeros(3, num_classes, device=device)  # TP, FP, FN per class
+            self.counts = torch.zeros(len(self.heads), 3, num_classes, device=device)  # TP, FP, FN per class
 
-    def update(self, logits: Tensor, labels: Tensor, loss: Tensor) -> None:
+    @torch.no_grad()
+    def update(self, logits: Sequence[Tensor], labels: Tensor, losses: Sequence[Tensor] | None = None) -> None:
+        """Add one batch: each head's logits (in `heads` order) and, optionally, its mean loss."""
         n = labels.shape[0]
-        self.loss += loss.detach() * n
         self.count += n
+        if losses is not None:
+            self.loss.add_(torch.stack(list(losses)), alpha=n)
+        stacked = torch.stack(list(logits))  # [heads, batch, classes]
         if self.task == "single_label":
-            self.correct += (logits.detach().argmax(1) == labels).sum()
+            self.correct += (stacked.argmax(2) == labels).sum(1)
         else:
-            predicted = logits.detach() > 0
-            actual = labels > 0.5
+            predicted = stacked > 0
+            actual = (labels > 0.5).expand_as(predicted)
             self.counts += torch.stack(
-                [(predicted & actual).sum(0), (predicted & ~actual).sum(0), (~predicted & actual).sum(0)]
+                [(predicted & actual).sum(1), (predicted & ~actual).sum(1), (~predicted & actual).sum(1)], dim=1
             ).float()
 
-    def result(self) -> tuple[float, float]:
-        """(metric, mean loss); metric is accuracy, or macro F1 for multilabel tasks."""
+    def results(self) -> dict[str, tuple[float, float]]:
+        """``{head: (metric, mean loss)}``."""
         if self.count == 0:
-            return 0.0, 0.0
-        loss = float(self.loss) / self.count
+            return {h: (0.0, 0.0) for h in self.heads}
+        losses = (self.loss / self.count).tolist()
         if self.task == "single_label":
-            return int(self.correct) / self.count, loss
-        return macro_f1(self.counts[0], self.counts[1], self.counts[2]), loss
+            metrics = (self.correct.double() / self.count).tolist()
+        else:
+            metrics = [macro_f1(*self.counts[i]) for i in range(len(self.heads))]
+        return {h: (metrics[i], losses[i]) for i, h in enumerate(self.heads)}
 
 
 def macro_f1(tp: Tensor, fp: Tensor, fn: Tensor) -> float:

@@ -5,16 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.metrics import Meter, macro_f1
+from trainer.metrics import HeadMeters, macro_f1
 
 
-def test_accuracy_accumulates_over_batches():
-    meter = Meter("single_label", 3, torch.device("cpu"))
-    meter.update(torch.tensor([[2.0, 0, 0], [0, 2.0, 0]]), torch.tensor([0, 2]), torch.tensor(1.0))
-    meter.update(torch.tensor([[0, 0, 2.0]]), torch.tensor([2]), torch.tensor(4.0))
-    accuracy, loss = meter.result()
-    assert accuracy == pytest.approx(2 / 3)
-    assert loss == pytest.approx((1.0 * 2 + 4.0 * 1) / 3)
+def test_accuracy_and_loss_accumulate_over_batches_for_every_head():
+    meters = HeadMeters(["fused", "a"], "single_label", 3, torch.device("cpu"))
+    right, wrong = torch.tensor([[2.0, 0, 0], [0, 0, 2.0]]), torch.tensor([[0, 2.0, 0], [0, 2.0, 0]])
+    meters.update([right, wrong], torch.tensor([0, 2]), [torch.tensor(1.0), torch.tensor(3.0)])
+    meters.update([torch.tensor([[0, 2.0, 0]]), torch.tensor([[0, 0, 2.0]])], torch.tensor([2]), [torch.tensor(4.0), torch.tensor(0.0)])
+    results = meters.results()
+    assert results["fused"] == pytest.approx((2 / 3, (1.0 * 2 + 4.0) / 3))
+    assert results["a"] == pytest.approx((1 / 3, (3.0 * 2 + 0.0) / 3))
 
 
 def test_macro_f1_is_the_mean_of_per_class_f1_with_zero_for_empty_classes():
@@ -23,9 +24,9 @@ def test_macro_f1_is_the_mean_of_per_class_f1_with_zero_for_empty_classes():
 
 
 def test_multilabel_meter_thresholds_logits_at_zero():
-    meter = Meter("multilabel", 2, torch.device("cpu"))
+    meters = HeadMeters(["fused"], "multilabel", 2, torch.device("cpu"))
     logits = torch.tensor([[1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
     labels = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    meter.update(logits, labels, torch.tensor(0.5))
+    meters.update([logits], labels)
     # class 0: TP 2 -> F1 1; class 1: TP 1, FP 1 -> 2/3
-    assert meter.result()[0] == pytest.approx((1 + 2 / 3) / 2)
+    assert meters.results()["fused"][0] == pytest.approx((1 + 2 / 3) / 2)
