@@ -1,0 +1,84 @@
+"""docker-compose.yml and the Dockerfile, checked by what runs without a Docker engine."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+REQUIRED = re.compile(r"\$\{(\w+):\?[^}]+\}")
+
+
+def test_compose_runs_postgres_redis_server_and_workers():
+    assert {"postgres", "redis", "server", "worker", "worker-cpu", "flower"} <= set(SERVICES)
+
+
+@pytest.mark.parametrize("name", ["postgres", "redis", "server"])
+def test_stateful_services_and_the_server_have_health_checks(name):
+    service = SERVICES[name]
+    if name == "server":  # the image's HEALTHCHECK calls the health endpoint
+        assert "HEALTHCHECK" in DOCKERFILE and "/api/v1/health" in DOCKERFILE
+        assert "healthcheck" not in service or service["healthcheck"].get("disable") is not True
+    else:
+        assert service["healthcheck"]["test"]
+
+
+def test_services_start_only_when_their_dependencies_are_healthy():
+    assert SERVICES["server"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"},
+    }
+    for worker in ("worker", "worker-cpu"):
+        assert SERVICES[worker]["depends_on"] == {"server": {"condition": "service_healthy"}}
+    assert SERVICES["flower"]["depends_on"] == {"redis": {"condition": "service_healthy"}}
+
+
+def test_data_lives_in_named_volumes():
+    assert {"postgres", "redis", "artifacts"} <= set(COMPOSE["volumes"])
+    assert "postgres:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
+    assert "redis:/data" in SERVICES["redis"]["volumes"]
+
+
+def test_secrets_are_required_variables_without_defaults():
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH"} <= set(REQUIRED.findall(text))
+    assert not re.search(r"PASSWORD:-", text), "a password has a default"
+    example = dict(
+        line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines() if line and not line.startswith("#")
+    )
+    assert example["POSTGRES_PASSWORD"] == "" and example["REDIS_PASSWORD"] == ""
+
+
+def test_the_gpu_worker_reserves_gpus_and_a_cpu_profile_covers_machines_without():
+    devices = SERVICES["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    assert SERVICES["worker"]["profiles"] == ["gpu"] and "--gpus" in SERVICES["worker"]["command"]
+    assert SERVICES["worker-cpu"]["profiles"] == ["cpu"] and "--cpu" in SERVICES["worker-cpu"]["command"]
+    assert "deploy" not in SERVICES["worker-cpu"]
+    assert SERVICES["flower"]["profiles"] == ["flower"]
+
+
+def test_the_server_migrates_before_serving_and_requires_auth():
+    assert SERVICES["server"]["command"] == ["sh", "-c", "miles db upgrade && exec miles server"]
+    assert SERVICES["server"]["environment"]["MILES_AUTH"] == "on"
+    assert SERVICES["server"]["environment"]["MILES_HOST"] == "0.0.0.0"
+
+
+def test_the_image_is_multi_stage_non_root_with_cpu_torch_by_default():
+    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\w+)", DOCKERFILE, re.MULTILINE)
+    assert stages == ["build", "runtime"]
+    runtime = DOCKERFILE.split("AS runtime", 1)[1]
+    assert re.search(r"^USER miles$", runtime, re.MULTILINE)
+    assert "ARG TORCH_INDEX=cpu" in DOCKERFILE
+    assert "COPY --from=build /opt/miles /opt/miles" in runtime
+
+
+def test_the_dockerfile_copies_every_package_the_project_ships():
+    packages = re.findall(r'include = \[(.*?)\]', (ROOT / "pyproject.toml").read_text())[0]
+    for package in re.findall(r'"(\w+)\*"', packages):
+        assert f"COPY {package} ./{package}" in DOCKERFILE
