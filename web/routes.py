@@ -1,0 +1,155 @@
+"""The dashboard's pages: HTML shells whose scripts read the JSON API and the live stream.
+
+Nothing here touches the database: a page is a template, and its ES module asks
+``/api/v1`` for the data, exactly as a notebook would. `install` adds the pages,
+the static files and Plotly's JavaScript (served from the installed ``plotly``
+package: no CDN, no build step) to an application.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import version
+from importlib.resources import files
+from os import PathLike
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.types import Scope
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+
+# No inline script anywhere, and nothing from another origin. Plotly sets style
+# attributes and injects <style> elements, hence 'unsafe-inline' for styles only.
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+))
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+}
+RunIdParam = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+
+
+def page(request: Request, template: str, title: str, section: str, **context: Any) -> HTMLResponse:
+    """A page shell; ``section`` marks the current item of the navigation."""
+    return templates.TemplateResponse(
+        request, template,
+        {"title": title, "section": section, "base": request.scope.get("root_path", ""),
+         "plotly_url": plotly_url(), **context},
+        headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def runs_page(request: Request) -> HTMLResponse:
+    return page(request, "runs.html", "Runs", "runs")
+
+
+@router.get("/runs/new", response_class=HTMLResponse)
+def new_run_page(request: Request) -> HTMLResponse:
+    return page(request, "new_run.html", "New run", "new")
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: RunIdParam) -> HTMLResponse:
+    return page(request, "run.html", f"Run {run_id}", "runs", run_id=run_id)
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(request: Request) -> HTMLResponse:
+    return page(request, "compare.html", "Compare runs", "runs")
+
+
+@router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
+def experiment_page(request: Request, experiment_id: RunIdParam) -> HTMLResponse:
+    return page(request, "experiment.html", f"Experiment {experiment_id}", "runs", experiment_id=experiment_id)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    return page(request, "login.html", "Sign in", "login")
+
+
+# -- Plotly's JavaScript ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A JavaScript file held in memory, plain and gzip-compressed, with its ETag."""
+
+    plain: bytes
+    compressed: bytes
+    etag: str
+
+
+@cache
+def plotly_bundle() -> Bundle:
+    """plotly.min.js from the installed ``plotly`` package (about 5 MB, 1.4 MB compressed)."""
+    plain = files("plotly").joinpath("package_data", "plotly.min.js").read_bytes()
+    return Bundle(plain, gzip.compress(plain, compresslevel=9, mtime=0), f'"{hashlib.sha256(plain).hexdigest()[:32]}"')
+
+
+def plotly_url() -> str:
+    # The package's version is in the path, so the file can be cached for good.
+    return f"/vendor/plotly-{version('plotly')}.min.js"
+
+
+@router.get("/vendor/plotly-{package_version}.min.js")
+def plotly_js(request: Request, package_version: str) -> Response:
+    headers = {
+        "ETag": plotly_bundle().etag,
+        "Cache-Control": "public, max-age=31536000, immutable" if package_version == version("plotly") else "no-cache",
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    bundle = plotly_bundle()
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(bundle.compressed, media_type="text/javascript", headers={**headers, "Content-Encoding": "gzip"})
+    return Response(bundle.plain, media_type="text/javascript", headers=headers)
+
+
+# -- static files and installation ------------------------------------------------------------------
+
+
+class DashboardFiles(StaticFiles):
+    """The dashboard's CSS and modules, revalidated on every load (they change with each release)."""
+
+    def file_response(
+        self, full_path: PathLike[str] | str, stat_result: Any, scope: Scope, status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def install(app: FastAPI) -> None:
+    """Serve the dashboard from ``app``: the pages, ``/static`` and Plotly's JavaScript."""
+    app.include_router(router)
+    app.mount("/static", DashboardFiles(directory=HERE / "static"), name="static")
