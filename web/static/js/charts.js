@@ -1,0 +1,222 @@
+/**
+ * Charts that grow while a run trains.
+ *
+ * A chart keeps its own copy of every point it draws (series id -> step -> value).
+ * `set` only records a point and marks the chart dirty; once per animation frame,
+ * every dirty chart draws what changed in as few Plotly calls as possible:
+ * `addTraces` for series seen for the first time, `extendTraces` for points after
+ * a series' last step (the usual case: one new epoch), and `restyle` of a whole
+ * series only when a point lands at or before its last step (a value replaced, or
+ * the test metric of an earlier best epoch). Thousands of points arriving in one
+ * frame therefore cost one redraw, and a hidden tab costs none until it is shown.
+ */
+
+import { onThemeChange, theme, translucent } from "./theme.js";
+
+/** @type {Set<LiveChart>} */
+const dirty = new Set();
+let frame = 0;
+
+function schedule(chart) {
+  dirty.add(chart);
+  frame ||= requestAnimationFrame(drawDirtyCharts);
+}
+
+function drawDirtyCharts() {
+  frame = 0;
+  const charts = [...dirty];
+  dirty.clear();
+  for (const chart of charts) chart.draw();
+}
+
+const CONFIG = {
+  displaylogo: false,
+  responsive: true,
+  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
+  toImageButtonOptions: { format: "png", scale: 2 },
+};
+
+/**
+ * How a series is drawn. Plotly trace attributes, plus:
+ * @typedef {object} SeriesStyle
+ * @property {string} name  Legend entry.
+ * @property {(t: import("./theme.js").Theme) => string} color
+ * @property {number} [fillAlpha]  Fill the area under the line with the colour at this alpha.
+ * @property {number} [legendrank]  Order in the legend (lower first).
+ */
+
+/** Layout attributes that follow the theme, as Plotly attribute paths. */
+function themedLayout(t) {
+  const axis = (name) => ({
+    [`${name}.gridcolor`]: t.grid, [`${name}.linecolor`]: t.border, [`${name}.zerolinecolor`]: t.border,
+    [`${name}.tickfont.color`]: t.muted, [`${name}.title.font.color`]: t.muted,
+  });
+  return {
+    "font.color": t.text, "font.family": t.font, "legend.font.color": t.text,
+    "hoverlabel.bgcolor": t.surface, "hoverlabel.bordercolor": t.border, "hoverlabel.font.color": t.text,
+    ...axis("xaxis"), ...axis("yaxis"),
+  };
+}
+
+/** Set `obj[a][b][c] = value` for the attribute path "a.b.c" (array parts like "shapes[0]" included). */
+function setPath(obj, path, value) {
+  const parts = path.replace(/\[(\d+)\]/g, ".$1").split(".");
+  let node = obj;
+  for (const part of parts.slice(0, -1)) node = node[part] ??= {};
+  node[parts.at(-1)] = value;
+}
+
+function colorAttributes(style, t) {
+  const color = style.color(t);
+  const attrs = { "line.color": color, "marker.color": color };
+  if (style.fillAlpha) attrs.fillcolor = translucent(color, style.fillAlpha);
+  return attrs;
+}
+
+export class LiveChart {
+  /**
+   * @param {HTMLElement} node  An element with `data-empty`, the text shown while nothing is drawn.
+   * @param {object} options
+   * @param {(id: string) => SeriesStyle | null} options.style  The style of series `id`; null: not drawn here.
+   * @param {object} [options.layout]  Plotly layout (axis titles and types).
+   * @param {(t: import("./theme.js").Theme) => object} [options.themed]  More theme-dependent layout, as attribute paths.
+   */
+  constructor(node, { style, layout = {}, themed = () => ({}) }) {
+    this.node = node;
+    this.styleOf = style;
+    this.themed = themed;
+    /** @type {Map<string, {style: SeriesStyle, points: Map<number, [number, string]>, index: number, last: number, tail: [number, number, string][], rewrite: boolean}>} */
+    this.series = new Map();
+    this.traces = 0;
+    this.ready = false;
+    const t = theme();
+    const base = {
+      margin: { t: 8, r: 12, b: 40, l: 52 },
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { size: 12 },
+      hovermode: "x unified", uirevision: "keep",
+      legend: { orientation: "h", x: 0, y: -0.18, yanchor: "top", bgcolor: "rgba(0,0,0,0)" },
+      xaxis: { title: { text: "epoch", standoff: 6 }, tickformat: "d", zeroline: false, automargin: true },
+      yaxis: { automargin: true },
+    };
+    const merged = structuredClone(layout);
+    for (const [key, value] of Object.entries(base)) {
+      merged[key] = typeof value === "object" && !Array.isArray(value) ? { ...value, ...merged[key] } : merged[key] ?? value;
+    }
+    for (const [path, value] of Object.entries({ ...themedLayout(t), ...this.themed(t) })) setPath(merged, path, value);
+    node.dataset.state = "empty";
+    window.Plotly.newPlot(node, [], merged, CONFIG).then(() => {
+      this.ready = true;
+      schedule(this);
+    });
+    onThemeChange((next) => this.repaint(next));
+  }
+
+  /** Whether any point has been set. */
+  get empty() {
+    for (const series of this.series.values()) if (series.points.size) return false;
+    return true;
+  }
+
+  /**
+   * Record the value of series `id` at `step` (a later value for the same step replaces the earlier one).
+   * @returns {boolean} Whether this chart draws series `id`.
+   */
+  set(id, step, value, text = "") {
+    if (!Number.isFinite(value) || !Number.isFinite(step)) return this.series.has(id);
+    let series = this.series.get(id);
+    if (!series) {
+      const style = this.styleOf(id);
+      if (!style) return false;
+      series = { style, points: new Map(), index: -1, last: -Infinity, tail: [], rewrite: false };
+      this.series.set(id, series);
+    }
+    const previous = series.points.get(step);
+    if (previous && previous[0] === value && previous[1] === text) return true;
+    series.points.set(step, [value, text]);
+    if (step > series.last) series.tail.push([step, value, text]);
+    else series.rewrite = true;
+    series.last = Math.max(series.last, step);
+    schedule(this);
+    return true;
+  }
+
+  /** Remove every series (the compare page, when another metric is chosen). */
+  clear() {
+    if (this.traces) window.Plotly.deleteTraces(this.node, [...Array(this.traces).keys()]);
+    this.series.clear();
+    this.traces = 0;
+    this.node.dataset.state = "empty";
+  }
+
+  /** Draw what changed since the last frame. */
+  draw() {
+    if (!this.ready) return;
+    const Plotly = window.Plotly;
+    const t = theme();
+    const added = [];
+    const rewritten = { x: [], y: [], text: [] };
+    const rewrittenIndices = [];
+    const extended = { x: [], y: [], text: [] };
+    const extendedIndices = [];
+    for (const series of this.series.values()) {
+      if (series.index < 0) {
+        const [x, y, text] = sortedColumns(series.points);
+        const { color: _color, fillAlpha: _alpha, ...attrs } = series.style;
+        const trace = { type: "scatter", ...attrs, x, y, text };
+        for (const [path, value] of Object.entries(colorAttributes(series.style, t))) setPath(trace, path, value);
+        added.push(trace);
+        series.index = this.traces + added.length - 1;
+      } else if (series.rewrite) {
+        const [x, y, text] = sortedColumns(series.points);
+        rewritten.x.push(x);
+        rewritten.y.push(y);
+        rewritten.text.push(text);
+        rewrittenIndices.push(series.index);
+      } else if (series.tail.length) {
+        extended.x.push(series.tail.map((p) => p[0]));
+        extended.y.push(series.tail.map((p) => p[1]));
+        extended.text.push(series.tail.map((p) => p[2]));
+        extendedIndices.push(series.index);
+      }
+      series.tail = [];
+      series.rewrite = false;
+    }
+    if (added.length) {
+      Plotly.addTraces(this.node, added);
+      this.traces += added.length;
+    }
+    if (rewrittenIndices.length) Plotly.restyle(this.node, rewritten, rewrittenIndices);
+    if (extendedIndices.length) Plotly.extendTraces(this.node, extended, extendedIndices);
+    this.node.dataset.state = this.empty ? "empty" : "drawn";
+  }
+
+  /** Change the layout (e.g. the threshold line once the run's tau is known), as attribute paths. */
+  relayout(update) {
+    window.Plotly.relayout(this.node, update);
+  }
+
+  repaint(t) {
+    if (!this.ready) return;
+    window.Plotly.relayout(this.node, { ...themedLayout(t), ...this.themed(t) });
+    const drawn = [...this.series.values()].filter((series) => series.index >= 0);
+    if (!drawn.length) return;
+    const update = {};
+    for (const series of drawn) {
+      for (const [path, value] of Object.entries(colorAttributes(series.style, t))) {
+        (update[path] ??= Array(drawn.length).fill(null))[drawn.indexOf(series)] = value;
+      }
+    }
+    window.Plotly.restyle(this.node, update, drawn.map((series) => series.index));
+  }
+}
+
+/** `[steps, values, texts]` of a series, in step order. */
+function sortedColumns(points) {
+  const steps = [...points.keys()].sort((a, b) => a - b);
+  return [steps, steps.map((s) => points.get(s)[0]), steps.map((s) => points.get(s)[1])];
+}
+
+/** Text for Plotly labels, which read a little HTML: user-supplied names must not be read as markup. */
+export function plotlyText(text) {
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}

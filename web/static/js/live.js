@@ -1,0 +1,82 @@
+/**
+ * The live stream of a run: server-sent events from `/api/v1/runs/{id}/stream`.
+ *
+ * Events: `status` (first on connect, then on every change), `epoch` `{step, metrics}`,
+ * `run_event` (a row of the run's log), `end` (the run finished: the server closes the
+ * stream and we must not reconnect) and `reconnect` (the stream's lifetime is over: the
+ * browser reconnects by itself, sending `Last-Event-ID`, and the server resumes after it).
+ * Message ids are cursors "<step>:<event id>". When the browser gives up (an HTTP error
+ * while reconnecting), we open a new stream from the last cursor, backing off.
+ */
+
+import { url } from "./api.js";
+
+/**
+ * @typedef {object} StreamHandlers
+ * @property {(status: object) => void} onStatus
+ * @property {(step: number, metrics: Record<string, number>) => void} onEpoch
+ * @property {(event: object) => void} onEvent
+ * @property {(final: {status: string}) => void} onEnd
+ * @property {(state: "live" | "reconnecting" | "ended") => void} onState
+ */
+
+/**
+ * Follow run `runId` from the cursor `(sinceStep, afterEvent)` (the history already loaded).
+ * @param {number} runId
+ * @param {{sinceStep: number | null, afterEvent: number | null}} from
+ * @param {StreamHandlers} handlers
+ * @returns {{close: () => void}}
+ */
+export function followRun(runId, from, handlers) {
+  let cursor = { ...from };
+  let source = null;
+  let retryMs = 1000;
+  let ended = false;
+
+  const remember = (message) => {
+    const [step, eventId] = (message.lastEventId || "").split(":").map(Number);
+    if (Number.isInteger(step)) cursor = { sinceStep: step, afterEvent: Number.isInteger(eventId) ? eventId : cursor.afterEvent };
+  };
+  const on = (name, handle) => source.addEventListener(name, (message) => {
+    remember(message);
+    handle(JSON.parse(message.data));
+  });
+
+  const connect = () => {
+    const target = new URL(url(`/api/v1/runs/${runId}/stream`), location.origin);
+    if (cursor.sinceStep !== null && cursor.sinceStep !== undefined) target.searchParams.set("since_step", String(cursor.sinceStep));
+    if (cursor.afterEvent !== null && cursor.afterEvent !== undefined) target.searchParams.set("after_event", String(cursor.afterEvent));
+    source = new EventSource(target);
+    source.addEventListener("open", () => {
+      retryMs = 1000;
+      handlers.onState("live");
+    });
+    on("status", handlers.onStatus);
+    on("epoch", (data) => handlers.onEpoch(data.step, data.metrics));
+    on("run_event", handlers.onEvent);
+    on("reconnect", () => handlers.onState("reconnecting"));
+    on("end", (data) => {
+      ended = true;
+      source.close();
+      handlers.onState("ended");
+      handlers.onEnd(data);
+    });
+    source.addEventListener("error", () => {
+      if (ended) return;
+      handlers.onState("reconnecting");
+      if (source.readyState === EventSource.CLOSED) {
+        // The browser will not retry (the server answered with an error): start afresh from our cursor.
+        setTimeout(() => { if (!ended) connect(); }, retryMs);
+        retryMs = Math.min(retryMs * 2, 30_000);
+      }
+    });
+  };
+
+  connect();
+  return {
+    close() {
+      ended = true;
+      source?.close();
+    },
+  };
+}

@@ -1,0 +1,318 @@
+/**
+ * The run page. History first (the run, its metric series, its events), then the
+ * live stream from where the history ends; the charts, the log, the progress and
+ * the status follow the stream until the run ends.
+ */
+
+import * as api from "./api.js";
+import { byId, h, showAlert } from "./dom.js";
+import * as fmt from "./format.js";
+import { followRun } from "./live.js";
+import { RunCharts } from "./run-charts.js";
+import { methodParams, progressBar, statusBadge } from "./runs-table.js";
+
+const runId = Number(byId("run-page").dataset.runId);
+const alertBox = byId("run-alert");
+const seenEvents = new Set();
+let run = null;
+let charts = null;
+let stream = null;
+let lastEventId = null;
+/** Seconds per epoch (`time/epoch`), by epoch. */
+const epochSeconds = new Map();
+
+// -- header, progress, actions -------------------------------------------------------------------
+
+function showHeader() {
+  byId("run-name").textContent = run.name;
+  document.title = `${run.name} · MILES`;
+  const badge = byId("run-status");
+  badge.replaceWith(Object.assign(statusBadge(run), { id: "run-status" }));
+  const crumb = byId("crumb-experiment");
+  crumb.replaceChildren(...(run.experiment
+    ? [" / ", h("a", { href: api.url(`/experiments/${run.experiment_id}`) }, run.experiment)]
+    : []));
+  const parts = [`#${run.id}`];
+  if (run.method) parts.push(`${run.method}${methodParams(run) ? ` (${methodParams(run)})` : ""}`);
+  if (run.dataset) parts.push(`${run.dataset}: ${fmt.modalities(run.modalities)}`);
+  if (run.fusion) parts.push(`${run.fusion} fusion`);
+  if (run.seed !== null && run.seed !== undefined) parts.push(`seed ${run.seed}`);
+  if (!run.execute) parts.push("logged from outside");
+  byId("run-subtitle").replaceChildren(parts.join(" · "), ...run.tags.map((tag) => h("span", { class: "tag" }, tag)));
+
+  const active = fmt.ACTIVE.has(run.status);
+  const cancel = byId("cancel");
+  cancel.hidden = !active;
+  cancel.disabled = run.cancel_requested;
+  cancel.textContent = run.cancel_requested ? "Stopping…" : "Cancel";
+  byId("clone").hidden = !run.config;
+
+  const strip = byId("progress-strip");
+  strip.hidden = !run.progress.epochs && !run.progress.epoch;
+  strip.replaceChildren(progressBar(run, true));
+  if (run.status === "failed") {
+    showAlert(alertBox, `The run failed: ${run.error ?? "no reason was recorded"}${run.error_detail ? ` (${run.error_detail})` : ""}`);
+  }
+}
+
+function showDetails() {
+  const epochTimes = [...epochSeconds.values()];
+  const rows = [
+    ["Status", fmt.STATUS_LABELS[run.status] ?? run.status],
+    ["Worker", run.worker ?? (run.execute ? "not yet claimed" : "your own loop")],
+    ["Queue", run.queue],
+    ["Created", fmt.dateTime(run.created_at)],
+    ["Started", run.started_at ? fmt.dateTime(run.started_at) : null],
+    ["Finished", run.finished_at ? fmt.dateTime(run.finished_at) : null],
+    ["Duration", run.started_at ? fmt.duration(fmt.secondsBetween(run.started_at, run.finished_at)) : null],
+    ["Queued for", run.started_at ? fmt.duration(fmt.secondsBetween(run.created_at, run.started_at)) : null],
+    ["Epoch time", epochTimes.length ? `${fmt.duration(epochTimes.reduce((a, b) => a + b, 0) / epochTimes.length)} on average` : null],
+    ["Attempts", run.attempts > 1 ? String(run.attempts) : null],
+    ["Last heartbeat", run.status === "running" && run.heartbeat_at ? fmt.dateTime(run.heartbeat_at) : null],
+    ["Epochs", run.config ? String(run.config.epochs) : null],
+    ["Batch size", run.config ? String(run.config.batch_size) : null],
+    ["Learning rate", run.config ? fmt.number(run.config.lr) : null],
+    ["Weight decay", run.config ? fmt.number(run.config.weight_decay) : null],
+    ["Device", run.config?.device],
+  ];
+  byId("details").replaceChildren(...rows.filter(([, value]) => value).flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
+  byId("config-json").textContent = JSON.stringify(run.config ?? run.params ?? {}, null, 2);
+}
+
+// -- summary and downloads -----------------------------------------------------------------------
+
+function showSummary() {
+  const summary = run.summary;
+  const box = byId("summary");
+  if (!summary || !Object.keys(summary).length) {
+    box.replaceChildren(h("p", { class: "muted" }, fmt.ACTIVE.has(run.status) ? "Written when the run ends." : "No summary was recorded."));
+    return;
+  }
+  const used = new Set();
+  const value = (key) => {
+    used.add(key);
+    return summary[key];
+  };
+  const heads = ["fused", ...(run.modalities ?? [])];
+  const table = h("table", { class: "data-table compact" },
+    h("caption", {}, `Test at the best validation epoch${Number.isFinite(summary.best_epoch) ? ` (${summary.best_epoch})` : ""}, and after the last`),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Head"), h("th", { scope: "col", class: "num" }, "Validation"),
+      h("th", { scope: "col", class: "num" }, "Test"), h("th", { scope: "col", class: "num" }, "Test, last epoch"))),
+    h("tbody", {}, heads.map((head) => h("tr", {},
+      h("th", { scope: "row" }, head),
+      h("td", { class: "num" }, fmt.metric(value(`metric/val/${head}`))),
+      h("td", { class: "num" }, fmt.metric(value(`metric/test/${head}`))),
+      h("td", { class: "num" }, fmt.metric(value(`final/metric/test/${head}`)))))));
+  const facts = [
+    ["Best epoch", value("best_epoch")],
+    ["Epochs completed", value("epochs_completed")],
+    ["Training time", Number.isFinite(summary["time/train"]) ? fmt.duration(value("time/train")) : null],
+    ["MILES actions", Number.isFinite(summary["miles/actions"]) ? slowedCounts(summary, used) : null],
+  ];
+  value("loss/test");
+  value("final/loss/test");
+  const rest = Object.entries(summary).filter(([key]) => !used.has(key));
+  const list = h("dl", { class: "facts" },
+    [...facts.filter(([, v]) => v !== null && v !== undefined), ...rest.map(([k, v]) => [k, typeof v === "number" ? fmt.number(v) : JSON.stringify(v)])]
+      .flatMap(([term, v]) => [h("dt", {}, term), h("dd", {}, String(v))]));
+  box.replaceChildren(table, list);
+}
+
+/** "7 (strong 7, weak 0)" */
+function slowedCounts(summary, used) {
+  used.add("miles/actions");
+  const per = (run.modalities ?? []).map((m) => {
+    used.add(`miles/slowed/${m}`);
+    return `${m} ${summary[`miles/slowed/${m}`] ?? 0}`;
+  });
+  return `${summary["miles/actions"]} of ${summary.epochs_completed ?? "?"} epochs${per.length ? ` (${per.join(", ")})` : ""}`;
+}
+
+const FILE_LABELS = { "best.pt": "Best checkpoint", "last.pt": "Last checkpoint (for resuming)" };
+
+async function showDownloads() {
+  const base = `/api/v1/runs/${runId}`;
+  const items = [
+    h("li", {}, h("a", { href: api.url(`${base}/metrics.csv`), download: true }, "Metrics (CSV)"),
+      h("span", { class: "muted" }, " every point: key, step, value, time")),
+    h("li", {}, h("a", { href: api.url(`${base}/metrics.json`), download: true }, "Metrics (JSON)")),
+  ];
+  try {
+    const files = await api.get(`/runs/${runId}/artifacts`);
+    for (const file of files.items) {
+      const label = FILE_LABELS[file.path] ?? file.path;
+      const epoch = file.path === "best.pt" && Number.isFinite(run.summary?.best_epoch) ? `, epoch ${run.summary.best_epoch}` : "";
+      items.push(h("li", {},
+        h("a", { href: api.url(`${base}/artifacts/${file.path.split("/").map(encodeURIComponent).join("/")}`), download: true }, label),
+        h("span", { class: "muted" }, ` ${file.path}, ${(file.size / 1e6).toFixed(2)} MB${epoch}`)));
+    }
+  } catch (error) {
+    items.push(h("li", { class: "muted" }, `The run's files cannot be listed: ${error.detail}`));
+  }
+  byId("downloads").replaceChildren(...items);
+}
+
+// -- events --------------------------------------------------------------------------------------
+
+const KIND_LABELS = {
+  "miles.decision": "MILES", "run.started": "started", "run.resumed": "resumed", "run.finished": "finished",
+  "run.failed": "failed", "run.cancelled": "cancelled", "run.stopped_early": "stopped",
+};
+
+function addEvents(events) {
+  const log = byId("events");
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+  const items = [];
+  for (const event of events) {
+    if (seenEvents.has(event.id)) continue;
+    seenEvents.add(event.id);
+    lastEventId = Math.max(lastEventId ?? 0, event.id);
+    if (event.kind === "miles.decision") charts.addDecision(event);
+    const routine = event.kind === "miles.decision" && !event.data?.slowed;
+    items.push(h("li", { class: `event kind-${event.kind.replace(/[^a-z0-9]+/gi, "-")}${routine ? " routine" : ""}` },
+      h("time", { datetime: event.time, title: fmt.dateTime(event.time) }, fmt.clock(event.time)),
+      h("span", { class: "event-step" }, `epoch ${event.step}`),
+      h("span", { class: "event-kind" }, KIND_LABELS[event.kind] ?? event.kind),
+      h("span", { class: "event-message" }, event.message)));
+  }
+  if (!items.length) return;
+  log.append(...items);
+  byId("events-empty").hidden = true;
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+// -- live ----------------------------------------------------------------------------------------
+
+const LIVE_LABELS = { live: "Live", reconnecting: "Reconnecting…", ended: "" };
+
+function follow(sinceStep) {
+  stream = followRun(runId, { sinceStep, afterEvent: lastEventId }, {
+    onStatus(status) {
+      Object.assign(run, {
+        status: status.status, error: status.error, error_detail: status.error_detail, worker: status.worker,
+        started_at: status.started_at, finished_at: status.finished_at, summary: status.summary ?? run.summary,
+        progress: { epoch: status.epoch ?? run.progress.epoch, epochs: status.epochs ?? run.progress.epochs },
+      });
+      showAll();
+    },
+    onEpoch(step, metrics) {
+      for (const [key, value] of Object.entries(metrics)) {
+        addPoint(key, step, value);
+        if ((run.latest[key]?.step ?? -1) <= step) run.latest[key] = { step, value };
+      }
+      if (run.progress.epochs === null || step <= run.progress.epochs) {
+        run.progress.epoch = Math.max(run.progress.epoch, step);
+      }
+      showHeader();
+    },
+    onEvent(event) {
+      addEvents([event]);
+    },
+    onEnd() {
+      finish();
+    },
+    onState(state) {
+      const box = byId("live-state");
+      box.textContent = LIVE_LABELS[state];
+      box.dataset.state = state;
+    },
+  });
+}
+
+/** The run ended: fetch what the end wrote (summary, test points of the best epoch, files) once. */
+async function finish() {
+  try {
+    const [fresh, tests, events] = await Promise.all([
+      api.get(`/runs/${runId}`),
+      api.get(`/runs/${runId}/metrics`, { keys: "metric/test/*" }),
+      api.runEvents(runId, lastEventId),
+    ]);
+    run = fresh;
+    addSeries(tests.series);
+    addEvents(events);
+  } catch (error) {
+    showAlert(alertBox, `The run ended, but its final results could not be loaded: ${error.detail}`);
+  }
+  showAll();
+  showDownloads();
+}
+
+function addPoint(key, step, value) {
+  if (key === "time/epoch") epochSeconds.set(step, value);
+  charts.addPoint(key, step, value);
+}
+
+function addSeries(series) {
+  for (const [key, { steps, values }] of Object.entries(series)) {
+    steps.forEach((step, i) => addPoint(key, step, values[i]));
+  }
+}
+
+function showAll() {
+  showHeader();
+  showDetails();
+  showSummary();
+}
+
+// -- actions -------------------------------------------------------------------------------------
+
+function wireActions() {
+  byId("cancel").addEventListener("click", async () => {
+    byId("cancel").disabled = true;
+    try {
+      run = { ...run, ...(await api.post(`/runs/${runId}/cancel`)) };
+      showAll();
+    } catch (error) {
+      showAlert(alertBox, `Could not cancel: ${error.detail}`);
+      byId("cancel").disabled = false;
+    }
+  });
+  const dialog = byId("delete-dialog");
+  byId("delete").addEventListener("click", () => dialog.showModal());
+  dialog.addEventListener("close", async () => {
+    if (dialog.returnValue !== "delete") return;
+    try {
+      await api.remove(`/runs/${runId}`);
+      stream?.close();
+      location.assign(api.url("/"));
+    } catch (error) {
+      showAlert(alertBox, `Could not delete: ${error.detail}`);
+    }
+  });
+  byId("only-actions").addEventListener("change", (event) => {
+    byId("events").classList.toggle("only-actions", event.target.checked);
+  });
+}
+
+// -- start ---------------------------------------------------------------------------------------
+
+async function start() {
+  try {
+    run = await api.get(`/runs/${runId}`);
+  } catch (error) {
+    const missing = error.status === 404;
+    showAlert(alertBox, missing ? `There is no run ${runId}; it may have been deleted.` : `The run cannot be loaded: ${error.detail}`);
+    for (const node of document.querySelectorAll(".charts, .columns, #run-page .actions")) node.hidden = true;
+    return;
+  }
+  const catalog = await api.catalog().catch(() => null);
+  const task = catalog?.datasets.find((d) => d.name === run.dataset)?.task;
+  byId("metrics-title").textContent = `Metrics (${fmt.metricName(task)})`;
+  charts = new RunCharts(run, fmt.metricName(task));
+  showAll();
+  wireActions();
+  const [history, events] = await Promise.all([
+    api.get(`/runs/${runId}/metrics`, { max_points: 2000 }),
+    api.runEvents(runId),
+  ]);
+  addSeries(history.series);
+  addEvents(events);
+  showDetails();
+  showDownloads();
+  if (fmt.ACTIVE.has(run.status)) {
+    const last = Object.values(history.series).reduce((top, series) => Math.max(top, series.steps.at(-1) ?? -1), -1);
+    follow(last >= 0 ? last : null);
+  }
+}
+
+start().catch((error) => showAlert(alertBox, `The page could not load: ${error.detail ?? error.message}`));
