@@ -1,0 +1,109 @@
+/**
+ * Compare runs (`/compare?ids=1,2,3`): the table of results by method, any metric
+ * overlaid across the runs, and the utilization gap of each. Refreshed every few
+ * seconds while one of the runs is still queued or running.
+ */
+
+import * as api from "./api.js";
+import { byId, h, poll, showAlert } from "./dom.js";
+import { LiveChart, plotlyText } from "./charts.js";
+import * as fmt from "./format.js";
+import { renderPerRun, renderResults } from "./results.js";
+
+const POLL_MS = 5000;
+const MAX_POINTS = 1000;
+const DEFAULT_KEY = "metric/val/fused";
+const alertBox = byId("compare-alert");
+const keySelect = byId("metric-key");
+const ids = [...new Set((new URLSearchParams(location.search).get("ids") || "")
+  .split(",").map((part) => Number(part.trim())).filter((id) => Number.isInteger(id) && id > 0))];
+let runs = [];
+let catalog = null;
+
+/** Each run keeps one colour (and, past the palette, a dash) on both charts. */
+function runStyle(id) {
+  const match = /^run\/(\d+)$/.exec(id);
+  const index = match ? runs.findIndex((run) => run.id === Number(match[1])) : -1;
+  if (index < 0) return null;
+  const run = runs[index];
+  const label = plotlyText(`#${run.id} ${run.name}`);
+  return {
+    name: label, mode: "lines", line: { width: 2, dash: ["solid", "dash", "dot"][Math.floor(index / 6) % 3] },
+    color: (t) => t.series[index % t.series.length], hovertemplate: `${label} %{y:.3f}<extra></extra>`,
+  };
+}
+
+const metricChart = new LiveChart(byId("chart-metric"), { style: runStyle, layout: { yaxis: { title: { text: DEFAULT_KEY } } } });
+const gapChart = new LiveChart(byId("chart-gap"), { style: runStyle, layout: { yaxis: { title: { text: "gap δ" }, rangemode: "tozero" } } });
+
+async function loadSeries() {
+  const key = keySelect.value || DEFAULT_KEY;
+  const answers = await Promise.all(runs.map((run) =>
+    api.get(`/runs/${run.id}/metrics`, { keys: `${key},util/delta`, max_points: MAX_POINTS }).then((answer) => [run, answer])));
+  for (const [run, answer] of answers) {
+    for (const [chart, series] of [[metricChart, answer.series[key]], [gapChart, answer.series["util/delta"]]]) {
+      series?.steps.forEach((step, i) => chart.set(`run/${run.id}`, step, series.values[i]));
+    }
+  }
+}
+
+function showRuns() {
+  byId("compare-subtitle").textContent = `${runs.length} runs`;
+  byId("run-chips").replaceChildren(...runs.map((run, index) => {
+    const others = runs.filter((other) => other.id !== run.id).map((other) => other.id);
+    return h("li", { class: "chip" },
+      h("span", { class: `swatch swatch-${index % 6}`, "aria-hidden": "true" }),
+      h("a", { href: api.url(`/runs/${run.id}`) }, run.name), h("span", { class: "run-meta" }, ` #${run.id}`),
+      h("span", { class: `dot status-${run.status}`, title: fmt.STATUS_LABELS[run.status] }),
+      h("a", { class: "chip-remove", href: api.url(`/compare?ids=${others.join(",")}`), "aria-label": `Remove ${run.name} from the comparison` }, "×"));
+  }));
+  renderResults(byId("results"), runs, catalog);
+  renderPerRun(byId("per-run"), runs);
+  const active = runs.filter((run) => fmt.ACTIVE.has(run.status)).length;
+  byId("compare-state").textContent = active ? `${active} still running; refreshing every few seconds.` : "";
+}
+
+function fillKeys() {
+  const keys = new Set([DEFAULT_KEY]);
+  for (const run of runs) {
+    for (const key of Object.keys(run.latest ?? {})) if (/^(metric|loss|util|lr)\//.test(key)) keys.add(key);
+  }
+  const chosen = keySelect.value || DEFAULT_KEY;
+  keySelect.replaceChildren(...[...keys].sort().map((key) => h("option", { value: key }, key)));
+  keySelect.value = chosen;
+}
+
+async function loadRuns() {
+  const page = await api.get("/runs", { id: ids, limit: 500 });
+  const found = new Map(page.items.map((run) => [run.id, run]));
+  runs = ids.filter((id) => found.has(id)).map((id) => found.get(id));
+  const missing = ids.filter((id) => !found.has(id));
+  showAlert(alertBox, missing.length ? `Not found (deleted?): ${missing.map((id) => `#${id}`).join(", ")}.` : "");
+}
+
+async function refresh() {
+  await loadRuns();
+  showRuns();
+  fillKeys();
+  await loadSeries();
+}
+
+async function start() {
+  if (!ids.length) {
+    showAlert(alertBox, "No runs chosen: select two or more runs in the runs table, then Compare.");
+    return;
+  }
+  catalog = await api.catalog().catch(() => null);
+  await refresh();
+  keySelect.addEventListener("change", () => {
+    metricChart.clear();
+    metricChart.relayout({ "yaxis.title.text": keySelect.value });
+    loadSeries().catch((error) => showAlert(alertBox, `The series cannot be loaded: ${error.detail}`));
+  });
+  const retrying = (error) => {
+    byId("compare-state").textContent = `Could not refresh (${error.detail ?? error.message}); trying again.`;
+  };
+  poll(() => refresh().catch(retrying), POLL_MS, () => runs.some((run) => fmt.ACTIVE.has(run.status))).poke();
+}
+
+start().catch((error) => showAlert(alertBox, `The comparison cannot be loaded: ${error.detail ?? error.message}`));

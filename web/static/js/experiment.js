@@ -1,0 +1,57 @@
+/**
+ * An experiment: its runs (kept current while some are active) and the table of
+ * results by method, as on the compare page.
+ */
+
+import * as api from "./api.js";
+import { byId, poll, showAlert } from "./dom.js";
+import { ACTIVE } from "./format.js";
+import { renderResults } from "./results.js";
+import { RunsTable } from "./runs-table.js";
+
+const POLL_MS = 3000;
+const experimentId = Number(byId("experiment-page").dataset.experimentId);
+const alertBox = byId("experiment-alert");
+const selected = new Set();
+const table = new RunsTable(byId("runs-table"), { selected, onSelect: showSelection });
+let catalog = null;
+
+function showSelection() {
+  byId("selected-count").textContent = selected.size ? `(${selected.size})` : "";
+  byId("compare").disabled = selected.size < 2;
+}
+
+async function loadRuns() {
+  const { items, complete } = await api.listAll("/runs", { experiment: experimentId });
+  table.update(items);
+  renderResults(byId("results"), items, catalog);
+  byId("list-status").textContent = items.length
+    ? `${items.length} runs${complete ? "" : " (the newest; more exist)"}.`
+    : "No runs in this experiment yet.";
+}
+
+async function start() {
+  let experiment;
+  try {
+    experiment = await api.get(`/experiments/${experimentId}`);
+  } catch (error) {
+    showAlert(alertBox, error.status === 404 ? `There is no experiment ${experimentId}.` : `The experiment cannot be loaded: ${error.detail}`);
+    return;
+  }
+  byId("experiment-name").textContent = experiment.name;
+  document.title = `${experiment.name} · MILES`;
+  byId("experiment-description").textContent = experiment.description || `Created ${new Date(experiment.created_at).toLocaleDateString()}.`;
+  byId("new-in-experiment").href = api.url(`/runs/new?experiment=${encodeURIComponent(experiment.name)}`);
+  byId("compare").addEventListener("click", () => {
+    location.assign(api.url(`/compare?ids=${[...selected].sort((a, b) => a - b).join(",")}`));
+  });
+  catalog = await api.catalog().catch(() => null);
+  await loadRuns();
+  const retrying = (error) => {
+    byId("list-status").textContent = `Could not refresh (${error.detail ?? error.message}); trying again.`;
+  };
+  poll(() => loadRuns().catch(retrying), POLL_MS, () => table.runs.some((run) => ACTIVE.has(run.status))).poke();
+}
+
+showSelection();
+start().catch((error) => showAlert(alertBox, `The page could not load: ${error.detail ?? error.message}`));

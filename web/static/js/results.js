@@ -1,0 +1,167 @@
+/**
+ * The paper's kind of table, computed in the browser from runs as the API returns
+ * them: one row per method and fusion, mean ± standard deviation over seeds of the
+ * fused head's test metric, the dominant and the weak modality's own heads, and the
+ * final utilization gap Δ.
+ */
+
+import { url } from "./api.js";
+import { h } from "./dom.js";
+import * as fmt from "./format.js";
+import { describe, groupBy } from "./stats.js";
+
+/** Methods in the order papers list them: the reference first, MILES last. */
+const METHOD_ORDER = ["joint", "joint_aux"];
+
+function methodRank(method) {
+  if (method === "miles") return 1000;
+  const index = METHOD_ORDER.indexOf(method);
+  return index >= 0 ? index : 100;
+}
+
+/**
+ * What a finished run contributes to the table: test metrics at its best validation
+ * epoch (its summary) and its final utilization gap. Null for a run without them.
+ */
+export function outcome(run) {
+  const summary = run.summary ?? {};
+  const fused = summary["metric/test/fused"];
+  if (run.status !== "succeeded" || !Number.isFinite(fused)) return null;
+  const heads = {};
+  for (const modality of run.modalities ?? []) {
+    const value = summary[`metric/test/${modality}`];
+    if (Number.isFinite(value)) heads[modality] = value;
+  }
+  return { fused, heads, delta: run.latest?.["util/delta"]?.value ?? NaN };
+}
+
+/**
+ * The dominant and the weak modality of a set of comparable runs: the heads that score
+ * highest and lowest on average under joint training (the paper's definition), or over
+ * all the runs when none is a joint run.
+ */
+export function dominance(runs) {
+  const joint = runs.filter((run) => run.method === "joint");
+  const basis = joint.length ? joint : runs;
+  const means = new Map();
+  for (const modality of basis[0]?.modalities ?? []) {
+    means.set(modality, describe(basis.map((run) => outcome(run).heads[modality] ?? NaN)).mean);
+  }
+  const ranked = [...means].filter(([, m]) => Number.isFinite(m)).sort((a, b) => b[1] - a[1]);
+  if (ranked.length < 2) return null;
+  return { dominant: ranked[0][0], weak: ranked.at(-1)[0], basis: joint.length ? "joint" : "all" };
+}
+
+/** "0.951 ± 0.004" (no spread with one seed). */
+function meanStd(summary) {
+  if (!summary.n) return fmt.DASH;
+  return Number.isFinite(summary.std) ? `${fmt.metric(summary.mean)} ± ${fmt.metric(summary.std)}` : fmt.metric(summary.mean);
+}
+
+/**
+ * The rows of one group of comparable runs (same dataset and modalities).
+ * @returns {{method: string, fusion: string, runs: object[], fused: object, dominant: object, weak: object, delta: object}[]}
+ */
+export function rows(runs, roles) {
+  const byMethod = groupBy(runs, (run) => `${run.method}\u0000${run.fusion}`);
+  return [...byMethod.values()]
+    .map((group) => {
+      const outcomes = group.map(outcome);
+      return {
+        method: group[0].method, fusion: group[0].fusion, runs: group,
+        fused: describe(outcomes.map((o) => o.fused)),
+        dominant: describe(outcomes.map((o) => o.heads[roles.dominant] ?? NaN)),
+        weak: describe(outcomes.map((o) => o.heads[roles.weak] ?? NaN)),
+        delta: describe(outcomes.map((o) => o.delta)),
+      };
+    })
+    .sort((a, b) => methodRank(a.method) - methodRank(b.method) || a.method.localeCompare(b.method) || a.fusion.localeCompare(b.fusion));
+}
+
+/**
+ * The grouped table with its definitions, into `container`.
+ * @param {HTMLElement} container
+ * @param {object[]} runs
+ * @param {object | null} catalog  Names the metric (accuracy or F1) of each dataset.
+ */
+export function renderResults(container, runs, catalog) {
+  const finished = runs.filter((run) => outcome(run));
+  const left = runs.length - finished.length;
+  if (!finished.length) {
+    container.replaceChildren(h("p", { class: "muted" },
+      runs.length ? "No run has finished yet: the table fills in as runs succeed." : "No runs."));
+    return;
+  }
+  const contexts = groupBy(finished, (run) => `${run.dataset}\u0000${(run.modalities ?? []).join("+")}`);
+  const table = h("table", { class: "data-table results-table" },
+    h("caption", {}, "Test metrics at each run's best validation epoch: mean ± standard deviation over seeds"),
+    h("thead", {}, h("tr", {},
+      h("th", { scope: "col" }, "Method"), h("th", { scope: "col" }, "Fusion"), h("th", { scope: "col", class: "num" }, "Seeds"),
+      h("th", { scope: "col", class: "num" }, "Fused"), h("th", { scope: "col", class: "num" }, "Dominant head"),
+      h("th", { scope: "col", class: "num" }, "Weak head"), h("th", { scope: "col", class: "num" }, "Δ"))));
+  for (const group of contexts.values()) {
+    const roles = dominance(group);
+    const first = group[0];
+    const task = catalog?.datasets.find((d) => d.name === first.dataset)?.task;
+    const body = h("tbody", {}, h("tr", { class: "group-row" }, h("th", { scope: "rowgroup", colspan: 7 },
+      `${first.dataset} · ${fmt.modalities(first.modalities)} · ${fmt.metricName(task)}`,
+      roles ? h("span", { class: "muted" }, ` · dominant ${roles.dominant}, weak ${roles.weak}${roles.basis === "joint" ? " (under joint training)" : ""}`) : null)));
+    const lines = rows(group, roles ?? { dominant: "", weak: "" });
+    const best = bestOf(lines);
+    for (const line of lines) {
+      const cell = (key) => h("td", { class: `num${best[key] === line ? " best" : ""}` }, meanStd(line[key]));
+      body.append(h("tr", {},
+        h("th", { scope: "row" }, line.method), h("td", {}, line.fusion),
+        h("td", { class: "num" }, String(line.runs.length)),
+        cell("fused"), cell("dominant"), cell("weak"), cell("delta")));
+    }
+    table.append(body);
+  }
+  container.replaceChildren(
+    h("div", { class: "table-wrap" }, table),
+    h("dl", { class: "definitions" },
+      h("dt", {}, "Fused"), h("dd", {}, "the fused head's test metric (accuracy, or F1 for multilabel tasks) at the epoch with the best validation fused metric."),
+      h("dt", {}, "Dominant / weak head"), h("dd", {}, "that modality's own head, at the same epoch. The dominant modality is the one whose head scores higher under joint training (across all these runs when none is a joint run); MILES aims to lift the weak head without costing the fused one."),
+      h("dt", {}, "Δ"), h("dd", {}, "the final utilization gap |u_A − u_B| (max u − min u with more modalities), after the last epoch, on the split MILES measures (validation by default); lower is more balanced."),
+      h("dt", {}, "±"), h("dd", {}, "the sample standard deviation over seeds (n − 1); a single seed shows its value alone. Bold marks the best mean of each column.")),
+    left ? h("p", { class: "muted" }, `${left} ${left === 1 ? "run is" : "runs are"} left out: not (yet) succeeded.`) : "",
+  );
+}
+
+/** The best row of each column (highest metrics, lowest gap), when there is more than one row. */
+function bestOf(lines) {
+  const best = {};
+  if (lines.length < 2) return best;
+  for (const [key, higher] of [["fused", true], ["dominant", true], ["weak", true], ["delta", false]]) {
+    const ranked = lines.filter((line) => Number.isFinite(line[key].mean))
+      .sort((a, b) => (higher ? b[key].mean - a[key].mean : a[key].mean - b[key].mean));
+    if (ranked.length > 1) best[key] = ranked[0];
+  }
+  return best;
+}
+
+/** One row per run: the values the grouped table averages. */
+export function renderPerRun(container, runs) {
+  const contexts = groupBy(runs.filter((run) => outcome(run)), (run) => `${run.dataset}\u0000${(run.modalities ?? []).join("+")}`);
+  const roleOf = new Map();
+  for (const group of contexts.values()) {
+    const roles = dominance(group);
+    for (const run of group) roleOf.set(run.id, roles);
+  }
+  const table = h("table", { class: "data-table compact" },
+    h("caption", {}, "Each run"),
+    h("thead", {}, h("tr", {}, ["Run", "Method", "Fusion", "Seed", "Status", "Fused", "Dominant head", "Weak head", "Δ"]
+      .map((title, i) => h("th", { scope: "col", class: i >= 5 ? "num" : null }, title)))),
+    h("tbody", {}, runs.map((run) => {
+      const result = outcome(run);
+      const roles = roleOf.get(run.id);
+      const head = (role) => (result && roles ? `${fmt.metric(result.heads[roles[role]])} ${roles[role]}` : fmt.DASH);
+      return h("tr", {},
+        h("th", { scope: "row" }, h("a", { href: url(`/runs/${run.id}`) }, run.name), h("span", { class: "run-meta" }, ` #${run.id}`)),
+        h("td", {}, run.method ?? fmt.DASH), h("td", {}, run.fusion ?? fmt.DASH), h("td", {}, String(run.seed ?? fmt.DASH)),
+        h("td", {}, fmt.STATUS_LABELS[run.status] ?? run.status),
+        h("td", { class: "num" }, fmt.metric(result?.fused)), h("td", { class: "num" }, head("dominant")),
+        h("td", { class: "num" }, head("weak")), h("td", { class: "num" }, fmt.metric(run.latest?.["util/delta"]?.value)));
+    })));
+  container.replaceChildren(h("div", { class: "table-wrap" }, table));
+}
