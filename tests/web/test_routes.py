@@ -1,0 +1,103 @@
+"""The dashboard's routes, without a browser: page shells, security headers, Plotly, static modules."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+
+from server import migrate
+from server.app import create_app
+from server.db import Database
+from server.settings import Settings
+from web.routes import plotly_url
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Starlette's test client would prefer httpx2 to httpx
+    from fastapi.testclient import TestClient
+
+WEB = Path(__file__).resolve().parents[2] / "web"
+PAGES = ("/", "/runs/new", "/runs/new?clone=3", "/runs/3", "/compare?ids=1,2", "/experiments/2", "/login")
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'miles.db'}", auth="off")
+    database = Database(settings.database_url)
+    migrate.upgrade(database.engine)
+    database.dispose()
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_is_a_shell_whose_scripts_are_files_under_a_policy_without_inline_script(client: TestClient, path: str):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    policy = dict(part.strip().split(" ", 1) for part in response.headers["content-security-policy"].split(";"))
+    assert policy["script-src"] == "'self'"
+    assert policy["object-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    scripts = re.findall(r"<script\b[^>]*>", response.text)
+    assert scripts and all(" src=" in tag for tag in scripts)
+    assert not re.search(r"<[^>]+\son[a-z]+\s*=", response.text), "an inline event handler"
+
+
+def test_pages_hold_no_user_data_which_only_arrives_as_json(client: TestClient):
+    name = "<img src=x onerror=alert(1)>"
+    run = client.post("/api/v1/runs", json={"name": name, "execute": False}).json()
+    page = client.get(f"/runs/{run['id']}").text
+    assert "onerror" not in page and "img src" not in page
+
+
+def test_plotly_comes_compressed_and_cacheable_from_the_installed_package(client: TestClient):
+    response = client.get(plotly_url(), headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert "immutable" in response.headers["cache-control"]
+    packaged = files("plotly").joinpath("package_data", "plotly.min.js").read_bytes()
+    assert response.content == packaged  # httpx decodes the gzip body
+    again = client.get(plotly_url(), headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_static_modules_are_javascript_and_revalidated(client: TestClient):
+    response = client.get("/static/js/run.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_every_module_the_templates_load_and_every_import_exists():
+    static = WEB / "static"
+    referenced = {
+        match for template in (WEB / "templates").glob("*.html")
+        for match in re.findall(r'src="\{\{ base \}\}/static/([^"]+)"', template.read_text())
+    }
+    pending, seen = list(referenced), set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        source = static / path
+        assert source.is_file(), f"{path} is loaded but missing"
+        for target in re.findall(r'^import .* from "(\./[^"]+)";$', source.read_text(), re.MULTILINE):
+            pending.append((Path(path).parent / target).as_posix())
+    assert {"js/runs.js", "js/form.js", "js/run.js", "js/compare.js", "js/experiment.js", "js/login.js"} <= seen
+
+
+def test_the_web_package_imports_nothing_from_the_server_or_the_worker():
+    code = "import sys, web, web.routes; print(sorted({n.split('.')[0] for n in sys.modules} & {'server', 'worker', 'trainer'}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
