@@ -104,7 +104,7 @@ export class LiveChart {
     }
     for (const [path, value] of Object.entries({ ...themedLayout(t), ...this.themed(t) })) setPath(merged, path, value);
     node.dataset.state = "empty";
-    window.Plotly.newPlot(node, [], merged, CONFIG).then(() => {
+    this.plotted = window.Plotly.newPlot(node, [], merged, CONFIG).then(() => {
       this.ready = true;
       schedule(this);
     });
@@ -192,7 +192,7 @@ export class LiveChart {
 
   /** Change the layout (e.g. the threshold line once the run's tau is known), as attribute paths. */
   relayout(update) {
-    window.Plotly.relayout(this.node, update);
+    this.plotted.then(() => window.Plotly.relayout(this.node, update));
   }
 
   repaint(t) {

@@ -13,6 +13,8 @@ import { byId } from "./dom.js";
 import { LiveChart, plotlyText } from "./charts.js";
 import * as fmt from "./format.js";
 
+const MAX_RATE_TICKS = 6;
+
 export class RunCharts {
   /**
    * @param {object} run  The run as the API returns it.
@@ -20,6 +22,7 @@ export class RunCharts {
    */
   constructor(run, metricLabel) {
     this.modalities = [...(run.modalities ?? [])];
+    this.rateValues = new Set();
     const tau = run.config?.params?.tau;
     const hasTau = run.method === "miles" && Number.isFinite(tau);
     const head = (name) => (name === "fused" ? "fused" : plotlyText(name));
@@ -65,7 +68,7 @@ export class RunCharts {
     });
 
     this.rates = new LiveChart(byId("chart-lr"), {
-      layout: { yaxis: { title: { text: "learning rate" }, type: "log", dtick: "D2", exponentformat: "e" } },
+      layout: { yaxis: { title: { text: "learning rate" }, type: "log", exponentformat: "e" } },
       style: (id) => {
         const match = /^lr\/(.+)$/.exec(id);
         if (!match) return null;
@@ -128,9 +131,31 @@ export class RunCharts {
 
   /** A point of any key; keys no chart draws (e.g. `time/epoch`) are ignored. */
   addPoint(key, step, value) {
+    if (key.startsWith("lr/")) this.noteRate(value);
     for (const chart of [this.balance, this.rates, this.metrics, this.losses]) {
       if (chart.set(key, step, value)) return;
     }
+  }
+
+  /**
+   * A schedule like MILES's uses a handful of rates (alpha and mu * alpha): label exactly
+   * those, with some room above and below; a continuously varying one gets Plotly's own ticks.
+   */
+  noteRate(value) {
+    const rounded = Number(value.toPrecision(6));
+    if (!(rounded > 0) || this.rateValues.has(rounded)) return;
+    this.rateValues.add(rounded);
+    const values = [...this.rateValues].sort((a, b) => a - b);
+    if (values.length > MAX_RATE_TICKS) {
+      if (values.length === MAX_RATE_TICKS + 1) this.rates.relayout({ "yaxis.tickmode": "auto", "yaxis.autorange": true });
+      return;
+    }
+    const [low, high] = [Math.log10(values[0]), Math.log10(values.at(-1))];
+    const pad = Math.max(0.1, (high - low) * 0.12);
+    this.rates.relayout({
+      "yaxis.tickmode": "array", "yaxis.tickvals": values, "yaxis.ticktext": values.map(fmt.rate),
+      "yaxis.range": [low - pad, high + pad],
+    });
   }
 
   /** A `miles.decision` event: a marker on the gap when MILES slowed a modality. */

@@ -140,8 +140,9 @@ async function showDownloads() {
   try {
     const files = await api.get(`/runs/${runId}/artifacts`);
     for (const file of files.items) {
-      const label = FILE_LABELS[file.path] ?? file.path;
-      const epoch = file.path === "best.pt" && Number.isFinite(run.summary?.best_epoch) ? `, epoch ${run.summary.best_epoch}` : "";
+      const name = file.path.split("/").at(-1);
+      const label = FILE_LABELS[name] ?? name;
+      const epoch = name === "best.pt" && Number.isFinite(run.summary?.best_epoch) ? `, epoch ${run.summary.best_epoch}` : "";
       items.push(h("li", {},
         h("a", { href: api.url(`${base}/artifacts/${file.path.split("/").map(encodeURIComponent).join("/")}`), download: true }, label),
         h("span", { class: "muted" }, ` ${file.path}, ${(file.size / 1e6).toFixed(2)} MB${epoch}`)));
@@ -208,8 +209,8 @@ function follow(sinceStep) {
     onEvent(event) {
       addEvents([event]);
     },
-    onEnd() {
-      finish();
+    onEnd(final) {
+      finish(final);
     },
     onState(state) {
       const box = byId("live-state");
@@ -219,19 +220,17 @@ function follow(sinceStep) {
   });
 }
 
-/** The run ended: fetch what the end wrote (summary, test points of the best epoch, files) once. */
-async function finish() {
+/** The run ended (the stream sent everything first): its final record and files. */
+async function finish(final) {
+  if (final.status === "deleted") {
+    showAlert(alertBox, "This run was deleted.");
+    for (const node of document.querySelectorAll("#run-page .actions button")) node.hidden = true;
+    return;
+  }
   try {
-    const [fresh, tests, events] = await Promise.all([
-      api.get(`/runs/${runId}`),
-      api.get(`/runs/${runId}/metrics`, { keys: "metric/test/*" }),
-      api.runEvents(runId, lastEventId),
-    ]);
-    run = fresh;
-    addSeries(tests.series);
-    addEvents(events);
+    run = await api.get(`/runs/${runId}`);
   } catch (error) {
-    showAlert(alertBox, `The run ended, but its final results could not be loaded: ${error.detail}`);
+    showAlert(alertBox, `The run ended, but its final record could not be loaded: ${error.detail}`);
   }
   showAll();
   showDownloads();
