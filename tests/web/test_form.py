@@ -1,0 +1,74 @@
+"""The new-run form in Chromium: the API's errors next to their fields, seeds, and cloning."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.services import MilesStack, tiny_config
+from tests.web.conftest import Console, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+
+
+def test_an_out_of_range_hyperparameter_shows_the_apis_message_next_to_its_field(page: Page, console: Console):
+    console.expect("status of 422")  # Chromium logs the refused request; that refusal is the point here
+    page.goto("/runs/new")
+    page.select_option("#method", "miles")
+    tau = page.get_by_label("Tau")
+    tau.fill("2")
+    page.get_by_role("button", name="Start run").click()
+
+    field = page.locator('.field[data-field="config.params.tau"]')
+    error = field.locator(".error")
+    expect(error).to_be_visible()
+    expect(error).to_have_text("must satisfy 0 <= tau <= 1 (got 2)")
+    expect(tau).to_have_attribute("aria-invalid", "true")
+    error_id = error.get_attribute("id")
+    expect(tau).to_have_attribute("aria-describedby", re.compile(rf"\b{error_id}\b"))
+    expect(page.locator("#form-alert")).to_contain_text("One field needs attention")
+    expect(page).to_have_url(re.compile(r"/runs/new$"))
+    screenshot(page, "new-run-invalid-tau")
+
+    tau.fill("0.3")
+    page.get_by_label("Epochs").fill("0")
+    page.get_by_role("button", name="Start run").click()
+    expect(page.locator('.field[data-field="config.epochs"] .error')).to_have_text("must satisfy 1 <= epochs <= 1000 (got 0)")
+    expect(error).to_be_hidden()
+
+
+def test_several_seeds_create_one_run_each_and_lead_to_the_list_of_them(page: Page, dashboard: MilesStack):
+    page.goto("/runs/new")
+    page.select_option("#dataset", "synthetic")
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Device").fill("cpu")
+    page.get_by_label("Seeds").fill("3-4")
+    page.get_by_label("Name", exact=True).fill("seeded")
+    expect(page.get_by_role("button", name="Start 2 runs")).to_be_visible()
+    page.get_by_role("button", name="Start 2 runs").click()
+    page.wait_for_url(re.compile(r"/\?ids=\d+,\d+$"))
+    rows = page.locator("#runs-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("seeded (seed 4)")
+    expect(rows.last).to_contain_text("seeded (seed 3)")
+    expect(page.locator("#scope")).to_contain_text("the 2 runs just submitted")
+
+
+def test_clone_fills_the_form_with_the_runs_spec(page: Page, dashboard: MilesStack):
+    config = tiny_config(epochs=2, params={"tau": 0.35, "mu": 0.25}, fusion="sum", seed=7)
+    run = dashboard.submit(config, name="the original", experiment="cloned things", tags=["a", "b"])
+    page.goto(f"/runs/{run['id']}")
+    page.get_by_role("link", name="Clone").click()
+    page.wait_for_url(re.compile(rf"/runs/new\?clone={run['id']}$"))
+    expect(page.locator("#form-title")).to_have_text(f"Clone run #{run['id']}")
+    expect(page.locator("#dataset")).to_have_value("synthetic")
+    expect(page.locator("#fusion")).to_have_value("sum")
+    expect(page.get_by_label("Tau")).to_have_value("0.35")
+    expect(page.get_by_label("Mu")).to_have_value("0.25")
+    expect(page.get_by_label("Epochs")).to_have_value("2")
+    expect(page.get_by_label("Seeds")).to_have_value("7")
+    expect(page.get_by_label("Experiment")).to_have_value("cloned things")
+    expect(page.get_by_label("Tags")).to_have_value("a, b")
+    expect(page.get_by_label("Train size")).to_have_value("96")

@@ -1,0 +1,75 @@
+"""Every page in Chromium, light and dark: no console error (CSP violations included), a screenshot each."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.conftest import migrated
+from tests.services import MILES, MilesStack
+from tests.web.conftest import VIEWPORT, Console, FinishedRuns, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_renders_without_a_console_error(page: Page, finished_runs: FinishedRuns, scheme: str):
+    page.emulate_media(color_scheme=scheme)
+    miles, joint = finished_runs.miles[0], finished_runs.joint
+    ids = f"{miles['id']},{finished_runs.miles[1]['id']},{joint['id']}"
+    pages = {
+        "runs": ("/", "#runs-table tbody tr"),
+        "new-run": ("/runs/new", "#run-form:not([aria-busy])"),
+        "clone": (f"/runs/new?clone={miles['id']}", "#run-form:not([aria-busy])"),
+        "run": (f"/runs/{miles['id']}", "#summary table"),
+        "compare": (f"/compare?ids={ids}", ".results-table"),
+        "experiment": (f"/experiments/{finished_runs.experiment_id}", ".results-table"),
+        "login": ("/login", "#login-form"),
+    }
+    for name, (path, ready) in pages.items():
+        page.goto(path)
+        page.wait_for_selector(ready)
+        page.wait_for_load_state("networkidle")
+        screenshot(page, f"{name}-{scheme}")
+    dark_text = page.evaluate("getComputedStyle(document.body).color")
+    assert (dark_text == "rgb(228, 232, 238)") == (scheme == "dark")
+
+
+def test_a_run_that_does_not_exist_says_so(page: Page, console: Console):
+    console.expect("status of 404")
+    page.goto("/runs/999999")
+    expect(page.locator("#run-alert")).to_have_text("There is no run 999999; it may have been deleted.")
+
+
+def test_with_auth_on_the_pages_ask_for_a_token_and_keep_it_in_a_cookie(browser: Browser, tmp_path, console: Console):
+    stack = MilesStack(home=tmp_path, database_url=migrated(f"sqlite:///{tmp_path / 'miles.db'}"), redis=None,
+                       settings={"auth": "on"})
+    try:
+        server = stack.start_server()
+        token = subprocess.run([MILES, "token", "create", "browser"], env=stack.env(), capture_output=True, text=True,
+                               check=True).stdout.strip()
+        context = browser.new_context(base_url=server.url, viewport=VIEWPORT)
+        page = context.new_page()
+        page.on("console", lambda message: console.errors.append(message.text) if message.type == "error" else None)
+        console.expect("status of 401")  # the refused reads that send the page to the login
+
+        page.goto("/runs/new")
+        page.wait_for_url(re.compile(r"/login\?next=%2Fruns%2Fnew$"))
+        page.get_by_label("API token").fill("not-a-token")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#token-error")).to_be_visible()
+        page.get_by_label("API token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"/runs/new$"))
+        expect(page.locator("#session-name")).to_have_text("Signed in as browser")
+        expect(page.locator("#dataset option")).not_to_have_count(0)
+        cookie = next(c for c in context.cookies() if c["name"] == "miles_token")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert page.evaluate("document.cookie") == ""
+        context.close()
+        assert not console.unexpected(), console.unexpected()
+    finally:
+        stack.close()

@@ -1,0 +1,86 @@
+"""The run page in Chromium: a run submitted from the form is watched live until it ends; a run is cancelled."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.services import MilesStack, tiny_config, wait_until
+from tests.web.conftest import screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow]
+
+EPOCHS = 12
+# Three classes the weak modality barely separates: the strong one dominates and MILES acts.
+SIGNALS = '{"strong": 1.0, "weak": 0.3}'
+
+
+def points(page: Page, chart: str, trace: str) -> int:
+    """How many points the trace named ``trace`` of chart ``#chart-<chart>`` draws (0 before it exists)."""
+    return page.evaluate(
+        """([chart, trace]) => {
+            const found = (document.getElementById(`chart-${chart}`).data || []).find((t) => t.name === trace);
+            return found ? found.x.length : 0;
+        }""",
+        [chart, trace],
+    )
+
+
+def test_a_run_submitted_from_the_form_draws_its_charts_while_it_trains_until_it_succeeds(page: Page):
+    page.goto("/runs/new")
+    page.select_option("#dataset", "synthetic")
+    page.get_by_text("Dataset options").click()
+    page.get_by_label("Signals").fill(SIGNALS)
+    page.get_by_label("Train size").fill("600")
+    page.get_by_label("Classes").fill("6")
+    page.select_option("#method", "miles")
+    page.get_by_label("Epochs").fill(str(EPOCHS))
+    page.get_by_label("Device").fill("cpu")
+    page.get_by_label("Name").fill("watched from the form")
+    page.get_by_role("button", name="Start run").click()
+    page.wait_for_url("**/runs/*")
+
+    samples: list[tuple[str, int]] = []  # (status shown, epochs drawn on the balance chart)
+    mid_run_captured = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = page.locator("#run-status").inner_text().strip()
+        drawn = points(page, "balance", "gap δ")
+        samples.append((status, drawn))
+        if not mid_run_captured and status == "Running" and drawn >= EPOCHS // 2:
+            screenshot(page, "run-page-mid-run")
+            mid_run_captured = True
+        if status in ("Succeeded", "Failed", "Cancelled"):
+            break
+        page.wait_for_timeout(100)
+
+    assert samples[-1][0] == "Succeeded", samples[-5:]
+    counts = [drawn for _, drawn in samples]
+    assert counts == sorted(counts), "the chart never loses points"
+    partial = {drawn for status, drawn in samples if status == "Running" and 0 < drawn < EPOCHS}
+    assert len(partial) >= 2, f"the chart grew while the run trained (saw {sorted(partial)})"
+    expect(page.locator("#run-status")).to_have_text("Succeeded")
+    page.wait_for_function(f"() => document.getElementById('chart-balance').data.find(t => t.name === 'gap δ').x.length === {EPOCHS}")
+    for chart, trace in (("lr", "strong"), ("metrics", "fused"), ("losses", "train")):
+        assert points(page, chart, trace) == EPOCHS, chart
+    assert points(page, "balance", "MILES slowed strong") >= 1, "MILES acted and its actions are marked"
+    assert points(page, "metrics", "fused (test)") >= 1, "the test metric appears once the run has ended"
+    expect(page.locator("#summary table")).to_contain_text("weak")
+    expect(page.locator("#downloads")).to_contain_text("Best checkpoint")
+    expect(page.locator("#events")).to_contain_text("MILES slowed strong")
+    expect(page.locator("#cancel")).to_be_hidden()
+    screenshot(page, "run-page-finished")
+
+
+def test_a_running_run_is_cancelled_from_its_page(page: Page, dashboard: MilesStack):
+    run = dashboard.submit(tiny_config(epochs=1000), name="to be cancelled")
+    page.goto(f"/runs/{run['id']}")
+    expect(page.locator("#run-status")).to_have_text("Running", timeout=90_000)
+    wait_until(lambda: points(page, "losses", "train") > 0, 30, "a first epoch on the page")
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#run-status")).to_have_text("Cancelled", timeout=15_000)
+    expect(page.locator("#cancel")).to_be_hidden()
+    assert dashboard.run(run["id"])["status"] == "cancelled"
+    screenshot(page, "run-page-cancelled")
