@@ -29,12 +29,19 @@ function drawDirtyCharts() {
   for (const chart of charts) chart.draw();
 }
 
+const FEW_STEPS = 8;
 const CONFIG = {
   displaylogo: false,
   responsive: true,
   modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
   toImageButtonOptions: { format: "png", scale: 2 },
 };
+
+/**
+ * Lines with a dot per step (a series of one step is visible at all), thinned out by Plotly
+ * once a series is long.
+ */
+export const LINE = { mode: "lines+markers", marker: { size: 4, maxdisplayed: 40 } };
 
 /**
  * How a series is drawn. Plotly trace attributes, plus:
@@ -88,6 +95,9 @@ export class LiveChart {
     /** @type {Map<string, {style: SeriesStyle, points: Map<number, [number, string]>, index: number, last: number, tail: [number, number, string][], rewrite: boolean}>} */
     this.series = new Map();
     this.traces = 0;
+    this.firstStep = Infinity;
+    this.lastStep = -Infinity;
+    this.fewSteps = false; // Plotly's own ticks, as laid out
     this.ready = false;
     const t = theme();
     const base = {
@@ -136,6 +146,8 @@ export class LiveChart {
     if (step > series.last) series.tail.push([step, value, text]);
     else series.rewrite = true;
     series.last = Math.max(series.last, step);
+    this.firstStep = Math.min(this.firstStep, step);
+    this.lastStep = Math.max(this.lastStep, step);
     schedule(this);
     return true;
   }
@@ -145,6 +157,8 @@ export class LiveChart {
     if (this.traces) window.Plotly.deleteTraces(this.node, [...Array(this.traces).keys()]);
     this.series.clear();
     this.traces = 0;
+    this.firstStep = Infinity;
+    this.lastStep = -Infinity;
     this.node.dataset.state = "empty";
   }
 
@@ -162,7 +176,7 @@ export class LiveChart {
       if (series.index < 0) {
         const [x, y, text] = sortedColumns(series.points);
         const { color: _color, fillAlpha: _alpha, ...attrs } = series.style;
-        const trace = { type: "scatter", ...attrs, x, y, text };
+        const trace = { type: "scatter", ...structuredClone(attrs), x, y, text }; // styles share nested objects
         for (const [path, value] of Object.entries(colorAttributes(series.style, t))) setPath(trace, path, value);
         added.push(trace);
         series.index = this.traces + added.length - 1;
@@ -188,6 +202,18 @@ export class LiveChart {
     if (rewrittenIndices.length) Plotly.restyle(this.node, rewritten, rewrittenIndices);
     if (extendedIndices.length) Plotly.extendTraces(this.node, extended, extendedIndices);
     this.node.dataset.state = this.empty ? "empty" : "drawn";
+    this.tickEveryEpoch();
+  }
+
+  /** A tick per step while the steps are few (Plotly would otherwise label 2.5 as "3"), then Plotly's own. */
+  tickEveryEpoch() {
+    const few = this.lastStep - this.firstStep < FEW_STEPS;
+    if (few !== this.fewSteps) {
+      this.fewSteps = few;
+      window.Plotly.relayout(this.node, few
+        ? { "xaxis.tickmode": "linear", "xaxis.tick0": 0, "xaxis.dtick": 1 }
+        : { "xaxis.tickmode": "auto", "xaxis.tick0": null, "xaxis.dtick": null });
+    }
   }
 
   /** Change the layout (e.g. the threshold line once the run's tau is known), as attribute paths. */

@@ -6,7 +6,7 @@
 
 import * as api from "./api.js";
 import { byId, h, poll, showAlert } from "./dom.js";
-import { LiveChart, plotlyText } from "./charts.js";
+import { LINE, LiveChart, plotlyText } from "./charts.js";
 import * as fmt from "./format.js";
 import { renderPerRun, renderResults } from "./results.js";
 
@@ -28,7 +28,7 @@ function runStyle(id) {
   const run = runs[index];
   const label = plotlyText(`#${run.id} ${run.name}`);
   return {
-    name: label, mode: "lines", line: { width: 2, dash: ["solid", "dash", "dot"][Math.floor(index / 6) % 3] },
+    ...LINE, name: label, line: { width: 2, dash: ["solid", "dash", "dot"][Math.floor(index / 6) % 3] },
     color: (t) => t.series[index % t.series.length], hovertemplate: `${label} %{y:.3f}<extra></extra>`,
   };
 }

@@ -58,24 +58,56 @@ function meanStd(summary) {
   return Number.isFinite(summary.std) ? `${fmt.metric(summary.mean)} ± ${fmt.metric(summary.std)}` : fmt.metric(summary.mean);
 }
 
+/** Settings shown as columns or irrelevant to the result; every other config difference splits a row. */
+const SHOWN = new Set(["dataset", "modalities", "method", "fusion", "seed", "device", "data_path"]);
+
+/** A run's settings as "path" -> JSON value, seeds and the columns above left out. */
+function settings(run) {
+  const flat = new Map();
+  const walk = (value, path) => {
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      for (const [key, inner] of Object.entries(value)) walk(inner, path ? `${path}.${key}` : key);
+    } else if (!SHOWN.has(path)) {
+      flat.set(path, JSON.stringify(value));
+    }
+  };
+  walk(run.config ?? { method: run.method, fusion: run.fusion }, "");
+  return flat;
+}
+
 /**
- * The rows of one group of comparable runs (same dataset and modalities).
- * @returns {{method: string, fusion: string, runs: object[], fused: object, dominant: object, weak: object, delta: object}[]}
+ * The rows of one group of comparable runs (same dataset and modalities): runs that differ
+ * only by seed share a row. Where rows of one method differ in other settings (tau 0.1
+ * against tau 0.3, another learning rate), each row names its values of those settings.
+ * @returns {{method: string, fusion: string, label: string, runs: object[], fused: object, dominant: object, weak: object, delta: object}[]}
  */
 export function rows(runs, roles) {
-  const byMethod = groupBy(runs, (run) => `${run.method}\u0000${run.fusion}`);
-  return [...byMethod.values()]
+  const keyed = runs.map((run) => ({ run, settings: settings(run) }));
+  const groups = groupBy(keyed, ({ run, settings: s }) => JSON.stringify([run.method, run.fusion, [...s].sort()]));
+  const differing = new Map(); // method -> the settings in which its runs differ
+  for (const { run, settings: s } of keyed) {
+    const peers = keyed.filter((other) => other.run.method === run.method);
+    if (!differing.has(run.method)) differing.set(run.method, new Set());
+    for (const [path, value] of s) {
+      if (peers.some((other) => other.settings.get(path) !== value)) differing.get(run.method).add(path);
+    }
+  }
+  return [...groups.values()]
     .map((group) => {
-      const outcomes = group.map(outcome);
+      const outcomes = group.map(({ run }) => outcome(run));
+      const first = group[0];
+      const label = [...differing.get(first.run.method)].sort()
+        .map((path) => `${path.split(".").at(-1)} ${first.settings.get(path) ?? "default"}`).join(" · ");
       return {
-        method: group[0].method, fusion: group[0].fusion, runs: group,
+        method: first.run.method, fusion: first.run.fusion, label, runs: group.map(({ run }) => run),
         fused: describe(outcomes.map((o) => o.fused)),
         dominant: describe(outcomes.map((o) => o.heads[roles.dominant] ?? NaN)),
         weak: describe(outcomes.map((o) => o.heads[roles.weak] ?? NaN)),
         delta: describe(outcomes.map((o) => o.delta)),
       };
     })
-    .sort((a, b) => methodRank(a.method) - methodRank(b.method) || a.method.localeCompare(b.method) || a.fusion.localeCompare(b.fusion));
+    .sort((a, b) => methodRank(a.method) - methodRank(b.method) || a.method.localeCompare(b.method)
+      || a.fusion.localeCompare(b.fusion) || a.label.localeCompare(b.label));
 }
 
 /**
@@ -111,7 +143,7 @@ export function renderResults(container, runs, catalog) {
     for (const line of lines) {
       const cell = (key) => h("td", { class: `num${best[key] === line ? " best" : ""}` }, meanStd(line[key]));
       body.append(h("tr", {},
-        h("th", { scope: "row" }, line.method), h("td", {}, line.fusion),
+        h("th", { scope: "row" }, line.method, line.label ? h("span", { class: "sub" }, line.label) : null), h("td", {}, line.fusion),
         h("td", { class: "num" }, String(line.runs.length)),
         cell("fused"), cell("dominant"), cell("weak"), cell("delta")));
     }
@@ -135,7 +167,7 @@ function bestOf(lines) {
   for (const [key, higher] of [["fused", true], ["dominant", true], ["weak", true], ["delta", false]]) {
     const ranked = lines.filter((line) => Number.isFinite(line[key].mean))
       .sort((a, b) => (higher ? b[key].mean - a[key].mean : a[key].mean - b[key].mean));
-    if (ranked.length > 1) best[key] = ranked[0];
+    if (ranked.length > 1 && ranked[0][key].mean !== ranked[1][key].mean) best[key] = ranked[0];
   }
   return best;
 }

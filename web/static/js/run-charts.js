@@ -10,7 +10,7 @@
  */
 
 import { byId } from "./dom.js";
-import { LiveChart, plotlyText } from "./charts.js";
+import { LINE, LiveChart, plotlyText } from "./charts.js";
 import * as fmt from "./format.js";
 
 const MAX_RATE_TICKS = 6;
@@ -43,14 +43,14 @@ export class RunCharts {
       style: (id) => {
         if (id === "util/delta") {
           return {
-            name: "gap δ", mode: "lines", line: { width: 2.5 }, fill: "tozeroy", fillAlpha: 0.12, color: (t) => t.gap,
+            ...LINE, name: "gap δ", line: { width: 2.5 }, fill: "tozeroy", fillAlpha: 0.12, color: (t) => t.gap,
             legendrank: 1, hovertemplate: "gap δ %{y:.3f}<extra></extra>",
           };
         }
         const util = /^util\/(.+)$/.exec(id);
         if (util) {
           return {
-            name: `u ${head(util[1])}`, mode: "lines+markers", marker: { size: 4 }, line: { width: 1.75 },
+            ...LINE, name: `u ${head(util[1])}`, line: { width: 1.75 },
             color: colorOf(util[1]), legendrank: 10 + this.modalityIndex(util[1]),
             hovertemplate: `u ${head(util[1])} %{y:.3f}<extra></extra>`,
           };
@@ -74,7 +74,7 @@ export class RunCharts {
         if (!match) return null;
         const fusion = match[1] === "fusion";
         return {
-          name: fusion ? "fusion" : head(match[1]), mode: "lines",
+          ...LINE, name: fusion ? "fusion" : head(match[1]),
           line: { shape: "hv", width: fusion ? 1.5 : 2, dash: fusion ? "dot" : "solid" },
           color: fusion ? (t) => t.fused : colorOf(match[1]), legendrank: fusion ? 99 : this.modalityIndex(match[1]),
           hovertemplate: `${fusion ? "fusion" : head(match[1])} %{y:.2e}<extra></extra>`,
@@ -91,7 +91,7 @@ export class RunCharts {
         const rank = name === "fused" ? 0 : 1 + this.modalityIndex(name);
         if (split === "val") {
           return {
-            name: head(name), mode: "lines", line: { width: name === "fused" ? 2.5 : 1.75 }, color: colorOf(name),
+            ...LINE, name: head(name), line: { width: name === "fused" ? 2.5 : 1.75 }, color: colorOf(name),
             legendgroup: name, legendrank: rank, hovertemplate: `${head(name)} %{y:.3f}<extra></extra>`,
           };
         }
@@ -108,14 +108,14 @@ export class RunCharts {
         if (id === "loss/train" || id === "loss/val") {
           const train = id === "loss/train";
           return {
-            name: train ? "train" : "validation", mode: "lines", line: { width: 2, dash: train ? "solid" : "dash" },
+            ...LINE, name: train ? "train" : "validation", line: { width: 2, dash: train ? "solid" : "dash" },
             color: (t) => t.fused, legendrank: train ? 0 : 1, hovertemplate: `${train ? "train" : "validation"} %{y:.4f}<extra></extra>`,
           };
         }
         const perHead = /^loss\/val\/(.+)$/.exec(id);
         if (!perHead) return null;
         return {
-          name: `${head(perHead[1])} (val)`, mode: "lines", line: { width: 1.5 }, color: colorOf(perHead[1]),
+          ...LINE, name: `${head(perHead[1])} (val)`, line: { width: 1.5 }, color: colorOf(perHead[1]),
           visible: "legendonly", legendrank: 10 + (perHead[1] === "fused" ? 0 : 1 + this.modalityIndex(perHead[1])),
           hovertemplate: `${head(perHead[1])} val %{y:.4f}<extra></extra>`,
         };

@@ -49,7 +49,8 @@ function showHeader() {
 
   const strip = byId("progress-strip");
   strip.hidden = !run.progress.epochs && !run.progress.epoch;
-  strip.replaceChildren(progressBar(run, true));
+  strip.replaceChildren(progressBar(run, true),
+    run.status === "queued" ? h("span", { class: "muted" }, `waiting for a worker on the ${run.queue ?? "default"} queue`) : "");
   if (run.status === "failed") {
     showAlert(alertBox, `The run failed: ${run.error ?? "no reason was recorded"}${run.error_detail ? ` (${run.error_detail})` : ""}`);
   }
