@@ -1,0 +1,73 @@
+"""Recovering runs: those whose worker vanished, and those the broker never received.
+
+- `sweep`: runs ``running`` without a heartbeat for MILES_HEARTBEAT_TIMEOUT are re-queued
+  (and enqueued) to resume from their checkpoint, or failed as "worker lost" after
+  MILES_MAX_ATTEMPTS starts (`store.leases.sweep`). The `miles worker` supervisor sweeps
+  every MILES_SWEEP_INTERVAL seconds, and the server once at start-up.
+- `requeue`: enqueue every ``queued`` run again, for runs submitted while the broker was
+  down (or a broker that lost its messages). Duplicates are harmless: a run is claimed
+  once, and a second delivery leaves it. `miles requeue` runs it, and the server at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from server.db import Database
+from server.dispatch import BrokerUnavailable, Dispatcher
+from server.live import Publisher
+from server.queue import CeleryDispatcher
+from server.settings import Settings
+from server.store import leases
+
+log = logging.getLogger("miles.recovery")
+
+
+def sweep(settings: Settings, database: Database, dispatcher: Dispatcher, publisher: Publisher) -> leases.Swept:
+    """Recover the runs whose worker was lost; the re-queued ones are enqueued at once."""
+    with database.transaction() as session:
+        swept = leases.sweep(session=session, timeout=settings.heartbeat_timeout, max_attempts=settings.max_attempts)
+    for status, run_ids in (("queued", list(swept.requeued)), ("cancelled", swept.cancelled), ("failed", swept.failed)):
+        for run_id in run_ids:
+            log.warning("run %d: its worker was lost; now %s", run_id, status)
+            publisher.publish(run_id, "status", status=status)
+    for run_id, queue in swept.requeued.items():
+        try:
+            dispatcher.enqueue(run_id, queue)
+        except BrokerUnavailable as error:
+            log.warning("run %d re-queued but not enqueued: %s", run_id, error)
+    return swept
+
+
+def requeue(database: Database, dispatcher: CeleryDispatcher) -> int:
+    """Enqueue every queued run again; how many. Raises `BrokerUnavailable` at the first failure."""
+    with database.transaction(write=False) as session:
+        queued = leases.queued(session=session)
+    for count, (run_id, queue) in enumerate(queued.items()):
+        try:
+            dispatcher.send(run_id, queue)
+        except BrokerUnavailable as error:
+            raise BrokerUnavailable(f"{error} ({count} of {len(queued)} queued runs enqueued)") from error
+    return len(queued)
+
+
+def at_server_start(settings: Settings, database: Database, dispatcher: CeleryDispatcher) -> None:
+    """Sweep, then enqueue every queued run; if the broker is down, keep them for the dispatcher to retry."""
+    publisher = Publisher(settings.redis_url)
+    try:
+        swept = sweep(settings, database, dispatcher, publisher)
+        with database.transaction(write=False) as session:
+            queued = {run_id: queue for run_id, queue in leases.queued(session=session).items()
+                      if run_id not in swept.requeued}  # those were just enqueued
+        for run_id, queue in queued.items():
+            try:
+                dispatcher.send(run_id, queue)
+            except BrokerUnavailable as error:
+                log.warning("%s; %d queued runs will be enqueued once it is back", error, len(queued))
+                dispatcher.defer(queued)
+                break
+        if queued or swept.requeued or swept.failed or swept.cancelled:
+            log.info("start-up: %d queued runs enqueued, %d lost runs recovered", len(queued),
+                     len(swept.requeued) + len(swept.failed) + len(swept.cancelled))
+    finally:
+        publisher.close()
