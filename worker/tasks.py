@@ -1,0 +1,205 @@
+"""The task ``miles.run_training(run_id)``: run one queued run to its end.
+
+1. Claim the run: a compare-and-set ``queued`` -> ``running`` that records this worker
+   (``host:pid``), the start time and the attempt. A second delivery of the same run
+   finds it claimed (or ended) and leaves it.
+2. Build its `TrainConfig` from the stored spec, refusing what this server's limits do
+   not allow, and train it with the `DatabaseReporter`, checkpoints under
+   ``<artifact_dir>/runs/<id>/checkpoints``, resuming after ``last.pt`` when an earlier
+   attempt left one.
+3. End it ``succeeded`` (with its summary), ``cancelled`` (a cancel reaches the trainer
+   within half a second and it stops before its next batch), or ``failed`` (the error,
+   where it happened, and a ``run.failed`` event). When this worker is shutting down the
+   run goes back to the queue instead, to resume elsewhere; when another worker took the
+   run over (this one was presumed lost), it is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from celery.exceptions import Reject
+from pydantic import ValidationError
+
+from server import policy
+from server.db import Database
+from server.live import Publisher
+from server.settings import Settings
+from server.store import events, leases, runs
+from server.store.errors import NotFound, StoreError
+from trainer.config import TrainConfig
+from trainer.loop import Training, TrainResult
+from trainer.spec import explain
+from worker.lease import Lease
+from worker.reporter import DatabaseReporter, LeaseLost
+
+log = logging.getLogger("miles.worker")
+
+SHUTDOWN = threading.Event()  # set when this worker process is asked to shut down (warm shutdown)
+Final = Literal["succeeded", "failed", "cancelled"]
+Outcome = Final | Literal["released", "skipped", "lost"]
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What every task of a worker process shares."""
+
+    settings: Settings
+    database: Database
+    publisher: Publisher
+    worker_id: str  # host:pid, recorded on the runs this process claims
+
+
+_context: WorkerContext | None = None
+
+
+def configure(context: WorkerContext) -> None:
+    global _context
+    _context = context
+
+
+def run_training(run_id: int) -> str:
+    """Celery task ``miles.run_training``: run ``run_id`` to a final state, or hand it back on shutdown."""
+    if _context is None:
+        raise RuntimeError("worker.tasks.configure() was not called: start workers with `miles worker`")
+    outcome = Job(_context, run_id).run()
+    if outcome == "released":
+        # Back to the broker as well, so that another worker (or this one, restarted) takes it.
+        raise Reject(f"run {run_id} handed back: this worker is shutting down", requeue=True)
+    return outcome
+
+
+class JobFailed(Exception):
+    """The run cannot be trained as specified; the message is for its user."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    spec: dict[str, Any]
+    attempt: int
+
+
+class Job:
+    def __init__(self, context: WorkerContext, run_id: int) -> None:
+        self.context = context
+        self.settings = context.settings
+        self.database = context.database
+        self.run_id = run_id
+        self.worker = context.worker_id
+        self.checkpoint_dir: Path = self.settings.run_artifacts(run_id) / "checkpoints"
+
+    def run(self) -> Outcome:
+        claimed = self._claim()
+        if claimed is None:
+            return "skipped"
+        self._announce("running")
+        lease = Lease(
+            self.database, self.run_id, self.worker, shutdown=SHUTDOWN, max_seconds=self.settings.max_run_hours * 3600,
+        )
+        reporter = DatabaseReporter(
+            database=self.database, publisher=self.context.publisher, run_id=self.run_id, worker=self.worker,
+            attempt=claimed.attempt, should_stop=lease.should_stop,
+        )
+        with lease:
+            try:
+                result = Training(self._config(claimed.spec), reporter, checkpoint_dir=self.checkpoint_dir).run(resume=True)
+            except LeaseLost:
+                return "lost"
+            except Exception as error:  # anything the training raises ends the run failed, with the reason
+                return self._fail(error)
+        return self._conclude(result, reporter, lease)
+
+    def _claim(self) -> Claimed | None:
+        with self.database.transaction() as session:
+            if not runs.claim(session=session, run_id=self.run_id, worker=self.worker):
+                try:
+                    status = runs.get(session=session, run_id=self.run_id).status
+                except NotFound:
+                    status = "deleted"
+                log.info("run %d is %s, not queued: this delivery leaves it alone", self.run_id, status)
+                return None
+            run = runs.get(session=session, run_id=self.run_id)
+            run.checkpoint_dir = str(self.checkpoint_dir)
+            log.info("run %d claimed by %s (attempt %d)", self.run_id, self.worker, run.attempts)
+            return Claimed(spec=dict(run.spec or {}), attempt=run.attempts)
+
+    def _config(self, spec: dict[str, Any]) -> TrainConfig:
+        try:
+            config = TrainConfig.model_validate(spec)
+        except ValidationError as error:
+            problems = "; ".join(map(str, explain(error)))
+            raise JobFailed(f"the run's stored config is not valid for this version of miles: {problems}") from None
+        try:
+            policy.check_config(config, self.settings, field="config")
+        except StoreError as error:
+            raise JobFailed(f"refused by this worker's limits: {error}") from None
+        if config.device.startswith("cuda:"):
+            # Each GPU worker process sees exactly one device (CUDA_VISIBLE_DEVICES): its own.
+            config = config.model_copy(update={"device": "cuda"})
+        return config
+
+    def _conclude(self, result: TrainResult, reporter: DatabaseReporter, lease: Lease) -> Outcome:
+        if result.status == "succeeded":
+            return self._finish("succeeded", summary=reporter.summary)
+        if lease.reason == "shutdown":
+            return self._release(result.epochs_completed)
+        if lease.reason == "deadline":
+            return self._fail(JobFailed(
+                f"the run trained longer than this server allows (MILES_MAX_RUN_HOURS={self.settings.max_run_hours:g})"
+            ))
+        if lease.reason == "lost":
+            return "lost"
+        return self._finish("cancelled", note=("run.cancelled", f"cancelled during epoch {result.epochs_completed + 1}"))
+
+    def _finish(
+        self, status: Final, *, summary: dict[str, Any] | None = None, error: str | None = None,
+        detail: str | None = None, note: tuple[str, str] | None = None,
+    ) -> Outcome:
+        with self.database.transaction() as session:
+            state = leases.renew(session=session, run_id=self.run_id, worker=self.worker)
+            if not state.held:
+                return "lost"
+            if note is not None:
+                run = runs.get(session=session, run_id=self.run_id)
+                kind, message = note
+                events.add(session=session, run_id=self.run_id, events=[events.NewEvent(
+                    step=run.epoch, kind=kind, message=message, data={"error": error, "where": detail} if error else {},
+                    key=f"{kind}#{run.attempts}",
+                )])
+            runs.finish(
+                session=session, run_id=self.run_id, status=status, error=error, error_detail=detail, summary=summary,
+            )
+        log.info("run %d %s", self.run_id, status)
+        self._announce(status)
+        return status
+
+    def _fail(self, error: BaseException) -> Outcome:
+        message = str(error) if isinstance(error, JobFailed) else f"{type(error).__name__}: {error}"
+        frames = traceback.extract_tb(error.__traceback__)
+        detail = f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}: {frames[-1].line}" if frames else None
+        if not isinstance(error, JobFailed):
+            log.error("run %d failed", self.run_id, exc_info=error)
+        try:
+            return self._finish("failed", error=message, detail=detail, note=("run.failed", message))
+        except Exception:  # the database itself failed: the heartbeat sweep will recover the run
+            log.exception("run %d: cannot record its failure", self.run_id)
+            return "failed"
+
+    def _release(self, epochs: int) -> Outcome:
+        with self.database.transaction() as session:
+            held = leases.release(
+                session=session, run_id=self.run_id, worker=self.worker,
+                reason=f"worker {self.worker} shutting down during epoch {epochs + 1}",
+            )
+        if not held:
+            return "lost"
+        self._announce("queued")
+        return "released"
+
+    def _announce(self, status: str) -> None:
+        self.context.publisher.publish(self.run_id, "status", status=status)
