@@ -1,0 +1,88 @@
+"""What a live stream of a run has not sent yet, read by its cursor (see `server.api.stream`).
+
+A stream sends a run's points a step at a time, in step order, and its events in id
+order; its cursor says up to which step and which event it has sent everything.
+
+Points reported for a step the trainer has already passed (the test metrics of the
+last and of the best epoch, reported at the end) would fall behind such a cursor. The
+worker writes them in one transaction with the next event, stamped with that event's
+exact time (`worker.reporter`): they are *bundled* with the event. A stream sends them
+just before their event and never in the step order, so the event cursor covers them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy.orm import Session
+
+from server.models import LatestMetric, Metric, RunEvent
+
+
+@dataclass(frozen=True)
+class StepPoints:
+    """The points of one step: ``{key: value}``."""
+
+    step: int
+    metrics: dict[str, float]
+
+
+def _group(rows: Sequence[Any]) -> list[StepPoints]:
+    """``(key, step, value)`` rows as one `StepPoints` per step, in step order."""
+    grouped: dict[int, dict[str, float]] = defaultdict(dict)
+    for key, step, value in rows:
+        grouped[step][key] = value
+    return [StepPoints(step, metrics) for step, metrics in sorted(grouped.items())]
+
+
+def _not_bundled() -> ColumnElement[bool]:
+    return ~exists().where(RunEvent.run_id == Metric.run_id, RunEvent.time == Metric.time)
+
+
+def steps_after(
+    *, session: Session, run_id: int, after: int, max_steps: int, bundles: bool, hold_last: bool
+) -> list[StepPoints]:
+    """The points of the next ``max_steps`` steps after ``after``, grouped by step.
+
+    ``bundles``: leave out the points bundled with an event (runs executed by a worker).
+    ``hold_last``: leave out the run's highest step, whose points may still be arriving in
+    several requests (a run logged from outside that is still running).
+    """
+    where = [Metric.run_id == run_id, Metric.step > after]
+    if bundles:
+        where.append(_not_bundled())
+    if hold_last:
+        highest = session.scalar(select(func.max(LatestMetric.step)).where(LatestMetric.run_id == run_id))
+        if highest is None:
+            return []
+        where.append(Metric.step < highest)
+    last = session.scalar(
+        select(func.max(select(Metric.step).distinct().where(*where).order_by(Metric.step).limit(max_steps).subquery().c.step))
+    )
+    if last is None:
+        return []
+    rows = session.execute(
+        select(Metric.key, Metric.step, Metric.value).where(*where, Metric.step <= last).order_by(Metric.step, Metric.key)
+    )
+    return _group(rows.all())
+
+
+def bundled(*, session: Session, run_id: int, events: Sequence[RunEvent]) -> dict[int, list[StepPoints]]:
+    """For each of ``events`` (by id), the points bundled with it, grouped by step; events without any are left out."""
+    by_time: dict[datetime, int] = {event.time: event.id for event in events}
+    if not by_time:
+        return {}
+    rows = session.execute(
+        select(Metric.time, Metric.key, Metric.step, Metric.value)
+        .where(Metric.run_id == run_id, Metric.time.in_(list(by_time)))
+        .order_by(Metric.step, Metric.key)
+    )
+    per_event: dict[int, list[tuple[str, int, float]]] = defaultdict(list)
+    for time, key, step, value in rows:
+        per_event[by_time[time]].append((key, step, value))
+    return {event_id: _group(points) for event_id, points in per_event.items()}
