@@ -7,12 +7,18 @@ a developer's machine and fails loudly under CI (``CI=true``).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.services import MilesStack, RedisProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -51,9 +57,9 @@ def data_dir() -> Path:
     return candidate
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for the test session, dropped afterwards."""
+@contextmanager
+def fresh_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the running server, dropped afterwards."""
     need(port_open(POSTGRES_HOST, POSTGRES_PORT), f"PostgreSQL is not reachable on {POSTGRES_HOST}:{POSTGRES_PORT}")
     import psycopg
 
@@ -66,3 +72,79 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for the test session, dropped afterwards."""
+    with fresh_postgres() as url:
+        yield url
+
+
+# -- real processes (tests/services.py): a database, Redis, `miles server`, `miles worker` ------------------
+
+
+def migrated(url: str) -> str:
+    from server import migrate
+    from server.db import Database
+
+    database = Database(url)
+    migrate.upgrade(database.engine)
+    database.dispose()
+    return url
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A new PostgreSQL database migrated to the newest revision, for this test only."""
+    with fresh_postgres() as url:
+        yield migrated(url)
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> str:
+    """A new SQLite file migrated to the newest revision, for this test only (local mode)."""
+    return migrated(f"sqlite:///{tmp_path / 'miles.db'}")
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    """The test's own ``redis-server`` on a free port (stop, kill or restart it at will), stopped afterwards."""
+    from tests.services import RedisProcess
+
+    need(shutil.which("redis-server") is not None, "redis-server is not installed")
+    redis = RedisProcess(free_port(), tmp_path)
+    redis.start()
+    yield redis
+    redis.kill()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    setattr(item, f"report_{report.when}", report)  # lets fixtures see whether the test failed
+    return report
+
+
+@pytest.fixture
+def miles_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., MilesStack]]:
+    """``miles_stack(database_url=..., redis=RedisProcess | None, **settings)``: a `MilesStack` whose
+    processes are stopped after the test; when the test failed, their logs are printed."""
+    from tests.services import MilesStack
+
+    stacks: list[MilesStack] = []
+
+    def make(*, database_url: str, redis: RedisProcess | None, **settings: Any) -> MilesStack:
+        home = tmp_path / f"home{len(stacks)}"
+        home.mkdir()
+        stack = MilesStack(home=home, database_url=database_url, redis=redis, settings=settings)
+        stacks.append(stack)
+        return stack
+
+    yield make
+    failed = getattr(request.node, "report_call", None) is not None and request.node.report_call.failed
+    for stack in stacks:
+        if failed:
+            for process in stack.processes():
+                print(f"\n===== {process.name} log ({process.log_path}) =====\n{process.log()[-6000:]}")
+        stack.close()
