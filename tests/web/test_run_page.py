@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.services import MilesStack, tiny_config, wait_until
-from tests.web.conftest import screenshot
+from tests.web.conftest import FinishedRuns, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow]
 
@@ -84,3 +85,33 @@ def test_a_running_run_is_cancelled_from_its_page(page: Page, dashboard: MilesSt
     expect(page.locator("#cancel")).to_be_hidden()
     assert dashboard.run(run["id"])["status"] == "cancelled"
     screenshot(page, "run-page-cancelled")
+
+
+def test_a_run_is_deleted_from_its_page_after_confirming(page: Page, dashboard: MilesStack):
+    with dashboard.api as api:
+        run = api.post("/runs", json={"name": "logged, then deleted", "execute": False}).raise_for_status().json()
+    page.goto(f"/runs/{run['id']}")
+    expect(page.locator("#run-name")).to_have_text("logged, then deleted")
+    page.get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("dialog", name="Delete this run?")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Keep it").click()
+    expect(dialog).to_be_hidden()
+    assert dashboard.run(run["id"])["name"] == "logged, then deleted"
+    page.get_by_role("button", name="Delete").click()
+    dialog.get_by_role("button", name="Delete run").click()
+    page.wait_for_url(re.compile(r"/$"))
+    with dashboard.api as api:
+        assert api.get(f"/runs/{run['id']}").status_code == 404
+
+
+def test_the_charts_follow_a_switch_between_light_and_dark(page: Page, finished_runs: FinishedRuns):
+    page.emulate_media(color_scheme="light")
+    page.goto(f"/runs/{finished_runs.miles[0]['id']}")
+    page.wait_for_function("() => (document.getElementById('chart-balance').data || []).length > 0")
+    font = "() => document.getElementById('chart-balance')._fullLayout.font.color"
+    light = page.evaluate(font)
+    page.emulate_media(color_scheme="dark")
+    page.wait_for_function(f"() => ({font})() !== {light!r}")
+    dark_text = page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--text').trim()")
+    assert page.evaluate(font) == dark_text

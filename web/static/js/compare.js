@@ -9,6 +9,7 @@ import { byId, h, poll, showAlert } from "./dom.js";
 import { LINE, LiveChart, plotlyText } from "./charts.js";
 import * as fmt from "./format.js";
 import { renderPerRun, renderResults } from "./results.js";
+import { theme } from "./theme.js";
 
 const POLL_MS = 5000;
 const MAX_POINTS = 1000;
@@ -20,16 +21,31 @@ const ids = [...new Set((new URLSearchParams(location.search).get("ids") || "")
 let runs = [];
 let catalog = null;
 
-/** Each run keeps one colour (and, past the palette, a dash) on both charts. */
+const colorBy = byId("color-by");
+
+/** Runs are coloured by method and fusion (seeds of one setting share a colour) or one colour each. */
+function colorIndex(runId) {
+  const index = runs.findIndex((run) => run.id === runId);
+  if (colorBy.value !== "method") return index;
+  const groups = [...new Set(runs.map(methodOf))];
+  return groups.indexOf(methodOf(runs[index]));
+}
+
+function methodOf(run) {
+  return `${run.method ?? "logged"} · ${run.fusion ?? ""}`;
+}
+
+/** A run's line on both charts; past the palette, runs also differ by dash. */
 function runStyle(id) {
   const match = /^run\/(\d+)$/.exec(id);
-  const index = match ? runs.findIndex((run) => run.id === Number(match[1])) : -1;
+  const runId = match ? Number(match[1]) : NaN;
+  const index = runs.findIndex((run) => run.id === runId);
   if (index < 0) return null;
   const run = runs[index];
   const label = plotlyText(`#${run.id} ${run.name}`);
   return {
     ...LINE, name: label, line: { width: 2, dash: ["solid", "dash", "dot"][Math.floor(index / 6) % 3] },
-    color: (t) => t.series[index % t.series.length], hovertemplate: `${label} %{y:.3f}<extra></extra>`,
+    color: (t) => t.series[colorIndex(runId) % t.series.length], hovertemplate: `${label} %{y:.3f}<extra></extra>`,
   };
 }
 
@@ -49,10 +65,10 @@ async function loadSeries() {
 
 function showRuns() {
   byId("compare-subtitle").textContent = `${runs.length} runs`;
-  byId("run-chips").replaceChildren(...runs.map((run, index) => {
+  byId("run-chips").replaceChildren(...runs.map((run) => {
     const others = runs.filter((other) => other.id !== run.id).map((other) => other.id);
     return h("li", { class: "chip" },
-      h("span", { class: `swatch swatch-${index % 6}`, "aria-hidden": "true" }),
+      h("span", { class: `swatch swatch-${colorIndex(run.id) % 6}`, "aria-hidden": "true" }),
       h("a", { href: api.url(`/runs/${run.id}`) }, run.name), h("span", { class: "run-meta" }, ` #${run.id}`),
       h("span", { class: `dot status-${run.status}`, title: fmt.STATUS_LABELS[run.status] }),
       h("a", { class: "chip-remove", href: api.url(`/compare?ids=${others.join(",")}`), "aria-label": `Remove ${run.name} from the comparison` }, "×"));
@@ -81,11 +97,16 @@ async function loadRuns() {
   showAlert(alertBox, missing.length ? `Not found (deleted?): ${missing.map((id) => `#${id}`).join(", ")}.` : "");
 }
 
-async function refresh() {
-  await loadRuns();
+/** Show the runs loaded last, and their series. */
+async function show() {
   showRuns();
   fillKeys();
   await loadSeries();
+}
+
+async function refresh() {
+  await loadRuns();
+  await show();
 }
 
 async function start() {
@@ -94,7 +115,14 @@ async function start() {
     return;
   }
   catalog = await api.catalog().catch(() => null);
-  await refresh();
+  await loadRuns();
+  const seeded = new Set(runs.map(methodOf)).size < runs.length;
+  colorBy.value = seeded ? "method" : "run";
+  colorBy.addEventListener("change", () => {
+    showRuns();
+    for (const chart of [metricChart, gapChart]) chart.repaint(theme());
+  });
+  await show();
   keySelect.addEventListener("change", () => {
     metricChart.clear();
     metricChart.relayout({ "yaxis.title.text": keySelect.value });
