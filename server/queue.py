@@ -92,6 +92,9 @@ def celery_config(settings: Settings, *, sender: bool) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_prefetch_multiplier": 1,
+        # A Redis blip must not abort a training: the run keeps its lease in the database, and a message
+        # whose acknowledgement was lost is redelivered later only to find its run claimed or ended.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         # Remote control needs a fanout exchange, which the SQLite transport lacks.
         "worker_enable_remote_control": bool(settings.redis_url),
         "worker_hijack_root_logger": False,

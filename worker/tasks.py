@@ -67,6 +67,8 @@ def run_training(run_id: int) -> str:
     """Celery task ``miles.run_training``: run ``run_id`` to a final state, or hand it back on shutdown."""
     if _context is None:
         raise RuntimeError("worker.tasks.configure() was not called: start workers with `miles worker`")
+    if SHUTDOWN.is_set():  # a message delivered while this worker stops (e.g. the one it just handed back)
+        raise Reject(f"run {run_id} not started: this worker is shutting down", requeue=True)
     outcome = Job(_context, run_id).run()
     if outcome == "released":
         # Back to the broker as well, so that another worker (or this one, restarted) takes it.

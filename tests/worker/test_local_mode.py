@@ -2,25 +2,67 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from tests.services import tiny_config
+from tests.conftest import migrated
+from tests.services import MilesStack, SseMessage, tiny_config
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 
-def test_a_run_submitted_in_local_mode_trains_streams_and_completes(miles_stack, sqlite_database):
-    stack = miles_stack(database_url=sqlite_database, redis=None)
-    stack.start_server()
-    stack.start_worker("--cpu")
-    run = stack.submit(tiny_config(epochs=3))
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilesStack]:
+    home = tmp_path_factory.mktemp("local")
+    stack = MilesStack(home=home, database_url=migrated(f"sqlite:///{home / 'miles.db'}"), redis=None)
+    try:
+        stack.start_server(wait=False)
+        stack.start_worker("--cpu", wait=False)
+        for process in stack.processes():
+            process.wait_ready()
+        yield stack
+    except BaseException:
+        for process in stack.processes():
+            print(f"\n===== {process.name} log =====\n{process.log()[-6000:]}")
+        raise
+    finally:
+        stack.close()
+
+
+def training_epochs(messages: list[SseMessage]) -> list[int]:
+    return [m.data["step"] for m in messages if m.event == "epoch" and "loss/train" in m.data["metrics"]]
+
+
+def test_a_run_submitted_in_local_mode_trains_streams_and_completes(local):
+    run = local.submit(tiny_config(epochs=3))
     assert run["queue"] == "cpu"
 
-    messages = list(stack.stream(run["id"]))
+    messages = list(local.stream(run["id"]))
 
-    epochs = [m.data["step"] for m in messages if m.event == "epoch" and "loss/train" in m.data["metrics"]]
-    assert epochs == [1, 2, 3]
-    assert messages[0].event == "status" and messages[-1].event == "end"
-    assert messages[-1].data == {"status": "succeeded"}
-    finished = stack.run(run["id"])
+    assert training_epochs(messages) == [1, 2, 3]
+    assert messages[0].event == "status" and messages[-1].data == {"status": "succeeded"}
+    finished = local.run(run["id"])
     assert finished["status"] == "succeeded" and finished["summary"]["epochs_completed"] == 3
+
+
+def test_a_stopped_worker_hands_its_run_back_and_the_next_one_resumes_it(local):
+    run = local.submit(tiny_config(epochs=8))
+    seen: list[SseMessage] = []
+    for message in local.stream(run["id"]):
+        seen.append(message)
+        if message.event == "epoch" and message.data["step"] == 2:
+            break
+
+    stopping = local.workers[-1]
+    assert stopping.stop() == 0  # SIGTERM: warm shutdown
+    assert stopping.session_pids() == [], "a worker process outlived its supervisor"
+    assert local.run(run["id"])["status"] == "queued"
+    local.start_worker("--cpu")
+    seen += local.stream(run["id"], headers={"Last-Event-ID": seen[-1].id})
+
+    assert training_epochs(seen) == list(range(1, 9))
+    kinds = [m.data["kind"] for m in seen if m.event == "run_event"]
+    assert "run.requeued" in kinds and "run.resumed" in kinds
+    finished = local.run(run["id"])
+    assert (finished["status"], finished["attempts"]) == ("succeeded", 2)
