@@ -1,0 +1,105 @@
+"""Regenerate the README's screenshots from a real `miles server` and `miles worker --cpu`.
+
+    python scripts/screenshots.py            # writes docs/images/run-page.png and docs/images/compare.png
+
+It starts both processes on a fresh SQLite file (local mode, as `miles up` does, with
+the process helpers of the test suite), trains a few runs on a built-in dataset, and
+photographs the run page while its run is still training (charts partly drawn, MILES's
+marks visible) and the compare page once its runs have finished. Needs Chromium
+(Debian's `chromium`, or set CHROMIUM) and Playwright; takes a few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from tests.conftest import migrated  # noqa: E402
+from tests.services import MilesStack, wait_until  # noqa: E402
+from tests.web.conftest import CHROMIUM_ARGS  # noqa: E402
+
+OUT = ROOT / "docs" / "images"
+VIEWPORT = {"width": 1440, "height": 1120}
+EXPERIMENT = "mfeat pix + fou"
+
+
+def config(method: str, seed: int, epochs: int) -> dict[str, Any]:
+    """UCI Multiple Features (built in, real data): pixel averages dominate Fourier coefficients. Their gap
+    hovers around 0.15 there, so with tau 0.15 MILES acts on some epochs and not on others."""
+    params = {"tau": 0.15} if method == "miles" else {}
+    return {"dataset": "mfeat", "modalities": ["pix", "fou"], "method": method, "params": params, "epochs": epochs,
+            "seed": seed, "device": "cpu"}
+
+
+def drawn(page: Page, trace: str) -> int:
+    return page.evaluate(
+        "(name) => ((document.getElementById('chart-balance').data || []).find((t) => t.name === name)?.x.length) ?? 0",
+        trace,
+    )
+
+
+def run_page(page: Page, stack: MilesStack, epochs: int, out: Path) -> None:
+    run = stack.submit(config("miles", 0, epochs), name="miles tau 0.15", experiment=EXPERIMENT, tags=["readme"])
+    page.goto(f"/runs/{run['id']}")
+    wait_until(lambda: drawn(page, "gap δ") >= epochs * 0.55, 600, "the run to pass half of its epochs", every=0.2)
+    page.wait_for_timeout(400)  # the frame that draws the last epoch received
+    page.screenshot(path=str(out))
+
+
+def compare_page(page: Page, stack: MilesStack, seeds: int, epochs: int, out: Path) -> None:
+    runs = [
+        stack.submit(config(method, seed, epochs), name=f"{method} seed {seed}", experiment=EXPERIMENT)
+        for method in ("joint", "miles") for seed in range(seeds)
+    ]
+    for run in runs:
+        stack.wait_for_status(run["id"], "succeeded", timeout=900)
+    page.goto(f"/compare?ids={','.join(str(run['id']) for run in runs)}")
+    page.wait_for_function(f"() => document.getElementById('chart-gap').data.length === {len(runs)}")
+    page.wait_for_selector(".results-table")
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(out), full_page=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="Folder for the images (default docs/images).")
+    parser.add_argument("--epochs", type=int, default=30, help="Epochs of the run photographed mid-run.")
+    parser.add_argument("--seeds", type=int, default=3, help="Seeds per method on the compare page.")
+    parser.add_argument("--scheme", choices=("light", "dark"), default="light")
+    args = parser.parse_args()
+    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    if not chromium:
+        sys.exit("Chromium is needed: apt-get install chromium (or set CHROMIUM to its path)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="miles-screenshots-") as home:
+        stack = MilesStack(home=Path(home), database_url=migrated(f"sqlite:///{home}/miles.db"), redis=None)
+        try:
+            stack.start_server()
+            stack.start_worker("--cpu")
+            assert stack.server is not None
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+                context = browser.new_context(base_url=stack.server.url, viewport=VIEWPORT, color_scheme=args.scheme)
+                page = context.new_page()
+                started = time.monotonic()
+                run_page(page, stack, args.epochs, args.out / "run-page.png")
+                compare_page(page, stack, args.seeds, 12, args.out / "compare.png")
+                browser.close()
+            print(f"wrote {args.out / 'run-page.png'} and {args.out / 'compare.png'} in {time.monotonic() - started:.0f} s")
+        finally:
+            stack.close()
+
+
+if __name__ == "__main__":
+    main()
