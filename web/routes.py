@@ -51,7 +51,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
-RunIdParam = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+IdParam = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
 def page(request: Request, template: str, title: str, section: str, **context: Any) -> HTMLResponse:
@@ -75,7 +75,7 @@ def new_run_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, run_id: RunIdParam) -> HTMLResponse:
+def run_page(request: Request, run_id: IdParam) -> HTMLResponse:
     return page(request, "run.html", f"Run {run_id}", "runs", run_id=run_id)
 
 
@@ -85,7 +85,7 @@ def compare_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
-def experiment_page(request: Request, experiment_id: RunIdParam) -> HTMLResponse:
+def experiment_page(request: Request, experiment_id: IdParam) -> HTMLResponse:
     return page(request, "experiment.html", f"Experiment {experiment_id}", "runs", experiment_id=experiment_id)
 
 
