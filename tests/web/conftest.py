@@ -27,6 +27,7 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 VIEWPORT = {"width": 1440, "height": 1000}
+STREAM_LIFETIME = 2  # seconds
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +41,13 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="session")
 def dashboard(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[MilesStack]:
-    """`miles server` and `miles worker --cpu` on one SQLite file, for the whole session."""
+    """`miles server` and `miles worker --cpu` on one SQLite file (local mode), for the whole session."""
     home = tmp_path_factory.mktemp("dashboard")
-    stack = MilesStack(home=home, database_url=migrated(f"sqlite:///{home / 'miles.db'}"), redis=None)
+    # Streams live 2 s, so that every page watching a run must reconnect (and resume) a few times.
+    stack = MilesStack(
+        home=home, database_url=migrated(f"sqlite:///{home / 'miles.db'}"), redis=None,
+        settings={"stream_lifetime": STREAM_LIFETIME},
+    )
     failed_before = request.session.testsfailed
     try:
         stack.start_server()

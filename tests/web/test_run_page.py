@@ -40,6 +40,8 @@ def test_a_run_submitted_from_the_form_draws_its_charts_while_it_trains_until_it
     page.get_by_label("Epochs").fill(str(EPOCHS))
     page.get_by_label("Device").fill("cpu")
     page.get_by_label("Name").fill("watched from the form")
+    streams: list[str] = []
+    page.on("request", lambda request: streams.append(request.url) if "/stream" in request.url else None)
     page.get_by_role("button", name="Start run").click()
     page.wait_for_url("**/runs/*")
 
@@ -66,6 +68,7 @@ def test_a_run_submitted_from_the_form_draws_its_charts_while_it_trains_until_it
     page.wait_for_function(f"() => document.getElementById('chart-balance').data.find(t => t.name === 'gap δ').x.length === {EPOCHS}")
     for chart, trace in (("lr", "strong"), ("metrics", "fused"), ("losses", "train")):
         assert points(page, chart, trace) == EPOCHS, chart
+    assert len(streams) >= 2, "the stream outlived its lifetime: the page reconnected and missed no epoch"
     assert points(page, "balance", "MILES slowed strong") >= 1, "MILES acted and its actions are marked"
     assert points(page, "metrics", "fused (test)") >= 1, "the test metric appears once the run has ended"
     expect(page.locator("#summary table")).to_contain_text("weak")

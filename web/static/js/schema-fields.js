@@ -17,7 +17,7 @@ export class LocalError extends Error {}
 let counter = 0;
 
 /** "Utilization Split" -> "Utilization split" */
-export function sentence(text) {
+function sentence(text) {
   return text ? text[0].toUpperCase() + text.slice(1).toLowerCase() : "";
 }
 
@@ -33,7 +33,7 @@ function unwrap(schema) {
 }
 
 /** "0 ≤ value ≤ 1", "value > 0" from minimum/maximum and their exclusive forms. */
-export function rangeText(schema) {
+function rangeText(schema) {
   const low = schema.exclusiveMinimum ?? schema.minimum;
   const high = schema.exclusiveMaximum ?? schema.maximum;
   const lowOp = schema.exclusiveMinimum !== undefined ? "<" : "≤";
