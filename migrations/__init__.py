@@ -1,0 +1,1 @@
+"""Alembic migrations of the dashboard's database; run them with `miles db upgrade` (see `server.migrate`)."""

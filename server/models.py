@@ -1,0 +1,242 @@
+"""The tables: experiments, runs and their tags, metrics (points, latest values, rollups), events, API tokens.
+
+Integer ids throughout. Times are stored in UTC and come back timezone-aware on
+every backend. Free-form documents (the job spec, params, summary, event data)
+are JSON, JSONB on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Explicit constraint names, so that migrations can name what they alter or drop on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+STATUSES: tuple[str, ...] = get_args(Status)
+ACTIVE_STATUSES = ("queued", "running")
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp kept in UTC; naive values are taken as UTC. SQLite stores no zone, so it is added back."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    @property
+    def python_type(self) -> type[datetime]:
+        return datetime
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Document = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: Document}
+
+
+class Experiment(Base):
+    __tablename__ = "experiment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_token"
+    __table_args__ = (
+        # A name may be reused once its token is revoked (rotating "ci" keeps the name).
+        Index(
+            "uq_api_token_active_name", "name", unique=True,
+            postgresql_where=text("revoked_at IS NULL"), sqlite_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the secret
+    prefix: Mapped[str] = mapped_column(String(16))  # the token's first characters, for display
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Run(Base):
+    __tablename__ = "run"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="status"),
+        Index("ix_run_created_at_id", "created_at", "id"),
+        Index("ix_run_status_created_at", "status", "created_at"),
+        Index("ix_run_owner_token_id_status", "owner_token_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiment.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    execute: Mapped[bool] = mapped_column(Boolean)  # run by a worker, or logged from outside
+    spec: Mapped[dict[str, Any] | None]  # TrainConfig.model_dump(); None for a logged run without one
+    params: Mapped[dict[str, Any] | None]  # free-form hyperparameters of a logged run
+    # Copied out of the spec so that listing can filter on them with an index.
+    method: Mapped[str | None] = mapped_column(String(64), index=True)
+    dataset: Mapped[str | None] = mapped_column(String(64), index=True)
+    fusion: Mapped[str | None] = mapped_column(String(32))
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    queue: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    worker: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)  # epochs completed; the total is in the spec
+    error: Mapped[str | None] = mapped_column(Text)
+    error_detail: Mapped[str | None] = mapped_column(Text)  # e.g. the last line of the traceback
+    summary: Mapped[dict[str, Any] | None]
+    checkpoint_dir: Mapped[str | None] = mapped_column(Text)
+    owner_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id", ondelete="SET NULL"))
+
+    experiment: Mapped[Experiment | None] = relationship(lazy="joined")
+    tag_rows: Mapped[list[RunTag]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True, order_by="RunTag.tag"
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        return [row.tag for row in self.tag_rows]
+
+    @property
+    def epochs(self) -> int | None:
+        return self.spec.get("epochs") if self.spec else None
+
+    @property
+    def modalities(self) -> list[str] | None:
+        return self.spec.get("modalities") if self.spec else None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class RunTag(Base):
+    __tablename__ = "run_tag"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
+class Metric(Base):
+    """One point of a series; (run, key, step) is unique, so a repeated point overwrites.
+
+    No foreign key to ``run``: checking it for each of 50,000 points of a batch doubled the
+    cost of an ingest on PostgreSQL. The ingest writes ``latest_metric`` (which has the key)
+    first, which locks the run against a concurrent delete, and deleting a run deletes its points.
+    """
+
+    __tablename__ = "metric"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    value: Mapped[float] = mapped_column(Double)
+    time: Mapped[datetime]
+
+
+class LatestMetric(Base):
+    """The point of the highest step of each series, for run tables."""
+
+    __tablename__ = "latest_metric"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float] = mapped_column(Double)
+    time: Mapped[datetime]
+
+
+class MetricRollup(Base):
+    """The minimum and maximum point of each bucket of ``width(level)`` steps of a series.
+
+    Kept up to date by every ingest, so that a long series is downsampled by reading
+    a few thousand rows instead of scanning millions of points.
+    """
+
+    __tablename__ = "metric_rollup"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # step // width(level)
+    count: Mapped[int] = mapped_column(BigInteger)
+    min_step: Mapped[int] = mapped_column(BigInteger)
+    min_value: Mapped[float] = mapped_column(Double)
+    max_step: Mapped[int] = mapped_column(BigInteger)
+    max_value: Mapped[float] = mapped_column(Double)
+
+
+class RunEvent(Base):
+    """A time-stamped note of a run (``miles.decision``, ``run.started``, ...)."""
+
+    __tablename__ = "run_event"
+    __table_args__ = (
+        # Events re-reported after a resume carry the same key and are not stored twice.
+        UniqueConstraint("run_id", "key"),
+        Index("ix_run_event_run_id_id", "run_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(BigInteger)
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(100))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    key: Mapped[str | None] = mapped_column(String(200))
