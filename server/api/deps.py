@@ -1,0 +1,126 @@
+"""Dependencies of the handlers: settings, the request's database session, the run named in the path, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from server.db import Database, commit
+from server.dispatch import Dispatcher
+from server.models import Run
+from server.settings import Settings
+from server.store import runs, tokens
+
+ID_MAX = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+COOKIE_NAME = "miles_token"
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    return request.app.state.dispatcher
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+
+
+def get_session(request: Request, database: DatabaseDep) -> Iterator[Session]:
+    """One transaction per request, committed after the handler returns and before the response is sent
+    (so a client that reads right after a write sees it); rolled back when the handler raises."""
+    session = database.session(write=request.method not in SAFE_METHODS)
+    try:
+        yield session
+        commit(session)
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+RunId = Annotated[int, Path(ge=1, le=ID_MAX, description="The run's id.")]
+
+
+def get_run(run_id: RunId, session: SessionDep) -> Run:
+    return runs.get(session=session, run_id=run_id)
+
+
+RunDep = Annotated[Run, Depends(get_run)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the API token used (None when auth is off or for a public read)."""
+
+    token_id: int | None = None
+    token_name: str | None = None
+
+
+bearer_scheme = HTTPBearer(auto_error=False, description="An API token from `miles token create NAME`.")
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def authenticate(
+    request: Request,
+    settings: SettingsDep,
+    database: DatabaseDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Caller:
+    """The caller's token, from ``Authorization: Bearer`` or the login cookie; 401 saying what is wrong."""
+    if not settings.auth_enabled:
+        return Caller()
+    reading = request.method in SAFE_METHODS
+    header = request.headers.get("authorization")
+    if header is not None and bearer is None:
+        raise _unauthorized("the Authorization header must be 'Bearer <token>'")
+    secret = bearer.credentials if bearer else request.cookies.get(COOKIE_NAME)
+    if not secret:
+        if reading and settings.public_reads:
+            return Caller()
+        raise _unauthorized(
+            "this server requires an API token: send 'Authorization: Bearer <token>' "
+            "(an administrator creates one with `miles token create NAME`)"
+        )
+    if bearer is None and not reading and not _same_origin(request):
+        # The cookie rides along on requests from any page; a write must come from our own pages.
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site request refused: its Origin is not this server")
+    # Short transactions of its own, ended before the request's session begins: on SQLite a
+    # write here while the request held the write lock would wait for itself.
+    try:
+        with database.transaction(write=False) as session:
+            token = tokens.identify(session=session, secret=secret)
+    except tokens.TokenRejected as error:
+        raise _unauthorized(str(error)) from None
+    if tokens.needs_touch(token):
+        with database.transaction() as session:
+            tokens.touch(session=session, token_id=token.id)
+    return Caller(token_id=token.id, token_name=token.name)
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if origin is None:  # not sent by a browser on a cross-site request
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+CallerDep = Annotated[Caller, Depends(authenticate)]

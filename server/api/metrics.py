@@ -1,0 +1,134 @@
+"""Metrics: batched ingest, downsampled series, latest values, CSV and JSON exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from server.api.deps import DatabaseDep, RunDep, SessionDep
+from server.db import Database
+from server.models import utcnow
+from server.schemas import (
+    KEY_PATTERN,
+    IngestResult,
+    LatestSet,
+    LatestValue,
+    MetricBatch,
+    SeriesOut,
+    SeriesSet,
+)
+from server.store import metrics
+from server.store.errors import Invalid
+
+router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
+Keys = Annotated[str | None, Query(
+    max_length=10_000, description="Comma-separated keys; 'util/*' is every key starting with 'util/'. Default: all.",
+)]
+_KEY = re.compile(KEY_PATTERN)
+
+
+def parse_keys(keys: str | None) -> list[str] | None:
+    if keys is None:
+        return None
+    parsed = [key.strip() for key in keys.split(",") if key.strip()]
+    for key in parsed:
+        if not _KEY.match(key.removesuffix("*")) or len(key) > 251:
+            raise Invalid.field("keys", f"{key!r} is not a metric key or a 'prefix*' pattern")
+    return parsed
+
+
+@router.post("/metrics", summary="Write a batch of metric points (idempotent)")
+def ingest(run: RunDep, body: MetricBatch, session: SessionDep) -> IngestResult:
+    """Up to 50,000 points in one transaction. A point repeating (key, step) overwrites the stored one, so
+    retrying a request is safe. The answer says whether someone asked the run to stop."""
+    now = utcnow()
+    points = [metrics.Point(p.key, p.step, p.value, p.time or now) for p in body.points]
+    accepted = metrics.ingest(session=session, run_id=run.id, points=points)
+    return IngestResult(accepted=accepted, cancel_requested=run.cancel_requested)
+
+
+@router.get("/metrics", summary="Metric series, downsampled on the server")
+def read_series(
+    run: RunDep,
+    session: SessionDep,
+    keys: Keys = None,
+    since_step: Annotated[int | None, Query(ge=-1, le=metrics.MAX_STEP, description="Only points after this step.")] = None,
+    max_points: Annotated[int | None, Query(ge=10, le=20_000, description=(
+        "At most this many points per series: each bucket of steps keeps its minimum and maximum point. "
+        "Default: every point."
+    ))] = None,
+) -> SeriesSet:
+    found = metrics.series(
+        session=session, run_id=run.id, keys=parse_keys(keys), since_step=since_step, max_points=max_points
+    )
+    return SeriesSet(series={key: SeriesOut(steps=s.steps, values=s.values) for key, s in found.items()})
+
+
+@router.get("/metrics/latest", summary="The latest point of each series")
+def read_latest(run: RunDep, session: SessionDep) -> LatestSet:
+    latest = metrics.latest(session=session, run_ids=[run.id])[run.id]
+    return LatestSet(latest={key: LatestValue(step=row.step, value=row.value) for key, row in latest.items()})
+
+
+def _points(database: Database, run_id: int, keys: list[str] | None) -> Iterator[tuple[str, int, float, str]]:
+    # Its own session: the request's has ended by the time the response streams.
+    with database.transaction(write=False) as session:
+        for key, step, value, time in metrics.iter_points(session=session, run_id=run_id, keys=keys):
+            yield key, step, value, time.isoformat()
+
+
+def _chunks(lines: Iterator[str], size: int = 2000) -> Iterator[str]:
+    buffer: list[str] = []
+    for line in lines:
+        buffer.append(line)
+        if len(buffer) >= size:
+            yield "".join(buffer)
+            buffer.clear()
+    yield "".join(buffer)
+
+
+@router.get(
+    "/metrics.csv", summary="Every point as CSV (key, step, value, time)", response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "A CSV file, streamed."}},
+)
+def export_csv(run: RunDep, database: DatabaseDep, keys: Keys = None) -> StreamingResponse:
+    selected = parse_keys(keys)
+
+    def lines() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(("key", "step", "value", "time"))
+        for row in _points(database, run.id, selected):
+            writer.writerow(row)
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+        yield out.getvalue()
+
+    headers = {"Content-Disposition": f'attachment; filename="run-{run.id}-metrics.csv"'}
+    return StreamingResponse(_chunks(lines()), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get(
+    "/metrics.json", summary="Every point as a JSON array of {key, step, value, time}", response_class=StreamingResponse,
+    responses={200: {"content": {"application/json": {}}, "description": "A JSON array, streamed."}},
+)
+def export_json(run: RunDep, database: DatabaseDep, keys: Keys = None) -> StreamingResponse:
+    selected = parse_keys(keys)
+
+    def lines() -> Iterator[str]:
+        separator = "[\n"
+        for key, step, value, time in _points(database, run.id, selected):
+            yield separator + json.dumps({"key": key, "step": step, "value": value, "time": time})
+            separator = ",\n"
+        yield "[]" if separator == "[\n" else "\n]"
+
+    headers = {"Content-Disposition": f'attachment; filename="run-{run.id}-metrics.json"'}
+    return StreamingResponse(_chunks(lines()), media_type="application/json", headers=headers)

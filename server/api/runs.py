@@ -1,0 +1,154 @@
+"""Runs: submit, list, read, update, cancel, clone, delete."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Query, Response, status
+from sqlalchemy.orm import Session
+
+from server import policy
+from server.api.deps import ID_MAX, CallerDep, DispatcherDep, RunDep, SessionDep, SettingsDep
+from server.db import after_commit
+from server.dispatch import BrokerUnavailable, Dispatcher
+from server.models import Run, Status
+from server.schemas import Name, RunClone, RunCreate, RunOut, RunPage, RunUpdate, Tag
+from server.settings import Settings
+from server.store import experiments, metrics, runs
+from server.store.paging import Page
+from trainer.config import TrainConfig
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+Filter = Annotated[str | None, Query(max_length=200)]
+
+
+def run_out(session: Session, run: Run) -> RunOut:
+    return RunOut.build(run, metrics.latest(session=session, run_ids=[run.id])[run.id])
+
+
+def page_out(session: Session, page: Page[Run]) -> RunPage:
+    latest = metrics.latest(session=session, run_ids=[run.id for run in page.items])
+    return RunPage(items=[RunOut.build(run, latest[run.id]) for run in page.items], next_cursor=page.next_cursor)
+
+
+def submit(
+    session: Session, settings: Settings, dispatcher: Dispatcher, caller_token: int | None, *, config: TrainConfig | None,
+    execute: bool, field: str, name: str | None = None, experiment: str | None = None, tags: list[str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Run:
+    """Create a run; an executed one is handed to the dispatcher once its row is committed."""
+    if config is not None:
+        policy.check_config(config, settings, field=field)
+    run = runs.create(
+        session=session, config=config, execute=execute, name=name, params=params, tags=tags or [],
+        experiment=experiments.ensure(session=session, name=experiment) if experiment else None,
+        owner_token_id=caller_token, max_active=settings.max_active_runs, auto_queue=settings.auto_queue,
+    )
+    if execute:
+        run_id, queue = run.id, run.queue or "gpu"
+
+        def enqueue() -> None:
+            try:
+                dispatcher.enqueue(run_id, queue)
+            except BrokerUnavailable as error:
+                raise BrokerUnavailable(f"run {run_id}: {error}") from error
+
+        after_commit(session, enqueue)
+    return run
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Submit a run, or start logging one")
+def create_run(
+    body: RunCreate, session: SessionDep, settings: SettingsDep, dispatcher: DispatcherDep, caller: CallerDep,
+    response: Response,
+) -> RunOut:
+    """With ``execute: true`` the run is queued for a worker; with ``execute: false`` it is a run logged from
+    outside (your own training loop), ``running`` until you PATCH its final status."""
+    run = submit(
+        session, settings, dispatcher, caller.token_id, config=body.config, execute=body.execute, field="config",
+        name=body.name, experiment=body.experiment, tags=body.tags, params=body.params,
+    )
+    response.headers["Location"] = f"/api/v1/runs/{run.id}"
+    return run_out(session, run)
+
+
+@router.get("", summary="List runs, filtered and sorted, a page at a time")
+def list_runs(
+    session: SessionDep,
+    status_: Annotated[list[Status], Query(alias="status", description="Repeat for several.")] = [],  # noqa: B006
+    method: Filter = None,
+    dataset: Filter = None,
+    fusion: Filter = None,
+    experiment: Annotated[str | None, Query(max_length=200, description="Experiment name or id.")] = None,
+    tag: Annotated[list[Tag], Query(max_length=20, description="Runs having every tag given.")] = [],  # noqa: B006
+    q: Annotated[str | None, Query(max_length=200, description="Text in the run's name (any case).")] = None,
+    id_: Annotated[list[Annotated[int, Query(ge=1, le=ID_MAX)]], Query(alias="id", max_length=500, description="Only these runs.")] = [],  # noqa: B006
+    sort: Annotated[str | None, Query(max_length=40, description="created_at, name, status or id; '-' for descending. Default -created_at.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000, description="next_cursor of the previous page.")] = None,
+) -> RunPage:
+    filters = runs.RunFilters(
+        status=status_, method=method, dataset=dataset, fusion=fusion, experiment=experiment, tags=tag, q=q, ids=id_,
+    )
+    return page_out(session, runs.page(session=session, filters=filters, sort=sort, limit=limit, cursor=cursor))
+
+
+@router.get("/{run_id}", summary="One run, with its latest metric values")
+def get_run(run: RunDep, session: SessionDep) -> RunOut:
+    return run_out(session, run)
+
+
+@router.patch("/{run_id}", summary="Rename, retag or move a run; set a logged run's outcome")
+def update_run(run: RunDep, body: RunUpdate, session: SessionDep) -> RunOut:
+    fields = body.model_fields_set
+    if body.name is not None:
+        run.name = body.name
+    if body.tags is not None:
+        runs.set_tags(session=session, run=run, tags=body.tags)
+    if "experiment" in fields:
+        run.experiment = experiments.ensure(session=session, name=body.experiment) if body.experiment else None
+    if body.params is not None:
+        run.params = body.params
+    if body.summary is not None:
+        run.summary = body.summary
+    if body.status is not None:
+        runs.set_status(session=session, run=run, status=body.status, error=body.error)
+    elif body.error is not None:
+        run.error = body.error
+    session.flush()
+    return run_out(session, run)
+
+
+@router.post("/{run_id}/cancel", summary="Cancel a queued run now, or ask a running one to stop")
+def cancel_run(run: RunDep, session: SessionDep) -> RunOut:
+    """A queued run becomes ``cancelled`` at once. A running one gets ``cancel_requested``: its worker stops
+    it after the current batch (a logged run's client sees the flag in the response to its next metrics)."""
+    return run_out(session, runs.cancel(session=session, run=run))
+
+
+@router.post("/{run_id}/clone", status_code=status.HTTP_201_CREATED, summary="Queue a copy of a run, with changes")
+def clone_run(
+    run: RunDep, body: RunClone, session: SessionDep, settings: SettingsDep, dispatcher: DispatcherDep,
+    caller: CallerDep, response: Response,
+) -> RunOut:
+    """Retry a run, or run "the same but seed 3": its config with ``overrides`` merged in, validated again."""
+    config = policy.validate_config(runs.merged_spec(run=run, overrides=body.overrides), field="overrides")
+    experiment: Name | None = body.experiment or (run.experiment.name if run.experiment else None)
+    clone = submit(
+        session, settings, dispatcher, caller.token_id, config=config, execute=True, field="overrides",
+        name=body.name or run.name, experiment=experiment, tags=body.tags if body.tags is not None else run.tags,
+    )
+    response.headers["Location"] = f"/api/v1/runs/{clone.id}"
+    return run_out(session, clone)
+
+
+@router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a run with its metrics, events and files")
+def delete_run(run: RunDep, session: SessionDep, settings: SettingsDep, background: BackgroundTasks) -> None:
+    runs.delete(session=session, run=run)
+    # Files go once the deletion is committed (background tasks run after the response).
+    background.add_task(_remove_files, settings, run.id)
+
+
+def _remove_files(settings: Settings, run_id: int) -> None:
+    shutil.rmtree(settings.run_artifacts(run_id), ignore_errors=True)

@@ -1,0 +1,426 @@
+"""The JSON shapes of the API: request bodies (strict: unknown fields are errors) and responses.
+
+Everything a client sends is checked here before it reaches the database: text
+holds no NUL and no unpaired surrogate (neither can be stored), numbers are
+finite, steps fit a JavaScript number, and free-form documents are plain JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+
+from server.models import LatestMetric, Run, Status
+from server.store.metrics import MAX_POINTS_PER_REQUEST, MAX_STEP
+from trainer.config import TrainConfig
+from trainer.spec import SpecModel
+
+# Patterns, with the sentence shown when a value does not match (see api.errors).
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+KEY_PATTERN = r"^[^*,\x00-\x1f\x7f]+$"
+KIND_PATTERN = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
+TEXT_PATTERN = r"^[^\x00]*$"
+PATTERN_HELP = {
+    NAME_PATTERN: "may not contain control characters (such as a newline)",
+    KEY_PATTERN: "may not contain '*' or ',' (they are the query syntax of ?keys=) or control characters",
+    KIND_PATTERN: "must be dotted words of letters, digits, '_' and '-', e.g. 'miles.decision'",
+    TEXT_PATTERN: "may not contain NUL characters",
+}
+MAX_JSON_DEPTH = 32
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NAME_PATTERN)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NAME_PATTERN)]
+Tags = Annotated[list[Tag], Field(max_length=50, description="Labels to filter runs by.")]
+Text = Annotated[str, StringConstraints(max_length=20_000, pattern=TEXT_PATTERN)]
+MetricKey = Annotated[str, StringConstraints(min_length=1, max_length=250, pattern=KEY_PATTERN)]
+Kind = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=KIND_PATTERN)]
+Step = Annotated[int, Field(ge=0, le=MAX_STEP, description="A non-negative integer below 2**53 (the epoch for trainer runs).")]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Timestamp = Annotated[datetime, Field(
+    ge=datetime(1970, 1, 1, tzinfo=UTC), le=datetime(9000, 1, 1, tzinfo=UTC),
+    description="ISO 8601 (UTC when no zone is given) or Unix seconds.",
+)]
+FinalStatus = Literal["succeeded", "failed", "cancelled"]
+
+
+def _check_document(value: Any, path: str = "", depth: int = 0) -> None:
+    where = f" at {path.lstrip('.')}" if path else ""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"is nested deeper than {MAX_JSON_DEPTH} levels{where}")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"holds a NUL character{where}, which cannot be stored")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"holds an unpaired surrogate{where}, which is not Unicode") from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"holds {value}{where}; only finite numbers are JSON")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_document(key, path, depth + 1)
+            _check_document(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_document(item, f"{path}[{index}]", depth + 1)
+
+
+def _document(value: dict[str, Any]) -> dict[str, Any]:
+    _check_document(value)
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_document)]
+
+
+def field_error(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
+    """A validation error located at ``loc`` (raised inside a validator, it keeps that location)."""
+    details: InitErrorDetails = {"type": PydanticCustomError("invalid_value", message), "loc": loc, "input": value}
+    return ValidationError.from_exception_data("request", [details])
+
+
+def checked_config(config: TrainConfig, field: str) -> TrainConfig:
+    """``config``, refused when it holds text that cannot be stored (folder modalities, data_path)."""
+    try:
+        _check_document(config.model_dump(mode="json"))
+    except ValueError as error:
+        raise field_error((field,), str(error), None) from None
+    return config
+
+
+class Body(SpecModel):
+    """Base of request bodies: unknown fields are errors, range errors state the whole range."""
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+class RunCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "miles tau 0.2", "experiment": "mfeat ablation", "tags": ["baseline"], "execute": True,
+         "config": {"dataset": "mfeat", "modalities": ["pix", "fou"], "method": "miles", "params": {"tau": 0.2}, "epochs": 30}},
+        {"name": "my own loop", "execute": False, "params": {"lr": 0.001, "optimizer": "adam"}},
+    ]})
+
+    name: Name | None = Field(None, description="Default: a description of the config, or 'run <id>'.")
+    experiment: Name | None = Field(None, description="Experiment name; created when missing.")
+    tags: Tags = []
+    config: TrainConfig | None = Field(None, description="The job spec; required when execute is true.")
+    params: JsonObject | None = Field(None, description="Free-form hyperparameters of a run logged from outside.")
+    execute: bool = Field(True, description="True: a worker runs it (queued). False: a run logged from outside (running).")
+
+    @model_validator(mode="after")
+    def _config_matches_execute(self) -> RunCreate:
+        if self.execute and self.config is None:
+            raise field_error(
+                ("config",), "is required when execute is true (a worker needs a TrainConfig to run); "
+                "send \"execute\": false to log a run of your own loop", None,
+            )
+        if self.execute and self.params is not None:
+            raise field_error(
+                ("params",), "is for runs logged from outside (execute false); the hyperparameters of an "
+                "executed run are config.params", self.params,
+            )
+        if self.config is not None:
+            checked_config(self.config, "config")
+        return self
+
+
+class RunUpdate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "failed", "error": "RuntimeError: CUDA out of memory"}, {"name": "best so far", "tags": ["keep"]},
+    ]})
+
+    name: Name | None = None
+    tags: Tags | None = Field(None, description="Replaces the run's tags.")
+    experiment: Name | None = Field(None, description="Move the run to this experiment (created when missing); null removes it.")
+    status: FinalStatus | Literal["running"] | None = Field(None, description="Final status of a run logged from outside.")
+    error: Text | None = Field(None, description="What went wrong, with status failed.")
+    summary: JsonObject | None = Field(None, description="Replaces the run's summary (best epoch, final metrics, ...).")
+    params: JsonObject | None = Field(None, description="Replaces the free-form hyperparameters.")
+
+
+class RunClone(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"overrides": {"seed": 3}}, {"overrides": {"params": {"tau": 0.3}}, "name": "tau 0.3"}]})
+
+    overrides: JsonObject = Field(
+        default_factory=dict, description="Part of a TrainConfig merged into the source's (nested objects key by key)."
+    )
+    name: Name | None = None
+    experiment: Name | None = Field(None, description="Default: the source run's experiment.")
+    tags: Tags | None = Field(None, description="Default: the source run's tags.")
+
+
+class Progress(BaseModel):
+    epoch: int = Field(description="Epochs completed.")
+    epochs: int | None = Field(description="Epochs asked for (from the config); null for a logged run without one.")
+
+
+class LatestValue(BaseModel):
+    step: int
+    value: float
+
+
+class RunOut(BaseModel):
+    id: int
+    name: str
+    experiment_id: int | None
+    experiment: str | None
+    status: Status
+    execute: bool
+    tags: list[str]
+    config: dict[str, Any] | None = Field(description="The TrainConfig, with every default filled in.")
+    params: dict[str, Any] | None
+    method: str | None
+    dataset: str | None
+    fusion: str | None
+    modalities: list[str] | None
+    seed: int | None
+    queue: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    worker: str | None
+    attempts: int
+    cancel_requested: bool
+    error: str | None
+    error_detail: str | None
+    summary: dict[str, Any] | None
+    progress: Progress
+    latest: dict[str, LatestValue] = Field(description="The point of the highest step of each metric key.")
+
+    @classmethod
+    def build(cls, run: Run, latest: dict[str, LatestMetric]) -> RunOut:
+        return cls(
+            id=run.id, name=run.name, experiment_id=run.experiment_id,
+            experiment=run.experiment.name if run.experiment else None, status=run.status, execute=run.execute,
+            tags=run.tags, config=run.spec, params=run.params, method=run.method, dataset=run.dataset,
+            fusion=run.fusion, modalities=run.modalities, seed=run.seed, queue=run.queue, created_at=run.created_at,
+            started_at=run.started_at, finished_at=run.finished_at, heartbeat_at=run.heartbeat_at, worker=run.worker,
+            attempts=run.attempts, cancel_requested=run.cancel_requested, error=run.error,
+            error_detail=run.error_detail, summary=run.summary, progress=Progress(epoch=run.epoch, epochs=run.epochs),
+            latest={key: LatestValue(step=row.step, value=row.value) for key, row in latest.items()},
+        )
+
+
+class RunPage(BaseModel):
+    items: list[RunOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+class MetricPoint(BaseModel):
+    # A plain model, not Body: 50,000 of these are validated per request, all in pydantic-core.
+    model_config = ConfigDict(extra="forbid")
+
+    key: MetricKey = Field(description="A path such as 'loss/train' or 'util/audio'.")
+    step: Step
+    value: Finite
+    time: Timestamp | None = Field(None, description="When it was measured; default: when received.")
+
+
+class MetricBatch(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"points": [
+        {"key": "loss/train", "step": 1, "value": 0.693}, {"key": "util/delta", "step": 1, "value": 0.31},
+    ]}]})
+
+    points: list[MetricPoint] = Field(max_length=MAX_POINTS_PER_REQUEST)
+
+
+class IngestResult(BaseModel):
+    accepted: int = Field(description="Distinct (key, step) points written.")
+    cancel_requested: bool = Field(description="Someone asked this run to stop: a logged run's client should end it.")
+
+
+class SeriesOut(BaseModel):
+    steps: list[int]
+    values: list[float]
+
+
+class SeriesSet(BaseModel):
+    series: dict[str, SeriesOut]
+
+
+class LatestSet(BaseModel):
+    latest: dict[str, LatestValue]
+
+
+# -- events ---------------------------------------------------------------------------------------
+
+
+class EventIn(Body):
+    step: Step = 0
+    kind: Kind = Field(description="Dotted, e.g. 'miles.decision', 'run.started', 'note'.")
+    message: Text
+    data: JsonObject = Field(default_factory=dict)
+    key: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)] | None = Field(
+        None, description="Idempotency key, unique within the run: an event with a key the run has is skipped."
+    )
+    time: Timestamp | None = None
+
+
+class EventBatch(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"events": [
+        {"step": 3, "kind": "miles.decision", "message": "MILES slowed pix to 5.0e-04", "data": {"slowed": "pix"},
+         "key": "epoch-3-miles"},
+    ]}]})
+
+    events: list[EventIn] = Field(max_length=10_000)
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    run_id: int
+    step: int
+    time: datetime
+    kind: str
+    message: str
+    data: dict[str, Any]
+    key: str | None
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_after_id: int | None = Field(description="Pass as ?after_id= for more; null when there are no more yet.")
+
+
+class EventsAdded(BaseModel):
+    created: list[int] = Field(description="Ids of the events stored (those with a key already present are skipped).")
+
+
+# -- artifacts ------------------------------------------------------------------------------------
+
+
+class ArtifactOut(BaseModel):
+    path: str = Field(description="Relative to the run's directory, e.g. 'best.pt'.")
+    size: int
+    modified: datetime
+
+
+class ArtifactList(BaseModel):
+    items: list[ArtifactOut]
+
+
+# -- experiments ----------------------------------------------------------------------------------
+
+
+class ExperimentCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "mfeat ablation", "description": "tau sweep"}]})
+
+    name: Name
+    description: Text = ""
+
+
+class ExperimentUpdate(Body):
+    name: Name | None = None
+    description: Text | None = None
+
+
+class ExperimentOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    created_at: datetime
+    runs: int
+
+
+class ExperimentPage(BaseModel):
+    items: list[ExperimentOut]
+    next_cursor: str | None
+
+
+# -- auth, catalog, health, errors ----------------------------------------------------------------
+
+
+class Login(Body):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+
+
+class LoginOut(BaseModel):
+    token: str = Field(description="The name of the token the session now uses.")
+
+
+class SessionOut(BaseModel):
+    auth: bool = Field(description="Whether this server requires an API token.")
+    public_reads: bool = Field(description="Whether reading works without one.")
+    token: str | None = Field(description="The name of the valid token this client presents, if any.")
+
+
+class ModalityOut(BaseModel):
+    kind: str
+    shape: list[int]
+
+
+class DatasetOut(BaseModel):
+    name: str
+    title: str
+    description: str
+    task: str
+    classes: list[str]
+    modalities: dict[str, ModalityOut]
+    default_modalities: list[str]
+    splits: dict[str, int] | None
+    reads_disk: bool
+    source: str
+    params: dict[str, Any] = Field(description="JSON schema of the dataset's options (config.dataset_params).")
+
+
+class MethodOut(BaseModel):
+    name: str
+    title: str
+    description: str
+    params: dict[str, Any] = Field(description="JSON schema of the hyperparameters (config.params), with defaults and help.")
+
+
+class FusionOut(BaseModel):
+    name: str
+    description: str
+
+
+class Limits(BaseModel):
+    max_epochs: int
+    max_active_runs: int
+    max_request_bytes: int
+    max_points_per_request: int
+    max_step: int
+
+
+class Catalog(BaseModel):
+    datasets: list[DatasetOut]
+    methods: list[MethodOut]
+    fusions: list[FusionOut]
+    config_schema: dict[str, Any] = Field(description="JSON schema of TrainConfig, the job spec.")
+    limits: Limits
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "unavailable"]
+    database: str
+    broker: str
+    version: str
+
+
+class FieldErrorOut(BaseModel):
+    field: str = Field(description="Dotted path of the field, e.g. 'config.params.tau' or 'points.17.value'.")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="A sentence saying what went wrong and what to do.")
+    errors: list[FieldErrorOut] = []
