@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from server.commands import COMMANDS
 from trainer.cli import train_command
 
 
@@ -14,3 +15,5 @@ def main() -> None:
 
 
 main.add_command(train_command)
+for command in COMMANDS:
+    main.add_command(command)

@@ -1,0 +1,159 @@
+"""``miles server``, ``miles db ...`` and ``miles token ...``: running and administering the server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from server import migrate
+from server.db import Database
+from server.settings import Settings, SettingsError, is_loopback, load_settings
+from server.store import tokens
+from server.store.errors import StoreError
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[Database]:
+    db = Database(settings.database_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+@click.command("server")
+@click.option("--host", help="Address to bind (MILES_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to bind (MILES_PORT, default 8000).")
+@click.option("--upgrade", is_flag=True, help="Apply pending database migrations before starting.")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+def server_command(host: str | None, port: int | None, upgrade: bool, log_level: str) -> None:
+    """Serve the API (and the dashboard) with uvicorn."""
+    import uvicorn
+
+    from server import recovery
+    from server.app import create_app
+    from server.queue import CeleryDispatcher, display_broker
+
+    settings = settings_or_exit(host=host, port=port)
+    with database(settings) as db:
+        try:
+            if upgrade:
+                migrate.upgrade(db.engine)
+            migrate.check_current(db.engine, db.display_url)
+        except migrate.DatabaseNotReady as error:
+            raise click.ClickException(str(error)) from None
+        where = db.display_url
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
+    if settings.auth_enabled:
+        click.echo("auth is on: requests need an API token (miles token create NAME)", err=True)
+    elif not is_loopback(settings.host):
+        click.echo(f"warning: MILES_AUTH=off on {settings.host}: anyone who can reach this port can use the API", err=True)
+    click.echo(f"database: {where}", err=True)
+    # Runs whose worker was lost are recovered, and queued runs enqueued again (see server.recovery).
+    dispatcher = CeleryDispatcher(settings)
+    click.echo(f"job queue: {display_broker(settings)}", err=True)
+    with database(settings) as db:
+        recovery.at_server_start(settings, db, dispatcher)
+    uvicorn.run(create_app(settings, dispatcher=dispatcher), host=settings.host, port=settings.port, log_level=log_level)
+
+
+@click.group("db")
+def db_group() -> None:
+    """Migrate the database (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate forward to REVISION (default: the newest)."""
+    settings = settings_or_exit()
+    with database(settings) as db:
+        migrate.upgrade(db.engine, revision)
+        click.echo(f"{db.display_url} is at revision {migrate.current(db.engine)}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate back to REVISION ('base' empties the database)."""
+    settings = settings_or_exit()
+    with database(settings) as db:
+        migrate.downgrade(db.engine, revision)
+        click.echo(f"{db.display_url} is at revision {migrate.current(db.engine) or 'base (empty)'}")
+
+
+@db_group.command("current")
+def db_current() -> None:
+    """Show the database's revision and the newest one."""
+    settings = settings_or_exit()
+    with database(settings) as db:
+        at, head = migrate.current(db.engine), migrate.head()
+        state = "up to date" if at == head else "run `miles db upgrade`"
+        click.echo(f"{db.display_url}: revision {at or 'none (not migrated)'}; newest {head} ({state})")
+
+
+@click.group("token")
+def token_group() -> None:
+    """Create, list and revoke API tokens."""
+
+
+@token_group.command("create")
+@click.argument("name")
+def token_create(name: str) -> None:
+    """Create a token named NAME and print it (only this once)."""
+    settings = settings_or_exit()
+    with database(settings) as db:
+        try:
+            with db.transaction() as session:
+                token, secret = tokens.create(session=session, name=name.strip())
+        except StoreError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(secret)
+    click.echo(f"token {token.name!r} (id {token.id}) created; it is shown only now, store it safely", err=True)
+
+
+@token_group.command("list")
+def token_list() -> None:
+    """List tokens (never their secrets)."""
+    settings = settings_or_exit()
+    with database(settings) as db, db.transaction(write=False) as session:
+        rows = tokens.all_tokens(session=session)
+        if not rows:
+            click.echo("no tokens; create one with `miles token create NAME`")
+            return
+        click.echo(f"{'id':>4}  {'name':<24}{'prefix':<16}{'created':<18}{'last used':<18}status")
+        for token in rows:
+            used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
+            state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
+            click.echo(
+                f"{token.id:>4}  {token.name:<24}{token.prefix + '...':<16}{token.created_at:%Y-%m-%d %H:%M}  "
+                f"{used:<18}{state}"
+            )
+
+
+@token_group.command("revoke")
+@click.argument("name_or_id")
+def token_revoke(name_or_id: str) -> None:
+    """Revoke the active token named NAME_OR_ID (or with that id)."""
+    settings = settings_or_exit()
+    with database(settings) as db:
+        try:
+            with db.transaction() as session:
+                token = tokens.revoke(session=session, ref=name_or_id)
+        except StoreError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(f"token {token.name!r} (id {token.id}) revoked")
+
+
+COMMANDS = (server_command, db_group, token_group)
