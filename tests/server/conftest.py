@@ -1,0 +1,126 @@
+"""Fixtures of the server's tests: every test that takes `db_url` runs on SQLite and on PostgreSQL.
+
+Each backend's database is migrated once per session with Alembic (as `miles db
+upgrade` does); tests start from empty tables. `client` is the real app on that
+database, through Starlette's test client.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import delete, make_url
+
+from server import migrate
+from server.app import create_app
+from server.db import Database
+from server.models import Base
+from server.settings import Settings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Starlette's test client would prefer httpx2 to httpx
+    from fastapi.testclient import TestClient
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database of each backend, shared by the session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'miles.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        # A throwaway database need not wait for each commit to reach the disk (halves test time).
+        with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False), autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{make_url(url).database}" SET synchronous_commit = off')
+    database = Database(url)
+    migrate.upgrade(database.engine)
+    database.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def shared_database(db_url: str) -> Iterator[Database]:
+    """One engine per backend for the session (compiled statements are cached per engine)."""
+    db = Database(db_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def database(shared_database: Database) -> Iterator[Database]:
+    """The backend's database, emptied after the test."""
+    yield shared_database
+    with shared_database.transaction() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(delete(table))
+
+
+@pytest.fixture
+def make_settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
+    """Settings of a test server on the backend, isolated from the developer's MILES_* variables."""
+    for name in list(os.environ):
+        if name.startswith("MILES_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"home": tmp_path / "home", "database_url": db_url, "auth": "off"} | overrides
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def make_client(database: Database) -> Iterator[Callable[[Settings], TestClient]]:
+    """Clients of apps built from given settings (for auth and limits)."""
+    clients: list[TestClient] = []
+
+    def make(settings: Settings) -> TestClient:
+        shared = database if settings.database_url == database.url else None
+        client = TestClient(create_app(settings, database=shared))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[[Settings], TestClient], settings: Settings) -> TestClient:
+    return make_client(settings)
+
+
+@pytest.fixture
+def small_config() -> dict[str, Any]:
+    """A valid TrainConfig of a few epochs."""
+    return {"dataset": "mfeat", "modalities": ["pix", "fou"], "epochs": 3}
+
+
+@pytest.fixture
+def make_run(client: TestClient, small_config: dict[str, Any]) -> Callable[..., dict[str, Any]]:
+    """Submit a run through the API and return it: ``make_run(name="a", config={"seed": 2})``."""
+
+    def make(**fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"config": small_config} | fields
+        if "config" in fields and fields["config"] is not None:
+            body["config"] = small_config | fields["config"]
+        response = client.post("/api/v1/runs", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    return make

@@ -1,0 +1,127 @@
+"""The metric store: downsampling keeps every bucket's extremes, and ingest is idempotent under retries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from server.store import metrics, runs
+
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+DATABASE_EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture
+def new_run(database):
+    def make() -> int:
+        with database.transaction() as session:
+            return runs.create(session=session, config=None, execute=False).id
+
+    return make
+
+
+def ingest(database, run_id: int, points: list[tuple[str, int, float]]) -> None:
+    with database.transaction() as session:
+        metrics.ingest(session=session, run_id=run_id, points=[metrics.Point(k, s, v, NOW) for k, s, v in points])
+
+
+def read(database, run_id: int, **options) -> dict[str, metrics.Series]:
+    with database.transaction(write=False) as session:
+        return metrics.series(session=session, run_id=run_id, **options)
+
+
+# A series written in batches that may overwrite earlier points: steps spread over a wide range
+# (so that reads use the rollups) or packed together (so that they bucket the points themselves).
+batches = st.lists(
+    st.lists(st.tuples(st.integers(0, 3000) | st.integers(0, 60), st.integers(-50, 50).map(float)), min_size=1, max_size=120),
+    min_size=1, max_size=4,
+)
+
+
+@DATABASE_EXAMPLES
+@given(batches=batches, max_points=st.integers(10, 60), since=st.none() | st.integers(-1, 3000))
+def test_downsampling_keeps_each_buckets_extremes_and_at_most_max_points(database, new_run, batches, max_points, since):
+    run_id = new_run()
+    stored: dict[int, float] = {}
+    for batch in batches:
+        ingest(database, run_id, [("loss", step, value) for step, value in batch])
+        stored.update(dict(batch))
+    expected = sorted((step, value) for step, value in stored.items() if since is None or step > since)
+    series = read(database, run_id, keys=["loss"], since_step=since, max_points=max_points)["loss"]
+    got = list(zip(series.steps, series.values, strict=True))
+
+    assert len(got) <= max_points
+    assert set(got) <= set(expected)  # real points only, nothing averaged
+    assert got == sorted(got)
+    if len(expected) <= max_points:
+        assert got == expected
+        return
+    bucketing = metrics.plan(expected[0][0], expected[-1][0], max_points)
+    assert bucketing is not None
+    wanted: dict[int, list[float]] = defaultdict(list)
+    kept: dict[int, set[float]] = defaultdict(set)
+    for step, value in expected:
+        wanted[bucketing.bucket(step)].append(value)
+    for step, value in got:
+        kept[bucketing.bucket(step)].add(value)
+    for bucket, values in wanted.items():
+        assert {min(values), max(values)} <= kept[bucket], f"bucket {bucket} lost an extreme"
+
+
+@settings(DATABASE_EXAMPLES, max_examples=15)
+@given(
+    points=st.dictionaries(
+        st.tuples(st.sampled_from(["loss/train", "util/pix", "util/fou"]), st.integers(0, 500)),
+        st.floats(-1e6, 1e6), min_size=1, max_size=200,
+    ),
+    chunk=st.integers(1, 80),
+    retries=st.lists(st.integers(0, 10), max_size=6),
+)
+def test_retried_and_overlapping_batches_store_each_point_once(database, new_run, points, chunk, retries):
+    run_id = new_run()
+    flat = [(key, step, value) for (key, step), value in points.items()]
+    batches = [flat[i:i + chunk] for i in range(0, len(flat), chunk)]
+    for attempt in [*range(len(batches)), *retries]:  # every batch, then some sent again
+        ingest(database, run_id, batches[attempt % len(batches)])
+
+    series = read(database, run_id)
+    assert sum(len(s.steps) for s in series.values()) == len(points)
+    for key, s in series.items():
+        assert list(zip(s.steps, s.values, strict=True)) == sorted((st_, v) for (k, st_), v in points.items() if k == key)
+    with database.transaction(write=False) as session:
+        latest = metrics.latest(session=session, run_ids=[run_id])[run_id]
+    for key, row in latest.items():
+        top = max(step for (k, step) in points if k == key)
+        assert (row.step, row.value) == (top, points[(key, top)])
+
+
+def test_a_batch_mixing_new_and_stored_steps_overwrites_the_stored_ones(database, new_run):
+    run_id = new_run()
+    ingest(database, run_id, [("loss", step, 1.0) for step in range(10)])
+    ingest(database, run_id, [("loss", 5, 50.0), ("loss", 10, 10.0), ("acc", 0, 0.5)])
+    series = read(database, run_id)
+    assert series["loss"].steps == list(range(11)) and series["loss"].values[5] == 50.0
+    assert series["acc"].values == [0.5]
+
+
+def test_an_overwritten_extreme_leaves_the_rollups(database, new_run):
+    run_id = new_run()
+    ingest(database, run_id, [("loss", step, 0.0) for step in range(20_000)])
+    ingest(database, run_id, [("loss", 7_000, 9.0)])
+    ingest(database, run_id, [("loss", 7_000, 1.0)])  # the spike is corrected
+    series = read(database, run_id, max_points=20)["loss"]
+    assert max(series.values) == 1.0 and (7_000, 1.0) in zip(series.steps, series.values, strict=True)
+
+
+@pytest.mark.parametrize(("lo", "hi", "max_points"), [(0, 99, 100), (0, 100, 100), (0, 10**6, 2000), (5, 2**53 - 1, 10)])
+def test_a_plan_never_makes_more_buckets_than_half_the_points(lo, hi, max_points):
+    bucketing = metrics.plan(lo, hi, max_points)
+    if hi - lo + 1 <= max_points:
+        assert bucketing is None
+    else:
+        assert bucketing is not None
+        assert bucketing.bucket(hi) - bucketing.bucket(lo) + 1 <= max_points // 2
