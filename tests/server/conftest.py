@@ -54,13 +54,23 @@ def shared_database(db_url: str) -> Iterator[Database]:
     db.dispose()
 
 
+def empty(database: Database) -> None:
+    with database.transaction() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(delete(table))
+
+
+@pytest.fixture
+def wipe() -> Callable[[Database], None]:
+    """Delete every row of a database (tests start from empty tables)."""
+    return empty
+
+
 @pytest.fixture
 def database(shared_database: Database) -> Iterator[Database]:
     """The backend's database, emptied after the test."""
     yield shared_database
-    with shared_database.transaction() as session:
-        for table in reversed(Base.metadata.sorted_tables):
-            session.execute(delete(table))
+    empty(shared_database)
 
 
 @pytest.fixture

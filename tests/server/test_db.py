@@ -1,0 +1,61 @@
+"""The SQLite engine is tuned for a busy server: WAL, foreign keys, writers that wait for the lock."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import text
+
+from server.db import Database, after_commit
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'miles.db'}")
+    with database.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    database.dispose()
+
+
+def test_concurrent_read_then_write_transactions_wait_instead_of_failing(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'miles.db'}")
+    with database.transaction() as session:
+        session.execute(text("CREATE TABLE counter (n INTEGER)"))
+        session.execute(text("INSERT INTO counter VALUES (0)"))
+    errors: list[BaseException] = []
+
+    def increment() -> None:
+        try:
+            for _ in range(20):
+                with database.transaction() as session:
+                    value = session.execute(text("SELECT n FROM counter")).scalar_one()
+                    session.execute(text("UPDATE counter SET n = :n"), {"n": value + 1})
+        except BaseException as error:  # collected for the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=increment) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with database.transaction(write=False) as session:
+        assert session.execute(text("SELECT n FROM counter")).scalar_one() == 80
+    assert errors == []
+    database.dispose()
+
+
+def test_after_commit_callbacks_run_only_once_the_transaction_commits(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'miles.db'}")
+    ran: list[str] = []
+    with database.transaction() as session:
+        after_commit(session, lambda: ran.append("committed"))
+        assert ran == []
+    assert ran == ["committed"]
+    try:
+        with database.transaction() as session:
+            after_commit(session, lambda: ran.append("rolled back"))
+            raise RuntimeError("the handler failed")
+    except RuntimeError:
+        pass
+    assert ran == ["committed"]
+    database.dispose()

@@ -1,0 +1,72 @@
+"""``miles db ...``, ``miles token ...`` and the start-up checks of ``miles server``, as an operator runs them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from server.cli import main
+
+
+@pytest.fixture
+def miles(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("MILES_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MILES_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+def test_db_upgrade_migrates_a_new_database_and_current_says_so(miles):
+    assert "none (not migrated)" in miles("db", "current").output
+    assert miles("db", "upgrade").exit_code == 0
+    assert "up to date" in miles("db", "current").output
+
+
+def test_db_downgrade_to_base_empties_the_database(miles):
+    miles("db", "upgrade")
+    result = miles("db", "downgrade", "base")
+    assert result.exit_code == 0 and "base (empty)" in result.output
+
+
+def test_the_server_will_not_start_on_an_unmigrated_database(miles):
+    result = miles("server", "--port", "8999")
+    assert result.exit_code == 1 and "run `miles db upgrade` first" in result.output
+
+
+def test_invalid_settings_stop_a_command_naming_the_variable(miles, monkeypatch):
+    monkeypatch.setenv("MILES_PORT", "-5")
+    result = miles("db", "current")
+    assert result.exit_code == 1 and "MILES_PORT" in result.output
+
+
+def test_a_token_is_printed_once_listed_without_its_secret_and_revoked(miles):
+    miles("db", "upgrade")
+    created = miles("token", "create", "ci")
+    secret = created.stdout.strip()
+    assert created.exit_code == 0 and secret.startswith("miles_") and "shown only now" in created.stderr
+    listed = miles("token", "list").output
+    assert "ci" in listed and "active" in listed and secret not in listed
+    assert "revoked" in miles("token", "revoke", "ci").output
+    assert "revoked" in miles("token", "list").output
+
+
+def test_a_second_active_token_of_the_same_name_is_refused(miles):
+    miles("db", "upgrade")
+    miles("token", "create", "ci")
+    result = miles("token", "create", "ci")
+    assert result.exit_code == 1 and "revoke it first" in result.output
+
+
+def test_revoking_an_unknown_token_says_so(miles):
+    miles("db", "upgrade")
+    result = miles("token", "revoke", "nobody")
+    assert result.exit_code == 1 and "no active API token named 'nobody'" in result.output
