@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,7 +66,13 @@ def server_command(host: str | None, port: int | None, upgrade: bool, log_level:
     click.echo(f"job queue: {display_broker(settings)}", err=True)
     with database(settings) as db:
         recovery.at_server_start(settings, db, dispatcher)
-    uvicorn.run(create_app(settings, dispatcher=dispatcher), host=settings.host, port=settings.port, log_level=log_level)
+    app = create_app(settings, dispatcher=dispatcher)
+    # What is loaded by now (modules, schemas, the catalogue) lives as long as the process.
+    # Freezing it spares the collector from scanning it again at every full collection,
+    # which otherwise paused one request in a hundred for ~90 ms.
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
 
 
 @click.group("db")

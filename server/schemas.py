@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     AfterValidator,
@@ -20,9 +20,10 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+from typing_extensions import TypedDict
 
-from server.models import LatestMetric, Run, Status
-from server.store.metrics import MAX_POINTS_PER_REQUEST, MAX_STEP
+from server.models import Run, Status
+from server.store.metrics import MAX_POINTS_PER_REQUEST, MAX_STEP, Latest
 from trainer.config import TrainConfig
 from trainer.spec import SpecModel
 
@@ -202,7 +203,7 @@ class RunOut(BaseModel):
     latest: dict[str, LatestValue] = Field(description="The point of the highest step of each metric key.")
 
     @classmethod
-    def build(cls, run: Run, latest: dict[str, LatestMetric]) -> RunOut:
+    def build(cls, run: Run, latest: dict[str, Latest]) -> RunOut:
         return cls(
             id=run.id, name=run.name, experiment_id=run.experiment_id,
             experiment=run.experiment.name if run.experiment else None, status=run.status, execute=run.execute,
@@ -223,14 +224,16 @@ class RunPage(BaseModel):
 # -- metrics --------------------------------------------------------------------------------------
 
 
-class MetricPoint(BaseModel):
-    # A plain model, not Body: 50,000 of these are validated per request, all in pydantic-core.
-    model_config = ConfigDict(extra="forbid")
+class MetricPoint(TypedDict):
+    """One point. A TypedDict, not a model: 50,000 of these are validated per request, and
+    pydantic-core builds dicts in half the time it takes to build model instances."""
 
-    key: MetricKey = Field(description="A path such as 'loss/train' or 'util/audio'.")
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    key: Annotated[MetricKey, Field(description="A path such as 'loss/train' or 'util/audio'.")]
     step: Step
     value: Finite
-    time: Timestamp | None = Field(None, description="When it was measured; default: when received.")
+    time: NotRequired[Annotated[Timestamp | None, Field(description="When it was measured; default: when received.")]]
 
 
 class MetricBatch(Body):

@@ -49,7 +49,7 @@ def ingest(run: RunDep, body: MetricBatch, session: SessionDep) -> IngestResult:
     """Up to 50,000 points in one transaction. A point repeating (key, step) overwrites the stored one, so
     retrying a request is safe. The answer says whether someone asked the run to stop."""
     now = utcnow()
-    points = [metrics.Point(p.key, p.step, p.value, p.time or now) for p in body.points]
+    points = [metrics.Point(p["key"], p["step"], p["value"], p.get("time") or now) for p in body.points]
     accepted = metrics.ingest(session=session, run_id=run.id, points=points)
     return IngestResult(accepted=accepted, cancel_requested=run.cancel_requested)
 
