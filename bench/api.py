@@ -1,0 +1,206 @@
+"""Benchmark of the REST API against PostgreSQL; prints JSON.
+
+Starts ``miles server`` (uvicorn) on a fresh PostgreSQL database and measures, over HTTP:
+
+- ingest: points per second through ``POST /runs/{id}/metrics`` in batches of 50,000
+  (bodies encoded before the clock starts: this is the server's throughput);
+- listing: p50/p99 of ``GET /runs`` (a page of 50, with tags and latest values) with
+  10,000 runs stored, on the first page, a deep page and a filtered page;
+- downsampling: p50/p99 of reading the 1,000,000-point series ingested above as at most
+  2,000 points (``GET /runs/{id}/metrics?max_points=2000``).
+
+    python bench/api.py                  # --points 1000000 --runs 10000 --requests 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy import insert
+
+from server import migrate
+from server.db import Database
+from server.models import LatestMetric, Run, RunTag
+
+HOST, PORT = "127.0.0.1", 5432
+ADMIN = f"host={HOST} port={PORT} dbname=postgres user=postgres"
+MILES = str(Path(sys.executable).with_name("miles"))
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    name = f"miles_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@{HOST}:{PORT}/{name}"
+    finally:
+        with psycopg.connect(ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def miles_server(database_url: str, home: Path) -> Iterator[str]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MILES_")}
+    env |= {"MILES_HOME": str(home), "MILES_DATABASE_URL": database_url, "MILES_AUTH": "off"}
+    log = (home / "server.log").open("wb")
+    process = subprocess.Popen([MILES, "server", "--port", str(port), "--log-level", "warning"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"miles server did not start:\n{(home / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+    return {"p50_ms": round(1000 * statistics.median(ordered), 2), "p99_ms": round(1000 * at(0.99), 2),
+            "max_ms": round(1000 * ordered[-1], 2), "n": len(ordered)}
+
+
+def timed(call: Callable[[], httpx.Response], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = call()
+        samples.append(time.perf_counter() - started)
+        response.raise_for_status()
+    return samples
+
+
+def bench_ingest(api: httpx.Client, points: int, batch: int) -> tuple[int, dict[str, float]]:
+    run_id = api.post("/runs", json={"execute": False, "name": "ingest"}).raise_for_status().json()["id"]
+    now = time.time()
+    bodies = [
+        json.dumps({"points": [
+            {"key": "loss/train", "step": step, "value": math.sin(step / 1000) + random.random(), "time": now}
+            for step in range(start, min(points, start + batch))
+        ]}).encode()
+        for start in range(0, points, batch)
+    ]
+    seconds = []
+    for body in bodies:
+        started = time.perf_counter()
+        api.post(f"/runs/{run_id}/metrics", content=body, headers={"content-type": "application/json"}).raise_for_status()
+        seconds.append(time.perf_counter() - started)
+    return run_id, {
+        "points": points, "batch": batch, "requests": len(bodies), "seconds": round(sum(seconds), 2),
+        "points_per_second": round(points / sum(seconds)), "batch_seconds_p50": round(statistics.median(seconds), 3),
+        "body_bytes_per_batch": len(bodies[0]),
+    }
+
+
+def store_runs(database_url: str, count: int) -> None:
+    """``count`` runs with two tags and eight latest values each, written straight to the tables."""
+    database = Database(database_url)
+    statuses = ["succeeded"] * 6 + ["failed", "cancelled", "running", "queued"]
+    methods = ["miles", "joint", "joint_aux"]
+    start = datetime.now(UTC) - timedelta(days=30)
+    keys = ["metric/val/fused", "metric/val/pix", "metric/val/fou", "util/pix", "util/fou", "util/delta",
+            "loss/train", "loss/val"]
+    with database.transaction() as session:
+        for offset in range(0, count, 2000):
+            rows = []
+            for index in range(offset, min(count, offset + 2000)):
+                method = methods[index % 3]
+                rows.append({
+                    "name": f"{method} seed {index % 5} #{index}", "status": statuses[index % len(statuses)],
+                    "execute": True, "method": method, "dataset": "mfeat", "fusion": "concat", "seed": index % 5,
+                    "queue": "gpu", "created_at": start + timedelta(seconds=index * 250), "attempts": 1, "epoch": 30,
+                    "cancel_requested": False,
+                    "spec": {"dataset": "mfeat", "method": method, "modalities": ["pix", "fou"], "epochs": 30,
+                             "params": {"tau": 0.2, "mu": 0.5} if method == "miles" else {}, "seed": index % 5},
+                })
+            ids = session.scalars(insert(Run).returning(Run.id), rows).all()
+            session.execute(insert(RunTag), [{"run_id": i, "tag": t} for i in ids for t in ("bench", f"seed{i % 5}")])
+            session.execute(insert(LatestMetric), [
+                {"run_id": i, "key": key, "step": 30, "value": random.random(), "time": start} for i in ids for key in keys
+            ])
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+    database.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=300)
+    options = parser.parse_args()
+
+    with fresh_database() as url, tempfile.TemporaryDirectory() as home:
+        database = Database(url)
+        migrate.upgrade(database.engine)
+        database.dispose()
+        with miles_server(url, Path(home)) as server, httpx.Client(base_url=f"{server}/api/v1", timeout=120) as api:
+            run_id, ingest = bench_ingest(api, options.points, options.batch)
+            downsample = percentiles(timed(
+                lambda: api.get(f"/runs/{run_id}/metrics", params={"keys": "loss/train", "max_points": 2000}), 50
+            ))
+            returned = len(api.get(f"/runs/{run_id}/metrics", params={"max_points": 2000}).json()["series"]["loss/train"]["steps"])
+            store_runs(url, options.runs)
+            first = api.get("/runs").json()
+            deep_cursor = first["next_cursor"]
+            for _ in range(100):  # page 101
+                deep_cursor = api.get("/runs", params={"cursor": deep_cursor}).json()["next_cursor"]
+            listing = {
+                "runs": options.runs + 1, "page_size": 50,
+                "first_page": percentiles(timed(lambda: api.get("/runs"), options.requests)),
+                "page_101": percentiles(timed(lambda: api.get("/runs", params={"cursor": deep_cursor}), options.requests)),
+                "filtered": percentiles(timed(
+                    lambda: api.get("/runs", params={"status": "succeeded", "method": "miles", "tag": "seed3"}),
+                    options.requests,
+                )),
+            }
+        with psycopg.connect(ADMIN) as conn:
+            postgres = conn.execute("SHOW server_version").fetchone()[0]
+    print(json.dumps({
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "postgresql": postgres},
+        "ingest": ingest,
+        "list_runs": listing,
+        "downsample": {"series_points": options.points, "max_points": 2000, "returned": returned, **downsample},
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
