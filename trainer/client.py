@@ -258,12 +258,14 @@ class Tracker:
                 raise TypeError(f"{key}: {value!r} is not a number") from None
             if math.isfinite(number):
                 points.append({"key": key, "step": int(step), "value": number, "time": when})
-            elif key not in self._warned:
-                self._warned.add(key)
-                warnings.warn(f"{key} is {number} at step {step}: not logged (the dashboard stores finite numbers)", stacklevel=2)
+            else:
+                self._warn_once(
+                    f"key:{key}", f"{key} is {number} at step {step}: not logged (the dashboard stores finite numbers)",
+                    stacklevel=2,  # the caller of log()
+                )
         with self._changed:
             while len(self._buffer) >= self.max_buffer and self._failure is None:
-                self._changed.wait()  # the server is behind: wait rather than grow without bound
+                self._changed.wait(1.0)  # the server is behind: wait rather than grow without bound
             self._buffer.extend(points)
             if len(self._buffer) >= self.batch_size:
                 self._changed.notify_all()
@@ -317,18 +319,25 @@ class Tracker:
             with self._changed:
                 if not self._stopping and len(self._buffer) < self.batch_size:
                     self._changed.wait(self.flush_interval)
-                if self._stopping or self._failure is not None:
+                if self._stopping:
                     return  # __exit__ sends what is left
             try:
                 self._send_batch()
             except MilesAPIError as refused:
+                if refused.retryable:  # still down after every retry: keep the points, try again later
+                    self._warn_once("server", f"run {self.id}: the dashboard answers {refused.status}; retrying")
+                    continue
                 with self._changed:
                     self._failure = refused
                     self._changed.notify_all()
                 return
-            except Exception as problem:  # the retries are exhausted; __exit__ tries once more
-                warnings.warn(f"run {self.id}: sending metrics failed, will retry at the end: {problem}", stacklevel=1)
-                return
+            except httpx.TransportError as problem:
+                self._warn_once("server", f"run {self.id}: the dashboard cannot be reached ({problem}); retrying")
+
+    def _warn_once(self, topic: str, message: str, stacklevel: int = 1) -> None:
+        if topic not in self._warned:
+            self._warned.add(topic)
+            warnings.warn(message, stacklevel=stacklevel + 1)
 
     def _send_batch(self) -> None:
         with self._changed:
