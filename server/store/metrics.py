@@ -3,56 +3,36 @@
 A series is the points ``(step, value)`` of one key of one run; a repeated
 ``(run, key, step)`` overwrites. Downsampling keeps, in each bucket of steps,
 the point of the minimum and the point of the maximum (real points, never
-averages), so spikes survive. `plan` chooses the buckets:
-
-- a short series (``hi - lo + 1 <= max_points``) is returned whole;
-- otherwise there are between ``max_points // 4`` and ``max_points // 2``
-  buckets of equal width, each giving at most two points. They are computed
-  from the *rollups* when the series is long: for each level ``l``, the
-  extremes of every bucket of ``width(l) = 16 * 4**l`` steps, kept up to date
-  by `ingest`, so that a read merges a few thousand rows in SQL instead of
-  scanning millions of points.
+averages), so spikes survive: a series longer than ``max_points`` steps gets
+between ``max_points // 4`` and ``max_points // 2`` buckets of equal width, each
+giving at most two points, computed in SQL from the rollups (see `rollups`) that
+every ingest keeps up to date.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    Double,
     Row,
-    Select,
-    and_,
-    case,
-    cast,
-    func,
-    literal,
-    or_,
     select,
     text,
-    true,
-    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from server.models import LatestMetric, Metric, MetricRollup
+from server.models import LatestMetric, Metric
+from server.store import rollups
 
 MAX_STEP = 2**53 - 1  # the largest integer a browser's JavaScript holds exactly
 MAX_POINTS_PER_REQUEST = 50_000
-ROLLUP_BASE, ROLLUP_FANOUT = 16, 4
-LEVELS = range(25)  # width(24) = 2**52: two buckets cover every step
 _INGEST_LOCK = 0x6D6574  # with the run id: one ingest of a run at a time (rollups are recomputed)
 
 _metric = Metric.__table__
 _latest = LatestMetric.__table__
-_rollup = MetricRollup.__table__
 
 
 class Point(NamedTuple):
@@ -66,41 +46,6 @@ class Point(NamedTuple):
 class Series:
     steps: list[int]
     values: list[float]
-
-
-@dataclass(frozen=True)
-class Bucketing:
-    """Buckets of ``width`` steps from ``origin``, computed from the points (``level`` None) or from
-    the rollups of ``level`` (``width`` is then a multiple of that level's width)."""
-
-    origin: int
-    width: int
-    level: int | None
-
-    def bucket(self, step: int) -> int:
-        return (step - self.origin) // self.width
-
-
-def width(level: int) -> int:
-    return ROLLUP_BASE * ROLLUP_FANOUT**level
-
-
-def plan(lo: int, hi: int, max_points: int) -> Bucketing | None:
-    """How to downsample the steps ``lo..hi`` to at most ``max_points`` points (None: no need).
-
-    ``max_points`` must be at least 8, so that the rollup level chosen is one `ingest` keeps.
-    """
-    if hi - lo + 1 <= max_points:
-        return None
-    buckets = max_points // 2
-    for level in LEVELS:  # the finest level with at most 4 rollup rows per bucket
-        size = width(level)
-        rows = hi // size - lo // size + 1
-        if rows <= 4 * buckets:
-            break
-    if level == 0 and rows <= buckets:  # even the finest rollup is too coarse: use the points
-        return Bucketing(origin=lo, width=-(-(hi - lo + 1) // buckets), level=None)
-    return Bucketing(origin=lo // size * size, width=-(-rows // buckets) * size, level=level)
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -132,7 +77,7 @@ def ingest(*, session: Session, run_id: int, points: Sequence[Point]) -> int:
     # Points after every stored step of their key cannot collide: a plain INSERT is enough (and faster).
     appending = all(point.step > previous_hi.get(point.key, -1) for point in unique)
     _write_points(session, dialect, run_id, unique, overwrite=not appending)
-    _update_rollups(session, dialect, run_id, unique, previous_hi)
+    rollups.update(session, dialect, run_id, unique, previous_hi)
     return len(unique)
 
 
@@ -181,119 +126,6 @@ def _upsert_latest(session: Session, dialect: str, run_id: int, points: list[Poi
         where=_latest.c.step <= excluded.step,  # a late point of an earlier step is not the latest
     )
     session.execute(statement, [{"run_id": run_id, **p._asdict()} for p in newest.values()])
-
-
-def _update_rollups(
-    session: Session, dialect: str, run_id: int, points: list[Point], previous_hi: dict[str, int]
-) -> None:
-    """Recompute every rollup bucket the points fall in, level by level, from the level below.
-
-    A level starts being kept once a series reaches its width; it is then filled whole.
-    """
-    affected: dict[str, set[int]] = defaultdict(set)
-    hi: dict[str, int] = dict(previous_hi)
-    for point in points:
-        affected[point.key].add(point.step // ROLLUP_BASE)
-        hi[point.key] = max(hi.get(point.key, point.step), point.step)
-    for level in LEVELS:
-        if level > 0:
-            for key in list(affected):
-                if width(level) > hi[key]:
-                    del affected[key]  # the series is shorter than one bucket of this level
-                elif width(level) > previous_hi.get(key, -1):
-                    affected[key] = set(range(hi[key] // width(level) + 1))  # a new level: all of it
-                else:
-                    affected[key] = {bucket // ROLLUP_FANOUT for bucket in affected[key]}
-        if not affected:
-            return
-        ranges = [(key, a, b) for key, buckets in affected.items() for a, b in _runs(buckets)]
-        for chunk in range(0, len(ranges), 200):  # keep each statement's OR list short
-            _recompute(session, dialect, run_id, level, ranges[chunk:chunk + 200])
-
-
-def _runs(buckets: set[int]) -> Iterator[tuple[int, int]]:
-    """Consecutive integers as inclusive ranges: {1, 2, 3, 7} -> (1, 3), (7, 7)."""
-    ordered = sorted(buckets)
-    start = previous = ordered[0]
-    for bucket in ordered[1:]:
-        if bucket != previous + 1:
-            yield start, previous
-            start = bucket
-        previous = bucket
-    yield start, previous
-
-
-def _recompute(session: Session, dialect: str, run_id: int, level: int, ranges: list[tuple[str, int, int]]) -> None:
-    if level == 0:
-        source = select(
-            Metric.key, (Metric.step // ROLLUP_BASE).label("bucket"), Metric.step, Metric.value,
-            literal(1).label("weight"),
-        ).where(Metric.run_id == run_id, or_(*(
-            and_(Metric.key == key, Metric.step.between(a * ROLLUP_BASE, b * ROLLUP_BASE + ROLLUP_BASE - 1))
-            for key, a, b in ranges
-        )))
-    else:
-        source = union_all(*_children(
-            MetricRollup.bucket // ROLLUP_FANOUT,
-            MetricRollup.run_id == run_id, MetricRollup.level == level - 1, or_(*(
-                and_(MetricRollup.key == key, MetricRollup.bucket.between(a * ROLLUP_FANOUT, b * ROLLUP_FANOUT + ROLLUP_FANOUT - 1))
-                for key, a, b in ranges
-            )),
-        ))
-    extremes = _extremes(source.subquery(), dialect)
-    statement = _insert(dialect)(_rollup).from_select(
-        ["run_id", "level", "key", "bucket", "count", "min_step", "min_value", "max_step", "max_value"],
-        # The WHERE keeps SQLite from reading ON CONFLICT as a join's ON clause.
-        select(literal(run_id), literal(level), *extremes.subquery().c).where(true()),
-    )
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
-        index_elements=["run_id", "key", "level", "bucket"],
-        set_={name: excluded[name] for name in ("count", "min_step", "min_value", "max_step", "max_value")},
-    )
-    session.execute(statement)
-
-
-def _children(parent: ColumnElement[int], *where: ColumnElement[bool]) -> list[Select[Any]]:
-    """Rollup rows as candidate points of their ``parent`` bucket: a bucket's extremes are the extremes
-    of its children's extreme points, and its count is the sum of theirs (carried by the minima)."""
-    child = MetricRollup
-    return [
-        select(child.key, parent.label("bucket"), child.min_step.label("step"), child.min_value.label("value"),
-               child.count.label("weight")).where(*where),
-        select(child.key, parent, child.max_step, child.max_value, literal(0)).where(*where),
-    ]
-
-
-def _extremes(source: Any, dialect: str) -> Select[Any]:
-    """Per (key, bucket) of ``source`` (key, bucket, step, value, weight): the total weight ``n``
-    and the points of the minimum and of the maximum (ties: the earliest step)."""
-    if dialect == "postgresql":
-        # One hash aggregation, no sort: min(ARRAY[value, step]) is the minimum's point (arrays
-        # compare element by element), exact for steps below 2**53; -step makes max() prefer the earliest.
-        def pair(step: ColumnElement[Any]) -> ColumnElement[Any]:
-            return postgresql.array([source.c.value, cast(step, Double)])
-
-        low = func.min(pair(source.c.step), type_=postgresql.ARRAY(Double))
-        high = func.max(pair(-source.c.step), type_=postgresql.ARRAY(Double))
-        return select(
-            source.c.key, source.c.bucket, func.sum(source.c.weight).label("n"),
-            cast(low[2], BigInteger).label("min_step"), func.min(source.c.value).label("min_value"),
-            cast(-high[2], BigInteger).label("max_step"), func.max(source.c.value).label("max_value"),
-        ).group_by(source.c.key, source.c.bucket)
-    partition = (source.c.key, source.c.bucket)
-    ranked = select(
-        source.c.key, source.c.bucket, source.c.step, source.c.value,
-        func.sum(source.c.weight).over(partition_by=partition).label("n"),
-        func.row_number().over(partition_by=partition, order_by=(source.c.value, source.c.step)).label("low"),
-        func.row_number().over(partition_by=partition, order_by=(source.c.value.desc(), source.c.step)).label("high"),
-    ).subquery()
-    low_row, high_row = ranked.c.low == 1, ranked.c.high == 1
-    return select(
-        ranked.c.key, ranked.c.bucket, func.max(ranked.c.n).label("n"),
-        func.max(case((low_row, ranked.c.step))).label("min_step"), func.max(case((low_row, ranked.c.value))).label("min_value"),
-        func.max(case((high_row, ranked.c.step))).label("max_step"), func.max(case((high_row, ranked.c.value))).label("max_value"),
-    ).where(or_(low_row, high_row)).group_by(ranked.c.key, ranked.c.bucket)
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -365,8 +197,8 @@ def series(
             select(Metric.step).where(Metric.run_id == run_id, Metric.key == key, Metric.step > after)
             .order_by(Metric.step).limit(1)
         )
-        bucketing = plan(lo, hi, max_points)
-        extremes = _bucket_extremes(session, run_id, key, bucketing, lo, hi, after) if bucketing else None
+        bucketing = rollups.plan(lo, hi, max_points)
+        extremes = rollups.bucket_extremes(session, run_id, key, bucketing, lo, hi, after) if bucketing else None
         if extremes is None or sum(row.n for row in extremes) <= max_points:
             whole.append(key)
         else:
@@ -381,33 +213,6 @@ def series(
             result[key].steps.append(step)
             result[key].values.append(value)
     return result
-
-
-def _bucket_extremes(
-    session: Session, run_id: int, key: str, bucketing: Bucketing, lo: int, hi: int, after: int
-) -> list[Row[Any]]:
-    """Per bucket of ``bucketing``: the count ``n`` and the min and max points of the series after ``after``."""
-    points = (Metric.run_id == run_id, Metric.key == key, Metric.step > after)
-    if bucketing.level is None:
-        source: Any = select(
-            Metric.key, ((Metric.step - bucketing.origin) // bucketing.width).label("bucket"), Metric.step,
-            Metric.value, literal(1).label("weight"),
-        ).where(*points)
-    else:
-        size = width(bucketing.level)
-        first, last, merge = lo // size, hi // size, bucketing.width // size
-        parts = []
-        if after >= first * size:  # the first rollup row also holds points at or before since_step
-            parts.append(select(Metric.key, literal(0).label("bucket"), Metric.step, Metric.value, literal(1).label("weight"))
-                         .where(*points, Metric.step < (first + 1) * size))
-            first += 1
-        parts += _children(
-            (MetricRollup.bucket - bucketing.origin // size) // merge,
-            MetricRollup.run_id == run_id, MetricRollup.key == key, MetricRollup.level == bucketing.level,
-            MetricRollup.bucket.between(first, last),
-        )
-        source = union_all(*parts)
-    return list(session.execute(_extremes(source.subquery(), session.get_bind().dialect.name).order_by("bucket")))
 
 
 def _points(extremes: list[Row[Any]]) -> Series:

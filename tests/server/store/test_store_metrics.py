@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.store import metrics, runs
+from server.store import metrics, rollups, runs
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 DATABASE_EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -35,9 +35,11 @@ def read(database, run_id: int, **options) -> dict[str, metrics.Series]:
 
 
 # A series written in batches that may overwrite earlier points: steps spread over a wide range
-# (so that reads use the rollups) or packed together (so that they bucket the points themselves).
+# (so that reads use the rollups), packed together (so that they bucket the points themselves),
+# or as sparse as the API allows.
+steps = st.integers(0, 3000) | st.integers(0, 60) | st.integers(0, metrics.MAX_STEP)
 batches = st.lists(
-    st.lists(st.tuples(st.integers(0, 3000) | st.integers(0, 60), st.integers(-50, 50).map(float)), min_size=1, max_size=120),
+    st.lists(st.tuples(steps, st.integers(-50, 50).map(float)), min_size=1, max_size=120),
     min_size=1, max_size=4,
 )
 
@@ -60,7 +62,7 @@ def test_downsampling_keeps_each_buckets_extremes_and_at_most_max_points(databas
     if len(expected) <= max_points:
         assert got == expected
         return
-    bucketing = metrics.plan(expected[0][0], expected[-1][0], max_points)
+    bucketing = rollups.plan(expected[0][0], expected[-1][0], max_points)
     assert bucketing is not None
     wanted: dict[int, list[float]] = defaultdict(list)
     kept: dict[int, set[float]] = defaultdict(set)
@@ -119,9 +121,19 @@ def test_an_overwritten_extreme_leaves_the_rollups(database, new_run):
 
 @pytest.mark.parametrize(("lo", "hi", "max_points"), [(0, 99, 100), (0, 100, 100), (0, 10**6, 2000), (5, 2**53 - 1, 10)])
 def test_a_plan_never_makes_more_buckets_than_half_the_points(lo, hi, max_points):
-    bucketing = metrics.plan(lo, hi, max_points)
+    bucketing = rollups.plan(lo, hi, max_points)
     if hi - lo + 1 <= max_points:
         assert bucketing is None
     else:
         assert bucketing is not None
         assert bucketing.bucket(hi) - bucketing.bucket(lo) + 1 <= max_points // 2
+
+
+def test_steps_as_sparse_as_the_largest_allowed_ingest_and_downsample(database, new_run):
+    run_id = new_run()
+    huge = metrics.MAX_STEP
+    ingest(database, run_id, [("t", 0, 1.0), ("t", 1_700_000_000_000, 5.0), ("t", huge, -1.0)])
+    ingest(database, run_id, [("t", step, 0.0) for step in range(1, 40)])
+    series = read(database, run_id, max_points=10)["t"]
+    assert {(1_700_000_000_000, 5.0), (huge, -1.0)} <= set(zip(series.steps, series.values, strict=True))
+    assert len(series.steps) <= 10

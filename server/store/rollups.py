@@ -1,0 +1,229 @@
+"""Rollups: the minimum and maximum point of every bucket of ``16 * 4**level`` steps of a series.
+
+`update` recomputes, within each ingest, every bucket its points fall in, level by level
+from the level below (a bucket's extremes are the extremes of its children's), so a
+point overwritten with a smaller value never leaves a stale maximum behind.
+
+`plan` decides how a read of ``lo..hi`` is bucketed, and `bucket_extremes` computes
+those buckets in SQL: from the points of a moderately long series, else by merging at
+most four rollup rows per bucket, so that a million-point series downsamples from a few
+thousand rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Double,
+    Row,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.models import Metric, MetricRollup
+
+BASE, FANOUT = 16, 4
+LEVELS = range(25)  # width(24) = 2**52: two buckets cover every step below 2**53
+_rollup = MetricRollup.__table__
+
+
+class Stepped(Protocol):
+    key: str
+    step: int
+
+
+@dataclass(frozen=True)
+class Bucketing:
+    """Buckets of ``width`` steps from ``origin``, computed from the points (``level`` None) or from
+    the rollups of ``level`` (``width`` is then a multiple of that level's width)."""
+
+    origin: int
+    width: int
+    level: int | None
+
+    def bucket(self, step: int) -> int:
+        return (step - self.origin) // self.width
+
+
+def width(level: int) -> int:
+    return BASE * FANOUT**level
+
+
+def plan(lo: int, hi: int, max_points: int) -> Bucketing | None:
+    """How to downsample the steps ``lo..hi`` to at most ``max_points`` points (None: no need).
+
+    ``max_points`` must be at least 8, so that the rollup level chosen is one `ingest` keeps.
+    """
+    if hi - lo + 1 <= max_points:
+        return None
+    buckets = max_points // 2
+    for level in LEVELS:  # the finest level with at most 4 rollup rows per bucket
+        size = width(level)
+        rows = hi // size - lo // size + 1
+        if rows <= 4 * buckets:
+            break
+    if level == 0 and rows <= buckets:  # even the finest rollup is too coarse: use the points
+        return Bucketing(origin=lo, width=-(-(hi - lo + 1) // buckets), level=None)
+    return Bucketing(origin=lo // size * size, width=-(-rows // buckets) * size, level=level)
+
+
+def update(
+    session: Session, dialect: str, run_id: int, points: Sequence[Stepped], previous_hi: dict[str, int]
+) -> None:
+    """Recompute every bucket ``points`` fall in, level by level from the level below.
+
+    ``previous_hi`` is each key's highest step before these points: a level starts being
+    kept once a series reaches its width, and is then filled whole.
+    """
+    steps: dict[str, set[int]] = defaultdict(set)
+    hi: dict[str, int] = dict(previous_hi)
+    for point in points:
+        steps[point.key].add(point.step // BASE)
+        hi[point.key] = max(hi.get(point.key, point.step), point.step)
+    # Buckets as inclusive ranges, never enumerated: steps may be as sparse as 0 and 2**52.
+    affected = {key: _merge((bucket, bucket) for bucket in buckets) for key, buckets in steps.items()}
+    for level in LEVELS:
+        if level > 0:
+            for key in list(affected):
+                if width(level) > hi[key]:
+                    del affected[key]  # the series is shorter than one bucket of this level
+                elif width(level) > previous_hi.get(key, -1):
+                    affected[key] = [(0, hi[key] // width(level))]  # a new level: all of it
+                else:
+                    affected[key] = _merge((a // FANOUT, b // FANOUT) for a, b in affected[key])
+        if not affected:
+            return
+        ranges = [(key, a, b) for key, spans in affected.items() for a, b in spans]
+        for chunk in range(0, len(ranges), 200):  # keep each statement's OR list short
+            _recompute(session, dialect, run_id, level, ranges[chunk:chunk + 200])
+
+
+def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive ranges merged where they touch: (1, 2), (3, 3), (7, 9) -> (1, 3), (7, 9)."""
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _recompute(session: Session, dialect: str, run_id: int, level: int, ranges: list[tuple[str, int, int]]) -> None:
+    if level == 0:
+        source = select(
+            Metric.key, (Metric.step // BASE).label("bucket"), Metric.step, Metric.value,
+            literal(1).label("weight"),
+        ).where(Metric.run_id == run_id, or_(*(
+            and_(Metric.key == key, Metric.step.between(a * BASE, b * BASE + BASE - 1))
+            for key, a, b in ranges
+        )))
+    else:
+        source = union_all(*_children(
+            MetricRollup.bucket // FANOUT,
+            MetricRollup.run_id == run_id, MetricRollup.level == level - 1, or_(*(
+                and_(MetricRollup.key == key, MetricRollup.bucket.between(a * FANOUT, b * FANOUT + FANOUT - 1))
+                for key, a, b in ranges
+            )),
+        ))
+    extremes = _extremes(source.subquery(), dialect)
+    statement = _insert(dialect)(_rollup).from_select(
+        ["run_id", "level", "key", "bucket", "count", "min_step", "min_value", "max_step", "max_value"],
+        # The WHERE keeps SQLite from reading ON CONFLICT as a join's ON clause.
+        select(literal(run_id), literal(level), *extremes.subquery().c).where(true()),
+    )
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["run_id", "key", "level", "bucket"],
+        set_={name: excluded[name] for name in ("count", "min_step", "min_value", "max_step", "max_value")},
+    )
+    session.execute(statement)
+
+
+def _children(parent: ColumnElement[int], *where: ColumnElement[bool]) -> list[Select[Any]]:
+    """Rollup rows as candidate points of their ``parent`` bucket: a bucket's extremes are the extremes
+    of its children's extreme points, and its count is the sum of theirs (carried by the minima)."""
+    child = MetricRollup
+    return [
+        select(child.key, parent.label("bucket"), child.min_step.label("step"), child.min_value.label("value"),
+               child.count.label("weight")).where(*where),
+        select(child.key, parent, child.max_step, child.max_value, literal(0)).where(*where),
+    ]
+
+
+def _extremes(source: Any, dialect: str) -> Select[Any]:
+    """Per (key, bucket) of ``source`` (key, bucket, step, value, weight): the total weight ``n``
+    and the points of the minimum and of the maximum (ties: the earliest step)."""
+    if dialect == "postgresql":
+        # One hash aggregation, no sort: min(ARRAY[value, step]) is the minimum's point (arrays
+        # compare element by element), exact for steps below 2**53; -step makes max() prefer the earliest.
+        def pair(step: ColumnElement[Any]) -> ColumnElement[Any]:
+            return postgresql.array([source.c.value, cast(step, Double)])
+
+        low = func.min(pair(source.c.step), type_=postgresql.ARRAY(Double))
+        high = func.max(pair(-source.c.step), type_=postgresql.ARRAY(Double))
+        return select(
+            source.c.key, source.c.bucket, func.sum(source.c.weight).label("n"),
+            cast(low[2], BigInteger).label("min_step"), func.min(source.c.value).label("min_value"),
+            cast(-high[2], BigInteger).label("max_step"), func.max(source.c.value).label("max_value"),
+        ).group_by(source.c.key, source.c.bucket)
+    partition = (source.c.key, source.c.bucket)
+    ranked = select(
+        source.c.key, source.c.bucket, source.c.step, source.c.value,
+        func.sum(source.c.weight).over(partition_by=partition).label("n"),
+        func.row_number().over(partition_by=partition, order_by=(source.c.value, source.c.step)).label("low"),
+        func.row_number().over(partition_by=partition, order_by=(source.c.value.desc(), source.c.step)).label("high"),
+    ).subquery()
+    low_row, high_row = ranked.c.low == 1, ranked.c.high == 1
+    return select(
+        ranked.c.key, ranked.c.bucket, func.max(ranked.c.n).label("n"),
+        func.max(case((low_row, ranked.c.step))).label("min_step"), func.max(case((low_row, ranked.c.value))).label("min_value"),
+        func.max(case((high_row, ranked.c.step))).label("max_step"), func.max(case((high_row, ranked.c.value))).label("max_value"),
+    ).where(or_(low_row, high_row)).group_by(ranked.c.key, ranked.c.bucket)
+
+
+def bucket_extremes(
+    session: Session, run_id: int, key: str, bucketing: Bucketing, lo: int, hi: int, after: int
+) -> list[Row[Any]]:
+    """Per bucket of ``bucketing``: the count ``n`` and the min and max points of the series after ``after``."""
+    points = (Metric.run_id == run_id, Metric.key == key, Metric.step > after)
+    if bucketing.level is None:
+        source: Any = select(
+            Metric.key, ((Metric.step - bucketing.origin) // bucketing.width).label("bucket"), Metric.step,
+            Metric.value, literal(1).label("weight"),
+        ).where(*points)
+    else:
+        size = width(bucketing.level)
+        first, last, merge = lo // size, hi // size, bucketing.width // size
+        parts = []
+        if after >= first * size:  # the first rollup row also holds points at or before since_step
+            parts.append(select(Metric.key, literal(0).label("bucket"), Metric.step, Metric.value, literal(1).label("weight"))
+                         .where(*points, Metric.step < (first + 1) * size))
+            first += 1
+        parts += _children(
+            (MetricRollup.bucket - bucketing.origin // size) // merge,
+            MetricRollup.run_id == run_id, MetricRollup.key == key, MetricRollup.level == bucketing.level,
+            MetricRollup.bucket.between(first, last),
+        )
+        source = union_all(*parts)
+    return list(session.execute(_extremes(source.subquery(), session.get_bind().dialect.name).order_by("bucket")))
+
+
+def _insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
