@@ -32,12 +32,15 @@ Keys = Annotated[str | None, Query(
     max_length=10_000, description="Comma-separated keys; 'util/*' is every key starting with 'util/'. Default: all.",
 )]
 _KEY = re.compile(KEY_PATTERN)
+MAX_KEYS = 200
 
 
 def parse_keys(keys: str | None) -> list[str] | None:
     if keys is None:
         return None
     parsed = [key.strip() for key in keys.split(",") if key.strip()]
+    if len(parsed) > MAX_KEYS:
+        raise Invalid.field("keys", f"names {len(parsed)} keys; ask for at most {MAX_KEYS} per request")
     for key in parsed:
         if not _KEY.match(key.removesuffix("*")) or len(key) > 251:
             raise Invalid.field("keys", f"{key!r} is not a metric key or a 'prefix*' pattern")

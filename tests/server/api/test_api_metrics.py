@@ -117,8 +117,9 @@ def test_non_finite_values_are_refused(client, metrics_url, token):
     assert response.json()["errors"] == [{"field": "points.0.value", "message": "Input should be a finite number"}]
 
 
-def test_a_malformed_keys_filter_is_refused(client, metrics_url):
-    response = client.get(metrics_url, params={"keys": "a*b"})
+@pytest.mark.parametrize("keys", ["a*b", ",".join(f"k{i}" for i in range(201))])
+def test_a_malformed_or_oversize_keys_filter_is_refused(client, metrics_url, keys):
+    response = client.get(metrics_url, params={"keys": keys})
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "keys"
 
 
