@@ -12,12 +12,17 @@
    where it happened, and a ``run.failed`` event). When this worker is shutting down the
    run goes back to the queue instead, to resume elsewhere; when another worker took the
    run over (this one was presumed lost), it is left alone.
+
+When the database is unreachable, nothing is lost either: a run that cannot be claimed
+has its message handed back to the broker a few seconds later, and a run interrupted
+mid-training stays ``running`` until the heartbeat sweep re-queues it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ from typing import Any, Literal
 
 from celery.exceptions import Reject
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 
 from server import policy
 from server.db import Database
@@ -42,7 +48,8 @@ log = logging.getLogger("miles.worker")
 
 SHUTDOWN = threading.Event()  # set when this worker process is asked to shut down (warm shutdown)
 Final = Literal["succeeded", "failed", "cancelled"]
-Outcome = Final | Literal["released", "skipped", "lost"]
+Outcome = Final | Literal["released", "skipped", "lost", "interrupted"]
+DATABASE_PAUSE = 5.0  # seconds to wait before handing back a message whose run could not be claimed
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,13 @@ def run_training(run_id: int) -> str:
         raise RuntimeError("worker.tasks.configure() was not called: start workers with `miles worker`")
     if SHUTDOWN.is_set():  # a message delivered while this worker stops (e.g. the one it just handed back)
         raise Reject(f"run {run_id} not started: this worker is shutting down", requeue=True)
-    outcome = Job(_context, run_id).run()
+    try:
+        outcome = Job(_context, run_id).run()
+    except ClaimFailed as error:
+        # The run is still queued: give the message back for a later try rather than lose it.
+        log.error("run %d could not be claimed (%s); retrying in %g s", run_id, error, DATABASE_PAUSE)
+        time.sleep(DATABASE_PAUSE)
+        raise Reject(f"run {run_id} not claimed: the database is unreachable", requeue=True) from error
     if outcome == "released":
         # Back to the broker as well, so that another worker (or this one, restarted) takes it.
         raise Reject(f"run {run_id} handed back: this worker is shutting down", requeue=True)
@@ -78,6 +91,10 @@ def run_training(run_id: int) -> str:
 
 class JobFailed(Exception):
     """The run cannot be trained as specified; the message is for its user."""
+
+
+class ClaimFailed(Exception):
+    """The database could not be reached to claim the run."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +113,10 @@ class Job:
         self.checkpoint_dir: Path = self.settings.run_artifacts(run_id) / "checkpoints"
 
     def run(self) -> Outcome:
-        claimed = self._claim()
+        try:
+            claimed = self._claim()
+        except OperationalError as error:
+            raise ClaimFailed(str(error.orig or error)) from error
         if claimed is None:
             return "skipped"
         self._announce("running")
@@ -112,6 +132,11 @@ class Job:
                 result = Training(self._config(claimed.spec), reporter, checkpoint_dir=self.checkpoint_dir).run(resume=True)
             except LeaseLost:
                 return "lost"
+            except OperationalError as error:
+                # The database went away mid-run: the run stays `running` until the heartbeat sweep,
+                # once the database is back, re-queues it to resume from its last checkpoint.
+                log.error("run %d interrupted: the database is unreachable (%s)", self.run_id, error.orig or error)
+                return "interrupted"
             except Exception as error:  # anything the training raises ends the run failed, with the reason
                 return self._fail(error)
         return self._conclude(result, reporter, lease)

@@ -52,7 +52,7 @@ from server.db import Database
 from server.live import Notices, Watch
 from server.models import Run, RunEvent
 from server.store import events, feed, runs
-from server.store.errors import Invalid
+from server.store.errors import Invalid, NotFound
 from server.store.metrics import MAX_STEP
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["runs"])
@@ -128,8 +128,9 @@ class RunStream:
         with self.database.transaction(write=False) as session:
             if self.database.dialect == "postgresql":  # one snapshot for all the reads below
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            run = session.get(Run, self.run_id)
-            if run is None:
+            try:
+                run = runs.get(session=session, run_id=self.run_id)
+            except NotFound:
                 return None
             steps = feed.steps_after(
                 session=session, run_id=self.run_id, after=self.cursor.step, max_steps=STEPS_PER_READ,

@@ -47,7 +47,7 @@ def test_a_run_submitted_in_local_mode_trains_streams_and_completes(local):
 
 
 def test_a_stopped_worker_hands_its_run_back_and_the_next_one_resumes_it(local):
-    run = local.submit(tiny_config(epochs=8))
+    run = local.submit(tiny_config(epochs=40))  # long enough not to end before the worker stops
     seen: list[SseMessage] = []
     for message in local.stream(run["id"]):
         seen.append(message)
@@ -61,7 +61,7 @@ def test_a_stopped_worker_hands_its_run_back_and_the_next_one_resumes_it(local):
     local.start_worker("--cpu")
     seen += local.stream(run["id"], headers={"Last-Event-ID": seen[-1].id})
 
-    assert training_epochs(seen) == list(range(1, 9))
+    assert training_epochs(seen) == list(range(1, 41))
     kinds = [m.data["kind"] for m in seen if m.event == "run_event"]
     assert "run.requeued" in kinds and "run.resumed" in kinds
     finished = local.run(run["id"])

@@ -20,7 +20,7 @@ def test_a_run_whose_worker_was_killed_resumes_from_its_checkpoint_on_a_new_work
     lost = stack.start_worker("--cpu", wait=False)
     stack.server.wait_ready()
     lost.wait_ready()
-    run = stack.submit(tiny_config(epochs=12))
+    run = stack.submit(tiny_config(epochs=40))  # long enough to be training when its worker dies
     wait_until(lambda: stack.run(run["id"])["progress"]["epoch"] >= 3, 60, "three epochs trained")
 
     lost.kill()  # SIGKILL to the supervisor and its worker process at once
@@ -41,7 +41,7 @@ def test_a_run_whose_worker_was_killed_resumes_from_its_checkpoint_on_a_new_work
         ).all()
     database.dispose()
     assert {count for _, _, count in counts} == {1}
-    assert sorted(step for key, step, _ in counts if key == "loss/train") == list(range(1, 13))
+    assert sorted(step for key, step, _ in counts if key == "loss/train") == list(range(1, 41))
 
 
 def test_a_run_submitted_while_redis_is_down_is_kept_and_runs_once_redis_is_back(

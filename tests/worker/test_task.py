@@ -152,3 +152,17 @@ def test_a_worker_shutting_down_hands_its_run_back_and_the_next_worker_resumes_i
     assert (run.status, run.attempts) == ("succeeded", 2)
     assert ("run.resumed", f"resumed after epoch 2 from {run.checkpoint_dir}") in notes
     assert per_step == {1: 1, 2: 1, 3: 1, 4: 1}
+
+
+def test_a_run_that_cannot_be_claimed_goes_back_to_the_broker(tmp_path, monkeypatch):
+    from server.db import Database
+    from tests.conftest import free_port
+
+    monkeypatch.setattr(tasks, "DATABASE_PAUSE", 0)
+    unreachable = Database(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere")
+    tasks.configure(tasks.WorkerContext(
+        settings=Settings(home=tmp_path), database=unreachable, publisher=RecordingPublisher(), worker_id=WORKER,
+    ))
+    with pytest.raises(Reject, match="database is unreachable"):
+        tasks.run_training(1)
+    unreachable.dispose()
