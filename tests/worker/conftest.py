@@ -14,6 +14,7 @@ from server.store import runs
 from tests.conftest import migrated
 from tests.services import tiny_config
 from trainer.config import TrainConfig
+from worker.reporter import DatabaseReporter
 
 WORKER = "host:1"
 
@@ -54,3 +55,11 @@ class RecordingPublisher(Publisher):
 
     def publish(self, run_id: int, kind: str, *, happened: float | None = None, **fields: object) -> None:
         self.notices.append({"run": run_id, "type": kind, **fields})
+
+
+def reporter_for(database: Database, run_id: int, attempt: int = 1, publisher: Publisher | None = None) -> DatabaseReporter:
+    """The worker's reporter of ``run_id`` (claimed by `WORKER`), publishing to a `RecordingPublisher`."""
+    return DatabaseReporter(
+        database=database, publisher=publisher or RecordingPublisher(), run_id=run_id, worker=WORKER, attempt=attempt,
+        should_stop=lambda: False,
+    )

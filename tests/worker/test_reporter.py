@@ -7,15 +7,8 @@ from sqlalchemy import select
 
 from server.models import Metric
 from server.store import events, feed, leases, runs
-from tests.worker.conftest import WORKER, RecordingPublisher, claimed_run
-from worker.reporter import DatabaseReporter, LeaseLost, json_safe
-
-
-def reporter_for(database, run_id: int, attempt: int = 1, publisher=None) -> DatabaseReporter:
-    return DatabaseReporter(
-        database=database, publisher=publisher or RecordingPublisher(), run_id=run_id, worker=WORKER, attempt=attempt,
-        should_stop=lambda: False,
-    )
+from tests.worker.conftest import WORKER, RecordingPublisher, claimed_run, reporter_for
+from worker.reporter import LeaseLost, json_safe
 
 
 def stored_events(database, run_id: int):

@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 from server.api.stream import Cursor, RunStream, parse_cursor
 from server.live import PollingNotices
 from server.store import runs
-from tests.worker.conftest import claimed_run
-from tests.worker.test_reporter import reporter_for
+from tests.worker.conftest import claimed_run, reporter_for
 
 EPOCHS, BEST = 4, 2
 
