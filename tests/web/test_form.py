@@ -60,7 +60,7 @@ def test_clone_fills_the_form_with_the_runs_spec(page: Page, dashboard: MilesSta
     config = tiny_config(epochs=2, params={"tau": 0.35, "mu": 0.25}, fusion="sum", seed=7)
     run = dashboard.submit(config, name="the original", experiment="cloned things", tags=["a", "b"])
     page.goto(f"/runs/{run['id']}")
-    page.get_by_role("link", name="Clone").click()
+    page.get_by_role("link", name="Clone", exact=True).click()
     page.wait_for_url(re.compile(rf"/runs/new\?clone={run['id']}$"))
     expect(page.locator("#form-title")).to_have_text(f"Clone run #{run['id']}")
     expect(page.locator("#dataset")).to_have_value("synthetic")

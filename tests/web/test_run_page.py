@@ -34,7 +34,8 @@ def test_a_run_submitted_from_the_form_draws_its_charts_while_it_trains_until_it
     page.select_option("#dataset", "synthetic")
     page.get_by_text("Dataset options").click()
     page.get_by_label("Signals").fill(SIGNALS)
-    page.get_by_label("Train size").fill("600")
+    # Large enough that the run outlives a few 2-second streams even on a fast, idle machine.
+    page.get_by_label("Train size").fill("2400")
     page.get_by_label("Classes").fill("6")
     page.select_option("#method", "miles")
     page.get_by_label("Epochs").fill(str(EPOCHS))
