@@ -9,6 +9,7 @@ so a process killed mid-write never leaves a torn checkpoint.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def save(directory: Path, name: str, state: dict[str, Any]) -> Path:
 def load(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, EOFError) as error:
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from None
     if state.get("format") != FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {state.get('format')}, expected {FORMAT}")

@@ -251,18 +251,6 @@ def claim(*, session: Session, run_id: int, worker: str) -> bool:
     return claimed.rowcount == 1
 
 
-def heartbeat(*, session: Session, run_id: int, epoch: int | None = None) -> bool:
-    """Record that the run's worker is alive (and its epochs completed); True when a cancel was requested."""
-    values: dict[str, Any] = {"heartbeat_at": utcnow()}
-    if epoch is not None:
-        values["epoch"] = epoch
-    session.execute(
-        update(Run).where(Run.id == run_id, Run.status == "running").values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
-
-
 def finish(
     *, session: Session, run_id: int, status: str, error: str | None = None, error_detail: str | None = None,
     summary: dict[str, Any] | None = None,

@@ -187,3 +187,10 @@ def test_a_fused_metric_of_zero_reports_no_utilization():
         assert decision["data"]["branch"] == "undefined"
     else:
         assert math.isfinite(metrics["util/delta"])
+
+
+def test_a_corrupt_checkpoint_is_a_checkpoint_error(tmp_path):
+    train(synthetic(epochs=1), checkpoint_dir=tmp_path)
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        train(synthetic(epochs=2), checkpoint_dir=tmp_path, resume=True)

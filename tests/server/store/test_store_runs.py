@@ -31,15 +31,6 @@ def test_a_run_cancelled_while_queued_is_not_claimed(database, queued):
         assert runs.claim(session=session, run_id=queued, worker="gpu-0") is False
 
 
-def test_a_heartbeat_records_progress_and_reports_a_cancel_request(database, queued):
-    with database.transaction() as session:
-        runs.claim(session=session, run_id=queued, worker="gpu-0")
-        assert runs.heartbeat(session=session, run_id=queued, epoch=1) is False
-        runs.cancel(session=session, run=runs.get(session=session, run_id=queued))
-        assert runs.heartbeat(session=session, run_id=queued, epoch=2) is True
-        assert runs.get(session=session, run_id=queued).epoch == 2
-
-
 def test_a_run_finishes_once_with_its_error_and_summary(database, queued):
     with database.transaction() as session:
         runs.claim(session=session, run_id=queued, worker="gpu-0")
