@@ -14,6 +14,7 @@ LAZY_COMMANDS = {
     "train": "trainer.cli:train_command",
     "worker": "worker.cli:worker_command",
     "requeue": "worker.cli:requeue_command",
+    "up": "worker.up:up_command",
 }
 
 

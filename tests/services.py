@@ -171,10 +171,10 @@ class RedisProcess(Process):
 
 
 class ServerProcess(Process):
-    """``miles server`` on ``port``; ready when ``/api/v1/health`` answers."""
+    """``miles server`` on ``port`` (or another ``command`` serving there); ready when ``/api/v1/health`` answers."""
 
-    def __init__(self, port: int, env: dict[str, str], log_dir: Path) -> None:
-        super().__init__("server", [MILES, "server", "--port", str(port)], env, log_dir / "server.log")
+    def __init__(self, port: int, env: dict[str, str], log_dir: Path, command: list[str] | None = None) -> None:
+        super().__init__("server", command or [MILES, "server", "--port", str(port)], env, log_dir / "server.log")
         self.url = f"http://127.0.0.1:{port}"
 
     def wait_ready(self) -> None:
@@ -192,8 +192,10 @@ class ServerProcess(Process):
 class WorkerProcess(Process):
     """``miles worker <args>`` (a supervisor and its worker processes); ready when every process consumes."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, processes: int = 1) -> None:
-        super().__init__("worker", [MILES, "worker", *args], env, log_path)
+    def __init__(
+        self, args: list[str], env: dict[str, str], log_path: Path, processes: int = 1, command: list[str] | None = None,
+    ) -> None:
+        super().__init__("worker", command or [MILES, "worker", *args], env, log_path)
         self.processes = processes
         self._ready_before = 0
 

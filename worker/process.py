@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_worker_app(settings)
     worker = app.Worker(
         hostname=f"{args.name}@{socket.gethostname()}", queues=[args.queue], pool="solo", concurrency=1,
-        loglevel=args.log_level.upper(),
+        loglevel=args.log_level.upper(), quiet=args.log_level in ("warning", "error"),  # no banner in `miles up`
         # Our heartbeats live in the database; Celery's gossip, mingle and event heartbeats add a
         # second of start-up and need a fanout exchange the local transport lacks.
         without_mingle=True, without_gossip=True, without_heartbeat=True,

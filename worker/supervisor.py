@@ -19,7 +19,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
@@ -73,7 +72,6 @@ class Supervisor:
         self.dispatcher = CeleryDispatcher(settings)
         self.publisher = Publisher(settings.redis_url)
         self._signals = 0
-        self._wake = threading.Event()
 
     def run(self) -> int:
         """Start the processes and supervise them until SIGINT or SIGTERM; the exit status."""
@@ -90,7 +88,9 @@ class Supervisor:
                 if now >= next_sweep:
                     self._sweep()
                     next_sweep = now + self.settings.sweep_interval
-                self._wake.wait(0.2)
+                # Not an Event: setting one from the signal handler deadlocks when the signal lands
+                # while this thread holds the Event's lock inside wait().
+                time.sleep(0.2)
             self._stop()
             return 0
         finally:
@@ -101,7 +101,6 @@ class Supervisor:
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._signals += 1
-        self._wake.set()
         if self._signals > 1:
             self._kill_all(f"second {signal.Signals(signum).name}")
 

@@ -1,0 +1,115 @@
+"""``miles up``: the whole dashboard on this machine, in one command.
+
+- Creates or migrates the database: a SQLite file under MILES_HOME (``~/.miles``) unless
+  MILES_DATABASE_URL names another.
+- Serves the API and the pages on 127.0.0.1 (uvicorn, in this process).
+- Runs the embedded worker: `miles worker`'s supervisor and its worker processes, on every
+  GPU torch sees (else on the CPU), fed by the local job queue, a SQLite file beside the
+  database (no Redis, no other server to install; see docs/live.md).
+- ``--demo`` submits a first pair of runs, ``joint`` and ``miles`` on the built-in mfeat
+  digits, so that the charts move at once.
+
+Ctrl-C or SIGTERM stops everything it started: a run in progress goes back to the queue
+and resumes from its checkpoint at the next start; the worker processes exit (they also
+get SIGTERM if this process is killed); then the server.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import webbrowser
+from typing import Any
+
+import click
+
+from server.commands import database, freeze_start_up_objects, prepare_app, settings_or_exit
+from server.settings import Settings
+from worker.cli import parse_gpus
+from worker.supervisor import Supervisor, plan
+
+DEMO = {"dataset": "mfeat", "fusion": "concat", "epochs": 40, "batch_size": 32, "lr": 1e-3, "seed": 0}
+DEMO_RUNS = (("demo: joint training", "joint", {}), ("demo: MILES", "miles", {"tau": 0.2, "mu": 0.5}))
+
+
+def serve(app: Any, settings: Settings) -> tuple[Any, threading.Thread]:
+    """uvicorn in a thread of this process (it leaves signal handling to the main thread)."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+    )
+    thread = threading.Thread(target=server.run, name="miles-server", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise click.ClickException(
+                f"could not serve on {settings.host}:{settings.port}; is the port in use? Try --port"
+            )
+        time.sleep(0.05)
+    return server, thread
+
+
+def submit_demo(settings: Settings, url: str) -> list[int]:
+    """The demo pair, through the same API a notebook uses (with a short-lived token when auth is on)."""
+    from server.store import tokens
+    from trainer.client import MilesClient
+
+    secret = None
+    if settings.auth_enabled:
+        with database(settings) as db, db.transaction() as session:
+            token, secret = tokens.create(session=session, name=f"miles up --demo {time.time():.0f}")
+    try:
+        with MilesClient(url, token=secret) as client:
+            return [
+                client.submit(DEMO | {"method": method, "params": params}, name=name, experiment="demo")["id"]
+                for name, method, params in DEMO_RUNS
+            ]
+    finally:
+        if secret is not None:
+            with database(settings) as db, db.transaction() as session:
+                tokens.revoke(session=session, ref=str(token.id))
+
+
+def devices(gpus: str | None, cpu: bool) -> tuple[list[int], bool]:
+    """The GPUs and whether to run a CPU process: as asked, or every GPU torch sees, else the CPU."""
+    if gpus or cpu:
+        return parse_gpus(gpus), cpu
+    import torch
+
+    found = list(range(torch.cuda.device_count()))
+    return found, not found
+
+
+@click.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on (another than loopback turns auth on).")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--demo", is_flag=True, help="Submit a joint and a MILES run on mfeat so the charts move at once.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in the web browser.")
+@click.option("--gpus", metavar="0,1", help="GPUs to train on (default: every GPU torch sees; none: the CPU).")
+@click.option("--cpu", is_flag=True, help="Train on the CPU (also beside --gpus).")
+def up_command(host: str, port: int, demo: bool, open_browser: bool, gpus: str | None, cpu: bool) -> None:
+    """Start the dashboard and a worker on this machine: nothing else to install or run."""
+    gpu_list, use_cpu = devices(gpus, cpu)
+    settings = settings_or_exit(host=host, port=port)
+    if gpu_list and "MILES_AUTO_QUEUE" not in os.environ:
+        settings = settings.model_copy(update={"auto_queue": "gpu"})  # runs on device 'auto' go to the GPUs
+    settings.home.mkdir(parents=True, exist_ok=True)
+    app = prepare_app(settings, upgrade=True, log_level="warning")
+    freeze_start_up_objects()
+    server, thread = serve(app, settings)
+    url = f"http://{settings.host}:{settings.port}"
+    try:
+        if demo:
+            ids = submit_demo(settings, url)
+            click.echo(f"demo runs submitted: {', '.join(f'{url}/runs/{i}' for i in ids)}")
+        where = ", ".join([f"GPU {g}" for g in gpu_list] + (["CPU"] if use_cpu else []))
+        click.echo(f"MILES dashboard: {url}   (worker on {where}; Ctrl-C stops everything)", err=False)
+        if open_browser:
+            webbrowser.open(url)
+        Supervisor(settings, plan(gpu_list, use_cpu, 1), log_level="warning", grace=30).run()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+    click.echo("stopped; runs in progress resume at the next start")
