@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,6 +305,22 @@ class MilesStack:
         ) as response:
             assert response.status_code == 200, response.read().decode()
             yield from read_sse(response.iter_lines())
+
+    @contextmanager
+    def serving(self) -> Iterator[MilesStack]:
+        """The server and one ``--cpu`` worker, started together; their logs printed if anything fails; closed after."""
+        try:
+            self.start_server(wait=False)
+            self.start_worker("--cpu", wait=False)
+            for process in self.processes():
+                process.wait_ready()
+            yield self
+        except BaseException:
+            for process in self.processes():
+                print(f"\n===== {process.name} log =====\n{process.log()[-6000:]}")
+            raise
+        finally:
+            self.close()
 
     def processes(self) -> list[Process]:
         return [p for p in (self.server, *self.workers) if p is not None]

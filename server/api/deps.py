@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from server.db import Database, commit
+from server.db import Database
 from server.dispatch import Dispatcher
 from server.models import Run
 from server.settings import Settings
@@ -42,15 +42,8 @@ DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 def get_session(request: Request, database: DatabaseDep) -> Iterator[Session]:
     """One transaction per request, committed after the handler returns and before the response is sent
     (so a client that reads right after a write sees it); rolled back when the handler raises."""
-    session = database.session(write=request.method not in SAFE_METHODS)
-    try:
+    with database.transaction(write=request.method not in SAFE_METHODS) as session:
         yield session
-        commit(session)
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -16,18 +16,8 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow]
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilesStack]:
     home = tmp_path_factory.mktemp("local")
     stack = MilesStack(home=home, database_url=migrated(f"sqlite:///{home / 'miles.db'}"), redis=None)
-    try:
-        stack.start_server(wait=False)
-        stack.start_worker("--cpu", wait=False)
-        for process in stack.processes():
-            process.wait_ready()
+    with stack.serving():
         yield stack
-    except BaseException:
-        for process in stack.processes():
-            print(f"\n===== {process.name} log =====\n{process.log()[-6000:]}")
-        raise
-    finally:
-        stack.close()
 
 
 def training_epochs(messages: list[SseMessage]) -> list[int]:

@@ -30,19 +30,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilesStack]:
     redis = RedisProcess(free_port(), home)
     redis.start()
     with fresh_postgres() as url:
-        stack = MilesStack(home=home, database_url=migrated(url), redis=redis)
         try:
-            stack.start_server(wait=False)
-            stack.start_worker("--cpu", wait=False)
-            for process in stack.processes():
-                process.wait_ready()
-            yield stack
-        except BaseException:
-            for process in stack.processes():
-                print(f"\n===== {process.name} log =====\n{process.log()[-6000:]}")
-            raise
+            with MilesStack(home=home, database_url=migrated(url), redis=redis).serving() as stack:
+                yield stack
         finally:
-            stack.close()
             redis.kill()
 
 

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.dispatch import BrokerUnavailable
+from server.store import leases
 from server.store import runs as run_store
 
 RUNS = "/api/v1/runs"
@@ -226,7 +227,7 @@ def test_cancelling_a_running_run_asks_its_worker_to_stop(client, make_run, data
     response = client.post(f"{RUNS}/{run['id']}/cancel").json()
     assert (response["status"], response["cancel_requested"]) == ("running", True)
     with database.transaction() as session:
-        assert run_store.heartbeat(session=session, run_id=run["id"], epoch=1) is True
+        assert leases.check(session=session, run_id=run["id"], worker="gpu-0").cancel_requested
 
 
 def test_a_finished_run_cannot_be_cancelled(client, make_run):
