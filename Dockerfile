@@ -17,7 +17,7 @@ ENV PATH=/opt/miles/bin:$PATH
 # torch first, from the chosen index, so that installing the project keeps it.
 RUN pip install --index-url "https://download.pytorch.org/whl/${TORCH_INDEX}" "torch==${TORCH_VERSION}"
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY trainer ./trainer
 COPY server ./server
 COPY worker ./worker

@@ -82,3 +82,29 @@ def test_the_dockerfile_copies_every_package_the_project_ships():
     packages = re.findall(r'include = \[(.*?)\]', (ROOT / "pyproject.toml").read_text())[0]
     for package in re.findall(r'"(\w+)\*"', packages):
         assert f"COPY {package} ./{package}" in DOCKERFILE
+
+
+def test_the_build_stage_copies_enough_to_build_the_package(tmp_path):
+    """The build stage's COPY lines, replayed into an empty folder, and its `pip install .` as a wheel build."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    build_stage = DOCKERFILE.split("AS build", 1)[1].split("AS runtime", 1)[0]
+    for line in re.findall(r"^COPY (?!--from)(.+)$", build_stage, re.MULTILINE):
+        *sources, _target = line.split()
+        for source in sources:
+            path = ROOT / source
+            copy = shutil.copytree if path.is_dir() else shutil.copy
+            copy(path, tmp_path / source, **({"ignore": shutil.ignore_patterns("__pycache__")} if path.is_dir() else {}))
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), "."],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for shipped in ("trainer/datasets/data/mfeat.npz", "migrations/versions/0001_initial.py", "web/static/js/run.js",
+                    "web/templates/run.html", "worker/up.py", "server/api/stream.py"):
+        assert shipped in names, f"{shipped} is missing from the image's package"
