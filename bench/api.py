@@ -15,76 +15,32 @@ Starts ``miles server`` (uvicorn) on a fresh PostgreSQL database and measures, o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-import psycopg
-from sqlalchemy import insert
+ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, bench/ would come first on the path; the repository root gives `tests`.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from server import migrate
-from server.db import Database
-from server.models import LatestMetric, Run, RunTag
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+from sqlalchemy import insert  # noqa: E402
 
-HOST, PORT = "127.0.0.1", 5432
-ADMIN = f"host={HOST} port={PORT} dbname=postgres user=postgres"
-MILES = str(Path(sys.executable).with_name("miles"))
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"miles_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@{HOST}:{PORT}/{name}"
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def miles_server(database_url: str, home: Path) -> Iterator[str]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MILES_")}
-    env |= {"MILES_HOME": str(home), "MILES_DATABASE_URL": database_url, "MILES_AUTH": "off"}
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen([MILES, "server", "--port", str(port), "--log-level", "warning"], env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"miles server did not start:\n{(home / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
+from server.db import Database  # noqa: E402
+from server.models import LatestMetric, Run, RunTag  # noqa: E402
+from tests.conftest import fresh_postgres, migrated  # noqa: E402
+from tests.services import MilesStack  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -168,11 +124,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     options = parser.parse_args()
 
-    with fresh_database() as url, tempfile.TemporaryDirectory() as home:
-        database = Database(url)
-        migrate.upgrade(database.engine)
-        database.dispose()
-        with miles_server(url, Path(home)) as server, httpx.Client(base_url=f"{server}/api/v1", timeout=120) as api:
+    with fresh_postgres() as url, tempfile.TemporaryDirectory() as home:
+        stack = MilesStack(home=Path(home), database_url=migrated(url), redis=None)
+        server = stack.start_server("--log-level", "warning")
+        with contextlib.closing(stack), httpx.Client(base_url=f"{server.url}/api/v1", timeout=120) as api:
             run_id, ingest = bench_ingest(api, options.points, options.batch)
             downsample = percentiles(timed(
                 lambda: api.get(f"/runs/{run_id}/metrics", params={"keys": "loss/train", "max_points": 2000}), 50
@@ -192,7 +147,7 @@ def main() -> None:
                     options.requests,
                 )),
             }
-        with psycopg.connect(ADMIN) as conn:
+        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
             postgres = conn.execute("SHOW server_version").fetchone()[0]
     print(json.dumps({
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "postgresql": postgres},

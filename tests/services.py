@@ -259,8 +259,10 @@ class MilesStack:
             env["MILES_REDIS_URL"] = self.redis.url
         return env | {f"MILES_{k.upper()}": str(v) for k, v in self.settings.items()}
 
-    def start_server(self, port: int | None = None, wait: bool = True) -> ServerProcess:
-        self.server = ServerProcess(port or free_port(), self.env(), self.home)
+    def start_server(self, *args: str, port: int | None = None, wait: bool = True) -> ServerProcess:
+        """``miles server --port PORT <args>`` (e.g. ``--log-level warning``)."""
+        port = port or free_port()
+        self.server = ServerProcess(port, self.env(), self.home, command=[MILES, "server", "--port", str(port), *args])
         self.server.start(wait)
         return self.server
 
