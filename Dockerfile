@@ -27,9 +27,11 @@ RUN pip install . && pip check
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 # No compilers or build files in the final image; only the virtual environment.
+# The artifact folder exists, owned by miles, so that a new named volume mounted there
+# starts with that owner (Docker copies it from the image) and the worker can write to it.
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin miles \
-    && mkdir -p /var/lib/miles /datasets \
-    && chown miles:miles /var/lib/miles
+    && mkdir -p /var/lib/miles/artifacts /datasets \
+    && chown -R miles:miles /var/lib/miles
 COPY --from=build /opt/miles /opt/miles
 ENV PATH=/opt/miles/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -42,5 +44,5 @@ WORKDIR /var/lib/miles
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=5 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/v1/health' % os.environ.get('MILES_PORT', '8000'), timeout=2)"]
-ENTRYPOINT ["miles"]
-CMD ["server"]
+# No ENTRYPOINT: a compose `command:` is the whole command line (`miles worker ...`, `sh -c ...`).
+CMD ["miles", "server"]

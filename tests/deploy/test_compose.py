@@ -5,13 +5,17 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
 
 from tests.conftest import ROOT
+from tests.deploy.compose_spec import (
+    COMPOSE,
+    DOCKERFILE,
+    IMAGE,
+    RUNTIME,
+    SERVICES,
+    container_command,
+)
 
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-SERVICES = COMPOSE["services"]
-DOCKERFILE = (ROOT / "Dockerfile").read_text()
 REQUIRED = re.compile(r"\$\{(\w+):\?[^}]+\}")
 
 
@@ -63,8 +67,13 @@ def test_the_gpu_worker_reserves_gpus_and_a_cpu_profile_covers_machines_without(
     assert SERVICES["flower"]["profiles"] == ["flower"]
 
 
+def test_the_workers_do_not_inherit_the_servers_health_check():
+    for worker in ("worker", "worker-cpu"):
+        assert SERVICES[worker]["healthcheck"] == {"disable": True}
+
+
 def test_the_server_migrates_before_serving_and_requires_auth():
-    assert SERVICES["server"]["command"] == ["sh", "-c", "miles db upgrade && exec miles server"]
+    assert container_command("server") == ["sh", "-c", "miles db upgrade && exec miles server"]
     assert SERVICES["server"]["environment"]["MILES_AUTH"] == "on"
     assert SERVICES["server"]["environment"]["MILES_HOST"] == "0.0.0.0"
 
@@ -72,10 +81,31 @@ def test_the_server_migrates_before_serving_and_requires_auth():
 def test_the_image_is_multi_stage_non_root_with_cpu_torch_by_default():
     stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\w+)", DOCKERFILE, re.MULTILINE)
     assert stages == ["build", "runtime"]
-    runtime = DOCKERFILE.split("AS runtime", 1)[1]
-    assert re.search(r"^USER miles$", runtime, re.MULTILINE)
+    assert re.search(r"^USER miles$", RUNTIME, re.MULTILINE)
     assert "ARG TORCH_INDEX=cpu" in DOCKERFILE
-    assert "COPY --from=build /opt/miles /opt/miles" in runtime
+    assert "COPY --from=build /opt/miles /opt/miles" in RUNTIME
+
+
+def test_every_container_of_the_image_runs_a_command_it_has():
+    """The image's own default and each service's command line start with sh or miles (not `miles miles ...`)."""
+    assert container_command("server")[0] == "sh"
+    for name, service in SERVICES.items():
+        if service["image"] == IMAGE:
+            command = container_command(name)
+            assert command[0] in ("sh", "miles") and command[1] != "miles", f"{name} runs {command}"
+
+
+def test_named_volumes_of_the_image_are_mounted_on_folders_the_user_owns():
+    """A new named volume takes the owner of the image's folder it is mounted on: it must be miles."""
+    created = re.search(r"mkdir -p ([^\n&]+)", RUNTIME).group(1).split()
+    owned = re.search(r"chown -R miles:miles (\S+)", RUNTIME).group(1)
+    for name, service in SERVICES.items():
+        if service["image"] != IMAGE:
+            continue
+        for mount in service["volumes"]:
+            source, target = mount.split(":")[:2]
+            if source in COMPOSE["volumes"]:
+                assert target in created and target.startswith(owned + "/"), f"{name} mounts {source} on {target}"
 
 
 def test_the_dockerfile_copies_every_package_the_project_ships():

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from tests.conftest import ROOT, free_port, fresh_postgres
+from tests.conftest import free_port, fresh_postgres
+from tests.deploy.compose_spec import SERVICES, container_command
 from tests.services import Process, ServerProcess, WorkerProcess, tiny_config, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.worker, pytest.mark.slow]
 
-SERVICES = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
 BIN = str(Path(sys.executable).parent)
 
 
@@ -47,8 +46,8 @@ def test_the_compose_server_and_cpu_worker_commands_run_a_job_to_completion(tmp_
         server_env = environment("server", **settings)
         worker_env = environment("worker-cpu", **settings)
         assert server_env["MILES_AUTH"] == "on"
-        server = ServerProcess(port, server_env, tmp_path, command=SERVICES["server"]["command"])
-        worker = WorkerProcess([], worker_env, tmp_path / "worker.log", command=SERVICES["worker-cpu"]["command"])
+        server = ServerProcess(port, server_env, tmp_path, command=container_command("server"))
+        worker = WorkerProcess([], worker_env, tmp_path / "worker.log", command=container_command("worker-cpu"))
         try:
             server.start()  # migrates the empty database first, as the container does
             assert "is at revision" in server.log()
