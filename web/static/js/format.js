@@ -22,9 +22,12 @@ export function number(value) {
 /** "12 s", "3 min 05 s", "1 h 02 min". */
 export function duration(seconds) {
   if (!Number.isFinite(seconds) || seconds < 0) return DASH;
-  if (seconds < 60) return `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ${String(Math.round(seconds % 60)).padStart(2, "0")} s`;
+  if (seconds < 9.95) return `${seconds.toFixed(1)} s`;
+  // Whole seconds first, so that 119.6 s reads "2 min 00 s" rather than "1 min 60 s".
+  const whole = Math.round(seconds);
+  if (whole < 60) return `${whole} s`;
+  const minutes = Math.floor(whole / 60);
+  if (minutes < 60) return `${minutes} min ${String(whole % 60).padStart(2, "0")} s`;
   return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
 }
 
