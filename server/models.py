@@ -230,6 +230,8 @@ class RunEvent(Base):
         # Events re-reported after a resume carry the same key and are not stored twice.
         UniqueConstraint("run_id", "key"),
         Index("ix_run_event_run_id_id", "run_id", "id"),
+        # Live streams look up, for each metric row, whether an event of its run has its time (server.store.feed).
+        Index("ix_run_event_run_id_time", "run_id", "time"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
