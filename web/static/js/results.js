@@ -75,6 +75,35 @@ function settings(run) {
   return flat;
 }
 
+const byPath = (a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+/**
+ * Per method, the settings (sorted) in which its runs differ: a path that some run of the
+ * method lacks or holds another value of. One pass over every run's settings: a map per
+ * method of path -> the values seen and how many runs hold it.
+ * @param {{run: object, settings: Map<string, string>}[]} keyed
+ * @returns {Map<string, string[]>}
+ */
+function differingSettings(keyed) {
+  const byMethod = new Map();
+  for (const { run, settings: s } of keyed) {
+    let method = byMethod.get(run.method);
+    if (!method) byMethod.set(run.method, (method = { runs: 0, paths: new Map() }));
+    method.runs += 1;
+    for (const [path, value] of s) {
+      let seen = method.paths.get(path);
+      if (!seen) method.paths.set(path, (seen = { values: new Set(), count: 0 }));
+      seen.values.add(value);
+      seen.count += 1;
+    }
+  }
+  const differing = new Map();
+  for (const [name, { runs, paths }] of byMethod) {
+    differing.set(name, [...paths].filter(([, seen]) => seen.values.size > 1 || seen.count < runs).map(([path]) => path).sort());
+  }
+  return differing;
+}
+
 /**
  * The rows of one group of comparable runs (same dataset and modalities): runs that differ
  * only by seed share a row. Where rows of one method differ in other settings (tau 0.1
@@ -83,20 +112,13 @@ function settings(run) {
  */
 export function rows(runs, roles) {
   const keyed = runs.map((run) => ({ run, settings: settings(run) }));
-  const groups = groupBy(keyed, ({ run, settings: s }) => JSON.stringify([run.method, run.fusion, [...s].sort()]));
-  const differing = new Map(); // method -> the settings in which its runs differ
-  for (const { run, settings: s } of keyed) {
-    const peers = keyed.filter((other) => other.run.method === run.method);
-    if (!differing.has(run.method)) differing.set(run.method, new Set());
-    for (const [path, value] of s) {
-      if (peers.some((other) => other.settings.get(path) !== value)) differing.get(run.method).add(path);
-    }
-  }
+  const groups = groupBy(keyed, ({ run, settings: s }) => JSON.stringify([run.method, run.fusion, [...s].sort(byPath)]));
+  const differing = differingSettings(keyed);
   return [...groups.values()]
     .map((group) => {
       const outcomes = group.map(({ run }) => outcome(run));
       const first = group[0];
-      const label = [...differing.get(first.run.method)].sort()
+      const label = differing.get(first.run.method)
         .map((path) => `${path.split(".").at(-1)} ${first.settings.get(path) ?? "default"}`).join(" · ");
       return {
         method: first.run.method, fusion: first.run.fusion, label, runs: group.map(({ run }) => run),
