@@ -36,16 +36,26 @@ export function outcome(run) {
 }
 
 /**
+ * A run's validation score of one modality's head: at its best validation epoch (its
+ * summary), else the latest validation value (a run logged without a summary). Never a
+ * test score: the roles label the test columns, so choosing them on test would leak.
+ */
+function validation(run, modality) {
+  const best = run.summary?.[`metric/val/${modality}`];
+  return Number.isFinite(best) ? best : run.latest?.[`metric/val/${modality}`]?.value ?? NaN;
+}
+
+/**
  * The dominant and the weak modality of a set of comparable runs: the heads that score
- * highest and lowest on average under joint training (the paper's definition), or over
- * all the runs when none is a joint run.
+ * highest and lowest on validation, on average, under joint training (the paper's
+ * definition, and `scripts/results.py`'s), or over all the runs when none is a joint run.
  */
 export function dominance(runs) {
   const joint = runs.filter((run) => run.method === "joint");
   const basis = joint.length ? joint : runs;
   const means = new Map();
   for (const modality of basis[0]?.modalities ?? []) {
-    means.set(modality, describe(basis.map((run) => outcome(run).heads[modality] ?? NaN)).mean);
+    means.set(modality, describe(basis.map((run) => validation(run, modality))).mean);
   }
   const ranked = [...means].filter(([, m]) => Number.isFinite(m)).sort((a, b) => b[1] - a[1]);
   if (ranked.length < 2) return null;
@@ -159,7 +169,7 @@ export function renderResults(container, runs, catalog) {
     const task = catalog?.datasets.find((d) => d.name === first.dataset)?.task;
     const body = h("tbody", {}, h("tr", { class: "group-row" }, h("th", { scope: "rowgroup", colspan: 7 },
       `${first.dataset} · ${fmt.modalities(first.modalities)} · ${fmt.metricName(task)}`,
-      roles ? h("span", { class: "muted" }, ` · dominant ${roles.dominant}, weak ${roles.weak}${roles.basis === "joint" ? " (under joint training)" : ""}`) : null)));
+      roles ? h("span", { class: "muted" }, ` · dominant ${roles.dominant}, weak ${roles.weak}${roles.basis === "joint" ? " (on validation, under joint training)" : " (on validation)"}`) : null)));
     const lines = rows(group, roles ?? { dominant: "", weak: "" });
     const best = bestOf(lines);
     for (const line of lines) {
@@ -175,7 +185,7 @@ export function renderResults(container, runs, catalog) {
     h("div", { class: "table-wrap" }, table),
     h("dl", { class: "definitions" },
       h("dt", {}, "Fused"), h("dd", {}, "the fused head's test metric (accuracy, or F1 for multilabel tasks) at the epoch with the best validation fused metric."),
-      h("dt", {}, "Dominant / weak head"), h("dd", {}, "that modality's own head, at the same epoch. The dominant modality is the one whose head scores higher under joint training (across all these runs when none is a joint run); MILES aims to lift the weak head without costing the fused one."),
+      h("dt", {}, "Dominant / weak head"), h("dd", {}, "that modality's own head, at the same epoch. The dominant modality is the one whose head scores higher on validation under joint training (across all these runs when none is a joint run), so that choosing the roles never looks at test data; MILES aims to lift the weak head without costing the fused one."),
       h("dt", {}, "Δ"), h("dd", {}, "the final utilization gap |u_A − u_B| (max u − min u with more modalities), after the last epoch, on the split MILES measures (validation by default); lower is more balanced."),
       h("dt", {}, "±"), h("dd", {}, "the sample standard deviation over seeds (n − 1); a single seed shows its value alone. Bold marks the best mean of each column.")),
     left ? h("p", { class: "muted" }, `${left} ${left === 1 ? "run is" : "runs are"} left out: not (yet) succeeded.`) : "",
