@@ -53,13 +53,15 @@ def steps_after(
     ``hold_last``: leave out the run's highest step, whose points may still be arriving in
     several requests (a run logged from outside that is still running).
     """
+    # The highest step first, from the few latest values: an idle poll (nothing after the cursor) stops
+    # here, since ``step > after`` cannot use the primary key (run_id, key, step) and would read the whole run.
+    highest = session.scalar(select(func.max(LatestMetric.step)).where(LatestMetric.run_id == run_id))
+    if highest is None or highest <= after + (1 if hold_last else 0):
+        return []
     where = [Metric.run_id == run_id, Metric.step > after]
     if bundles:
         where.append(_not_bundled())
     if hold_last:
-        highest = session.scalar(select(func.max(LatestMetric.step)).where(LatestMetric.run_id == run_id))
-        if highest is None:
-            return []
         where.append(Metric.step < highest)
     last = session.scalar(
         select(func.max(select(Metric.step).distinct().where(*where).order_by(Metric.step).limit(max_steps).subquery().c.step))
