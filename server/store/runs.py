@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import String, false, func, select, text, update
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import false, func, select, text, update
 from sqlalchemy.orm import Session
 
 from server.models import ACTIVE_STATUSES, FINAL_STATUSES, Experiment, Metric, Run, RunTag, utcnow
@@ -22,6 +22,11 @@ from server.store import experiments
 from server.store.errors import Conflict, LimitReached, NotFound
 from server.store.paging import Page, Sorting, paginate
 from trainer.config import TrainConfig
+
+# A run's name fits its column: the default one, the config's description, can be longer (long modality names).
+_name_type = Run.__table__.c.name.type
+assert isinstance(_name_type, String) and _name_type.length is not None
+NAME_LENGTH: int = _name_type.length
 
 SORTING = Sorting(
     columns={"created_at": Run.created_at, "name": Run.name, "status": Run.status, "id": Run.id},
@@ -84,7 +89,7 @@ def create(
         _check_active_limit(session=session, owner_token_id=owner_token_id, limit=max_active)
     now = utcnow()
     run = Run(
-        name=name or (config.describe() if config else ""),
+        name=name or (_shortened(config.describe()) if config else ""),
         status="queued" if execute else "running",
         execute=execute,
         spec=config.model_dump(mode="json") if config else None,
@@ -105,6 +110,10 @@ def create(
     if not run.name:
         run.name = f"run {run.id}"
     return run
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= NAME_LENGTH else text[: NAME_LENGTH - 1] + "\u2026"
 
 
 def _check_active_limit(*, session: Session, owner_token_id: int | None, limit: int) -> None:
