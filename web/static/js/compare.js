@@ -126,12 +126,12 @@ async function start() {
   keySelect.addEventListener("change", () => {
     metricChart.clear();
     metricChart.relayout({ "yaxis.title.text": keySelect.value });
-    loadSeries().catch((error) => showAlert(alertBox, `The series cannot be loaded: ${error.detail}`));
+    loadSeries().catch((error) => showAlert(alertBox, `The series cannot be loaded: ${error.message}`));
   });
   const retrying = (error) => {
-    byId("compare-state").textContent = `Could not refresh (${error.detail ?? error.message}); trying again.`;
+    byId("compare-state").textContent = `Could not refresh (${error.message}); trying again.`;
   };
   poll(() => refresh().catch(retrying), POLL_MS, () => runs.some((run) => fmt.ACTIVE.has(run.status))).poke();
 }
 
-start().catch((error) => showAlert(alertBox, `The comparison cannot be loaded: ${error.detail ?? error.message}`));
+start().catch((error) => showAlert(alertBox, `The comparison cannot be loaded: ${error.message}`));

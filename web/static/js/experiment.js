@@ -35,7 +35,7 @@ async function start() {
   try {
     experiment = await api.get(`/experiments/${experimentId}`);
   } catch (error) {
-    showAlert(alertBox, error.status === 404 ? `There is no experiment ${experimentId}.` : `The experiment cannot be loaded: ${error.detail}`);
+    showAlert(alertBox, error.status === 404 ? `There is no experiment ${experimentId}.` : `The experiment cannot be loaded: ${error.message}`);
     return;
   }
   byId("experiment-name").textContent = experiment.name;
@@ -48,10 +48,10 @@ async function start() {
   catalog = await api.catalog().catch(() => null);
   await loadRuns();
   const retrying = (error) => {
-    byId("list-status").textContent = `Could not refresh (${error.detail ?? error.message}); trying again.`;
+    byId("list-status").textContent = `Could not refresh (${error.message}); trying again.`;
   };
   poll(() => loadRuns().catch(retrying), POLL_MS, () => table.runs.some((run) => ACTIVE.has(run.status))).poke();
 }
 
 showSelection();
-start().catch((error) => showAlert(alertBox, `The page could not load: ${error.detail ?? error.message}`));
+start().catch((error) => showAlert(alertBox, `The page could not load: ${error.message}`));

@@ -247,7 +247,7 @@ async function submit(event) {
     }
   } catch (error) {
     submitStatus.textContent = "";
-    showErrors(error.detail ?? String(error), error.errors ?? []);
+    showErrors(error.message, error.errors ?? []);
     if (created.length) {
       alertBox.append(` Runs ${created.map((id) => `#${id}`).join(", ")} were created before this error.`);
     }
@@ -343,5 +343,5 @@ async function build() {
 }
 
 build().catch((error) => {
-  showAlert(alertBox, `The form cannot be built: ${error.detail ?? error.message}`);
+  showAlert(alertBox, `The form cannot be built: ${error.message}`);
 });

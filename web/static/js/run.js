@@ -149,7 +149,7 @@ async function showDownloads() {
         h("span", { class: "muted" }, ` ${file.path}, ${(file.size / 1e6).toFixed(2)} MB${epoch}`)));
     }
   } catch (error) {
-    items.push(h("li", { class: "muted" }, `The run's files cannot be listed: ${error.detail}`));
+    items.push(h("li", { class: "muted" }, `The run's files cannot be listed: ${error.message}`));
   }
   byId("downloads").replaceChildren(...items);
 }
@@ -231,7 +231,7 @@ async function finish(final) {
   try {
     run = await api.get(`/runs/${runId}`);
   } catch (error) {
-    showAlert(alertBox, `The run ended, but its final record could not be loaded: ${error.detail}`);
+    showAlert(alertBox, `The run ended, but its final record could not be loaded: ${error.message}`);
   }
   showAll();
   showDownloads();
@@ -263,7 +263,7 @@ function wireActions() {
       run = { ...run, ...(await api.post(`/runs/${runId}/cancel`)) };
       showAll();
     } catch (error) {
-      showAlert(alertBox, `Could not cancel: ${error.detail}`);
+      showAlert(alertBox, `Could not cancel: ${error.message}`);
       byId("cancel").disabled = false;
     }
   });
@@ -276,7 +276,7 @@ function wireActions() {
       stream?.close();
       location.assign(api.url("/"));
     } catch (error) {
-      showAlert(alertBox, `Could not delete: ${error.detail}`);
+      showAlert(alertBox, `Could not delete: ${error.message}`);
     }
   });
   byId("only-actions").addEventListener("change", (event) => {
@@ -291,7 +291,7 @@ async function start() {
     run = await api.get(`/runs/${runId}`);
   } catch (error) {
     const missing = error.status === 404;
-    showAlert(alertBox, missing ? `There is no run ${runId}; it may have been deleted.` : `The run cannot be loaded: ${error.detail}`);
+    showAlert(alertBox, missing ? `There is no run ${runId}; it may have been deleted.` : `The run cannot be loaded: ${error.message}`);
     for (const node of document.querySelectorAll(".charts, .columns, #run-page .actions")) node.hidden = true;
     return;
   }
@@ -315,4 +315,4 @@ async function start() {
   }
 }
 
-start().catch((error) => showAlert(alertBox, `The page could not load: ${error.detail ?? error.message}`));
+start().catch((error) => showAlert(alertBox, `The page could not load: ${error.message}`));

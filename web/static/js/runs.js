@@ -56,7 +56,7 @@ async function load(announce = true) {
     page = await api.request("GET", "/runs", { query: query(), signal: controller.signal });
   } catch (error) {
     if (error.name === "AbortError") return;
-    status.textContent = `Could not load the runs: ${error.detail ?? error.message}`;
+    status.textContent = `Could not load the runs: ${error.message}`;
     status.classList.add("error-text");
     return;
   } finally {
@@ -188,6 +188,6 @@ showSort();
 showSelection();
 fillChoices()
   .catch((error) => {
-    status.textContent = `Could not load the filter choices: ${error.detail ?? error.message}`;
+    status.textContent = `Could not load the filter choices: ${error.message}`;
   })
   .finally(load);
