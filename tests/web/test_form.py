@@ -72,3 +72,13 @@ def test_clone_fills_the_form_with_the_runs_spec(page: Page, dashboard: MilesSta
     expect(page.get_by_label("Experiment")).to_have_value("cloned things")
     expect(page.get_by_label("Tags")).to_have_value("a, b")
     expect(page.get_by_label("Train size")).to_have_value("96")
+
+
+def test_a_clone_of_a_missing_run_still_builds_the_form_and_says_why(page: Page, console: Console):
+    console.expect("status of 404")  # the run to clone is not found: that is the point here
+    page.goto("/runs/new?clone=999999")
+    page.wait_for_selector("#run-form:not([aria-busy])")
+    expect(page.locator("#form-alert")).to_have_text("There is no run 999999 to clone; the form starts from the defaults.")
+    expect(page.locator("#form-title")).not_to_contain_text("Clone")
+    expect(page.locator("#dataset option")).not_to_have_count(0)
+    expect(page.get_by_role("button", name="Start run")).to_be_enabled()

@@ -271,11 +271,23 @@ function showSeedCount() {
 
 async function build() {
   const cloneId = new URLSearchParams(location.search).get("clone");
+  // Only the catalogue is needed to build the form: without the run to clone or the list of
+  // experiments, it starts from the defaults and says why.
+  const problems = [];
   const [catalog, experiments, source] = await Promise.all([
     api.catalog(),
-    api.get("/experiments", { limit: 500, sort: "name" }),
-    cloneId ? api.get(`/runs/${encodeURIComponent(cloneId)}`) : null,
+    api.get("/experiments", { limit: 500, sort: "name" }).catch((error) => {
+      problems.push(`The experiments cannot be listed (${error.message}); type a name to use one.`);
+      return { items: [] };
+    }),
+    cloneId ? api.get(`/runs/${encodeURIComponent(cloneId)}`).catch((error) => {
+      problems.push(error.status === 404 || error.status === 422
+        ? `There is no run ${cloneId} to clone; the form starts from the defaults.`
+        : `Run ${cloneId} cannot be loaded to clone (${error.message}); the form starts from the defaults.`);
+      return null;
+    }) : null,
   ]);
+  showAlert(alertBox, problems.join(" "));
   const config = source?.config ?? {};
   const schema = catalog.config_schema;
   if (source) {
