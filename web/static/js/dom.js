@@ -56,14 +56,13 @@ export function debounce(fn, ms) {
 /**
  * Call `tick` every `ms` while `active()` says so, pausing while the tab is hidden
  * (and ticking at once when it is shown again).
- * @returns {{poke: () => void, stop: () => void}} `poke` (re)starts the timer, e.g. after a page loads.
+ * @returns {{poke: () => void}} `poke` (re)starts the timer, e.g. after a page loads.
  */
 export function poll(tick, ms, active) {
   let timer = null;
-  let stopped = false;
   const schedule = () => {
     clearTimeout(timer);
-    if (!stopped && active() && !document.hidden) timer = setTimeout(run, ms);
+    if (active() && !document.hidden) timer = setTimeout(run, ms);
   };
   const run = async () => {
     try {
@@ -75,5 +74,5 @@ export function poll(tick, ms, active) {
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && active()) run();
   });
-  return { poke: schedule, stop: () => { stopped = true; clearTimeout(timer); } };
+  return { poke: schedule };
 }
