@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from server.db import Database
 from server.dispatch import BrokerUnavailable, Dispatcher
@@ -39,35 +40,43 @@ def sweep(settings: Settings, database: Database, dispatcher: Dispatcher, publis
     return swept
 
 
-def requeue(database: Database, dispatcher: CeleryDispatcher) -> int:
-    """Enqueue every queued run again; how many. Raises `BrokerUnavailable` at the first failure."""
+class PartlyEnqueued(BrokerUnavailable):
+    """The broker failed part way through `requeue`: ``enqueued`` runs were sent, ``left`` (id -> queue) were not."""
+
+    def __init__(self, message: str, *, enqueued: int, left: dict[int, str]) -> None:
+        super().__init__(message)
+        self.enqueued = enqueued
+        self.left = left
+
+
+def requeue(database: Database, dispatcher: CeleryDispatcher, *, skip: Collection[int] = ()) -> int:
+    """Enqueue every queued run again (but those in ``skip``); how many. Raises `PartlyEnqueued` at the first failure."""
     with database.transaction(write=False) as session:
-        queued = leases.queued(session=session)
+        queued = {run_id: queue for run_id, queue in leases.queued(session=session).items() if run_id not in skip}
     for count, (run_id, queue) in enumerate(queued.items()):
         try:
             dispatcher.send(run_id, queue)
         except BrokerUnavailable as error:
-            raise BrokerUnavailable(f"{error} ({count} of {len(queued)} queued runs enqueued)") from error
+            left = dict(list(queued.items())[count:])
+            raise PartlyEnqueued(
+                f"{error} ({count} of {len(queued)} queued runs enqueued)", enqueued=count, left=left,
+            ) from error
     return len(queued)
 
 
 def at_server_start(settings: Settings, database: Database, dispatcher: CeleryDispatcher) -> None:
-    """Sweep, then enqueue every queued run; if the broker is down, keep them for the dispatcher to retry."""
+    """Sweep, then enqueue every queued run; if the broker is down, keep the rest for the dispatcher to retry."""
     publisher = Publisher(settings.redis_url)
     try:
         swept = sweep(settings, database, dispatcher, publisher)
-        with database.transaction(write=False) as session:
-            queued = {run_id: queue for run_id, queue in leases.queued(session=session).items()
-                      if run_id not in swept.requeued}  # those were just enqueued
-        for run_id, queue in queued.items():
-            try:
-                dispatcher.send(run_id, queue)
-            except BrokerUnavailable as error:
-                log.warning("%s; %d queued runs will be enqueued once it is back", error, len(queued))
-                dispatcher.defer(queued)
-                break
-        if queued or swept.requeued or swept.failed or swept.cancelled:
-            log.info("start-up: %d queued runs enqueued, %d lost runs recovered", len(queued),
-                     len(swept.requeued) + len(swept.failed) + len(swept.cancelled))
+        try:
+            enqueued = requeue(database, dispatcher, skip=swept.requeued)  # the swept ones were just enqueued
+        except PartlyEnqueued as error:
+            log.warning("%s; the other %d will be enqueued once it is back", error, len(error.left))
+            dispatcher.defer(error.left)
+            enqueued = error.enqueued
+        recovered = len(swept.requeued) + len(swept.failed) + len(swept.cancelled)
+        if enqueued or recovered:
+            log.info("start-up: %d queued runs enqueued, %d lost runs recovered", enqueued, recovered)
     finally:
         publisher.close()
