@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from server import api, live
 from server.api import errors
+from server.api.health import BrokerProbe
 from server.db import Database
 from server.dispatch import Dispatcher, KeepQueued
 from server.settings import Settings, load_settings
@@ -36,11 +37,13 @@ def create_app(
     database = database or Database(settings.database_url)
 
     notices = live.notices_for(settings)  # what wakes the live streams (server.api.stream)
+    broker_probe = BrokerProbe(settings.redis_url)  # what /health pings
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await notices.close()
+        broker_probe.close()
         if owned:
             database.dispose()
 
@@ -51,6 +54,7 @@ def create_app(
     app.state.database = database
     app.state.dispatcher = dispatcher or KeepQueued()
     app.state.notices = notices
+    app.state.broker_probe = broker_probe
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(api.router)
