@@ -158,7 +158,7 @@ class RedisNotices:
         # Subscribed before the stream reads its backlog, so that nothing committed after that
         # read goes unnoticed. If Redis is down the stream reads anyway, on FALLBACK_INTERVAL.
         with suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._subscribed.wait()), self.SUBSCRIBE_WAIT)
+            await asyncio.wait_for(self._subscribed.wait(), self.SUBSCRIBE_WAIT)
 
     def _wake(self, run_ids: Any) -> None:
         for run_id in run_ids:
