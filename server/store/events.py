@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.models import RunEvent, utcnow
+from server.store.dialect import insert_for
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,8 @@ def add(*, session: Session, run_id: int, events: Sequence[NewEvent]) -> list[in
     """Store ``events``, skipping those whose key the run already has; the ids of those stored."""
     if not events:
         return []
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     now = utcnow()
-    statement = insert(RunEvent.__table__).on_conflict_do_nothing(index_elements=["run_id", "key"]).returning(RunEvent.id)
+    statement = insert_for(session)(RunEvent.__table__).on_conflict_do_nothing(index_elements=["run_id", "key"]).returning(RunEvent.id)
     rows = [
         {"run_id": run_id, "step": e.step, "kind": e.kind, "message": e.message, "data": e.data, "key": e.key,
          "time": e.time or now}

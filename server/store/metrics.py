@@ -21,11 +21,12 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from server.models import LatestMetric, Metric
 from server.store import rollups
+from server.store.dialect import insert as dialect_insert
 
 MAX_STEP = 2**53 - 1  # the largest integer a browser's JavaScript holds exactly
 MAX_POINTS_PER_REQUEST = 50_000
@@ -81,10 +82,6 @@ def ingest(*, session: Session, run_id: int, points: Sequence[Point]) -> int:
     return len(unique)
 
 
-def _insert(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 def _write_points(session: Session, dialect: str, run_id: int, points: list[Point], *, overwrite: bool) -> None:
     on_conflict = " ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, time = EXCLUDED.time"
     if dialect == "postgresql":
@@ -118,7 +115,7 @@ def _upsert_latest(session: Session, dialect: str, run_id: int, points: list[Poi
     for point in points:
         if point.key not in newest or point.step >= newest[point.key].step:
             newest[point.key] = point
-    statement = _insert(dialect)(_latest)
+    statement = dialect_insert(dialect)(_latest)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["run_id", "key"],

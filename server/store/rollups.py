@@ -33,10 +33,11 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from server.models import Metric, MetricRollup
+from server.store.dialect import insert as dialect_insert
 
 BASE, FANOUT = 16, 4
 LEVELS = range(25)  # width(24) = 2**52: two buckets cover every step below 2**53
@@ -143,7 +144,7 @@ def _recompute(session: Session, dialect: str, run_id: int, level: int, ranges: 
             )),
         ))
     extremes = _extremes(source.subquery(), dialect)
-    statement = _insert(dialect)(_rollup).from_select(
+    statement = dialect_insert(dialect)(_rollup).from_select(
         ["run_id", "level", "key", "bucket", "count", "min_step", "min_value", "max_step", "max_value"],
         # The WHERE keeps SQLite from reading ON CONFLICT as a join's ON clause.
         select(literal(run_id), literal(level), *extremes.subquery().c).where(true()),
@@ -223,7 +224,3 @@ def bucket_extremes(
         )
         source = union_all(*parts)
     return list(session.execute(_extremes(source.subquery(), session.get_bind().dialect.name).order_by("bucket")))
-
-
-def _insert(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
