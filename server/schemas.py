@@ -19,13 +19,12 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 from typing_extensions import TypedDict
 
 from server.models import Run, Status
 from server.store.metrics import MAX_POINTS_PER_REQUEST, MAX_STEP, Latest
 from trainer.config import TrainConfig
-from trainer.spec import SpecModel
+from trainer.spec import SpecModel, field_error
 
 # Patterns, with the sentence shown when a value does not match (see api.errors).
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
@@ -85,18 +84,12 @@ def _document(value: dict[str, Any]) -> dict[str, Any]:
 JsonObject = Annotated[dict[str, Any], AfterValidator(_document)]
 
 
-def field_error(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
-    """A validation error located at ``loc`` (raised inside a validator, it keeps that location)."""
-    details: InitErrorDetails = {"type": PydanticCustomError("invalid_value", message), "loc": loc, "input": value}
-    return ValidationError.from_exception_data("request", [details])
-
-
 def checked_config(config: TrainConfig, field: str) -> TrainConfig:
     """``config``, refused when it holds text that cannot be stored (folder modalities, data_path)."""
     try:
         _check_document(config.model_dump(mode="json"))
     except ValueError as error:
-        raise field_error((field,), str(error), None) from None
+        raise field_error("request", field, None, str(error)) from None
     return config
 
 
@@ -125,13 +118,13 @@ class RunCreate(Body):
     def _config_matches_execute(self) -> RunCreate:
         if self.execute and self.config is None:
             raise field_error(
-                ("config",), "is required when execute is true (a worker needs a TrainConfig to run); "
-                "send \"execute\": false to log a run of your own loop", None,
+                "RunCreate", "config", None, "is required when execute is true (a worker needs a TrainConfig to run); "
+                "send \"execute\": false to log a run of your own loop",
             )
         if self.execute and self.params is not None:
             raise field_error(
-                ("params",), "is for runs logged from outside (execute false); the hyperparameters of an "
-                "executed run are config.params", self.params,
+                "RunCreate", "params", self.params, "is for runs logged from outside (execute false); the "
+                "hyperparameters of an executed run are config.params",
             )
         if self.config is not None:
             checked_config(self.config, "config")
