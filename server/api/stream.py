@@ -50,7 +50,7 @@ from starlette.concurrency import run_in_threadpool
 from server.api.deps import ID_MAX, DatabaseDep, RunId, SettingsDep
 from server.db import Database
 from server.live import Notices, Watch
-from server.models import Run, RunEvent
+from server.models import FINAL_STATUSES, Run, RunEvent
 from server.store import events, feed, runs
 from server.store.errors import Invalid, NotFound
 from server.store.metrics import MAX_STEP
@@ -109,7 +109,7 @@ class Read:
 
     @property
     def final(self) -> bool:
-        return self.status["status"] in ("succeeded", "failed", "cancelled")
+        return self.status["status"] in FINAL_STATUSES
 
 
 class RunStream:
