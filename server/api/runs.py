@@ -46,7 +46,7 @@ def submit(
         owner_token_id=caller_token, max_active=settings.max_active_runs, auto_queue=settings.auto_queue,
     )
     if execute:
-        run_id, queue = run.id, run.queue or "gpu"
+        run_id, queue = run.id, run.queue  # every executed run has one (runs.create)
 
         def enqueue() -> None:
             try:

@@ -104,7 +104,7 @@ def sweep(*, session: Session, timeout: float, max_attempts: int) -> Swept:
             swept.failed.append(run.id)
         else:
             _requeue(session, run, f"{lost} (attempt {run.attempts} of {max_attempts})")
-            swept.requeued[run.id] = run.queue or "cpu"
+            swept.requeued[run.id] = run.queue  # every executed run has one (runs.create)
     session.flush()
     return swept
 
@@ -114,4 +114,4 @@ def queued(*, session: Session) -> dict[int, str]:
     rows = session.execute(
         select(Run.id, Run.queue).where(Run.execute.is_(True), Run.status == "queued").order_by(Run.created_at, Run.id)
     )
-    return {run_id: queue or "cpu" for run_id, queue in rows}
+    return {run_id: queue for run_id, queue in rows}
