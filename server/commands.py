@@ -36,13 +36,10 @@ def database(settings: Settings) -> Iterator[Database]:
         db.dispose()
 
 
-def prepare_app(settings: Settings, *, upgrade: bool = False, log_level: str = "info") -> FastAPI:
-    """The app `miles server` serves: the database checked (or migrated), lost runs recovered,
-    queued runs enqueued, jobs sent to the broker. Exits with a message when the database is not ready."""
-    from server import recovery
-    from server.app import create_app
-    from server.queue import CeleryDispatcher, display_broker
-
+@contextmanager
+def ready_database(settings: Settings, *, upgrade: bool = False) -> Iterator[Database]:
+    """The database, at the revision this code needs (migrated first with ``upgrade``); exits saying
+    which command fixes it when it is not."""
     with database(settings) as db:
         try:
             if upgrade:
@@ -50,17 +47,26 @@ def prepare_app(settings: Settings, *, upgrade: bool = False, log_level: str = "
             migrate.check_current(db.engine, db.display_url)
         except migrate.DatabaseNotReady as error:
             raise click.ClickException(str(error)) from None
-        where = db.display_url
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
-    if settings.auth_enabled:
-        click.echo("auth is on: requests need an API token (miles token create NAME)", err=True)
-    elif not is_loopback(settings.host):
-        click.echo(f"warning: MILES_AUTH=off on {settings.host}: anyone who can reach this port can use the API", err=True)
-    click.echo(f"database: {where}", err=True)
-    # Runs whose worker was lost are recovered, and queued runs enqueued again (see server.recovery).
-    dispatcher = CeleryDispatcher(settings)
-    click.echo(f"job queue: {display_broker(settings)}", err=True)
-    with database(settings) as db:
+        yield db
+
+
+def prepare_app(settings: Settings, *, upgrade: bool = False, log_level: str = "info") -> FastAPI:
+    """The app `miles server` serves: the database checked (or migrated), lost runs recovered,
+    queued runs enqueued, jobs sent to the broker. Exits with a message when the database is not ready."""
+    from server import recovery
+    from server.app import create_app
+    from server.queue import CeleryDispatcher, display_broker
+
+    with ready_database(settings, upgrade=upgrade) as db:
+        logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
+        if settings.auth_enabled:
+            click.echo("auth is on: requests need an API token (miles token create NAME)", err=True)
+        elif not is_loopback(settings.host):
+            click.echo(f"warning: MILES_AUTH=off on {settings.host}: anyone who can reach this port can use the API", err=True)
+        click.echo(f"database: {db.display_url}", err=True)
+        # Runs whose worker was lost are recovered, and queued runs enqueued again (see server.recovery).
+        dispatcher = CeleryDispatcher(settings)
+        click.echo(f"job queue: {display_broker(settings)}", err=True)
         recovery.at_server_start(settings, db, dispatcher)
     return create_app(settings, dispatcher=dispatcher)
 

@@ -6,8 +6,8 @@ import logging
 
 import click
 
-from server import migrate, recovery
-from server.commands import database, settings_or_exit
+from server import recovery
+from server.commands import database, ready_database, settings_or_exit
 from server.dispatch import BrokerUnavailable
 from server.queue import CeleryDispatcher, display_broker
 from worker.supervisor import Supervisor, plan
@@ -48,11 +48,8 @@ def worker_command(gpus: str | None, cpu: bool, concurrency: int, grace: float, 
     if not devices and not cpu:
         raise click.UsageError("say which queue to work on: --cpu, --gpus 0,1, or both")
     settings = settings_or_exit()
-    with database(settings) as db:
-        try:
-            migrate.check_current(db.engine, db.display_url)
-        except migrate.DatabaseNotReady as error:
-            raise click.ClickException(str(error)) from None
+    with ready_database(settings):
+        pass  # at the revision this code needs, or exits saying how to get there
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s [supervisor] %(name)s: %(message)s")
     specs = plan(devices, cpu, concurrency)
     click.echo(
