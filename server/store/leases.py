@@ -95,12 +95,12 @@ def sweep(*, session: Session, timeout: float, max_attempts: int) -> Swept:
         lost = f"worker {run.worker} lost: no heartbeat for {silent:.0f} s (MILES_HEARTBEAT_TIMEOUT={timeout:g})"
         if run.cancel_requested:
             _note(session, run, "run.cancelled", f"{lost}; the run was being cancelled, so it ends cancelled")
-            runs.finish(session=session, run_id=run.id, status="cancelled")
+            runs.end(session=session, run=run, status="cancelled")
             swept.cancelled.append(run.id)
         elif run.attempts >= max_attempts:
             error = f"worker lost: {lost}; gave up after {run.attempts} attempts (MILES_MAX_ATTEMPTS={max_attempts})"
             _note(session, run, "run.failed", error)
-            runs.finish(session=session, run_id=run.id, status="failed", error=error)
+            runs.end(session=session, run=run, status="failed", error=error)
             swept.failed.append(run.id)
         else:
             _requeue(session, run, f"{lost} (attempt {run.attempts} of {max_attempts})")

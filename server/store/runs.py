@@ -265,14 +265,29 @@ def finish(
     summary: dict[str, Any] | None = None,
 ) -> bool:
     """End an active run in a final ``status``; False (and nothing changed) when it had already ended."""
-    if status not in FINAL_STATUSES:
-        raise ValueError(f"{status!r} is not a final status; use one of {', '.join(FINAL_STATUSES)}")
+    _check_final(status)
     # FOR UPDATE OF run: PostgreSQL cannot lock the outer join that loads the experiment.
     run = session.get(Run, run_id, with_for_update={"of": Run})
-    if run is None or run.is_final:
+    if run is None:
+        return False
+    return end(session=session, run=run, status=status, error=error, error_detail=error_detail, summary=summary)
+
+
+def end(
+    *, session: Session, run: Run, status: str, error: str | None = None, error_detail: str | None = None,
+    summary: dict[str, Any] | None = None,
+) -> bool:
+    """`finish` for a run the caller has already locked (``FOR UPDATE``), e.g. the heartbeat sweep."""
+    _check_final(status)
+    if run.is_final:
         return False
     _finalize(run, status, error=error, error_detail=error_detail)
     if summary is not None:
         run.summary = summary
     session.flush()
     return True
+
+
+def _check_final(status: str) -> None:
+    if status not in FINAL_STATUSES:
+        raise ValueError(f"{status!r} is not a final status; use one of {', '.join(FINAL_STATUSES)}")
