@@ -119,3 +119,30 @@ def test_the_charts_follow_a_switch_between_light_and_dark(page: Page, finished_
     page.wait_for_function(f"() => ({font})() !== {light!r}")
     dark_text = page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--text').trim()")
     assert page.evaluate(font) == dark_text
+
+
+def test_a_logged_runs_progress_follows_its_metrics_across_reconnects(page: Page, dashboard: MilesStack):
+    """The server counts epochs only for runs a worker executes; a logged run's page counts its metric steps."""
+    with dashboard.api as api:
+        run = api.post("/runs", json={"name": "logged with progress", "execute": False,
+                                      "config": tiny_config(epochs=5)}).raise_for_status().json()
+
+        def log(step: int) -> None:
+            points = [{"key": "loss/train", "step": step, "value": 1 / step}]
+            api.post(f"/runs/{run['id']}/metrics", json={"points": points}).raise_for_status()
+
+        for step in (1, 2):
+            log(step)
+        page.goto(f"/runs/{run['id']}")
+        expect(page.locator("#progress-strip .progress-text")).to_have_text("2/5")
+        for step in (3, 4):
+            log(step)  # the stream holds a running logged run's highest step back until the next one begins
+        expect(page.locator("#progress-strip .progress-text")).to_have_text("3/5")
+        # Past the stream's lifetime the page reconnects, and the server's first message is the status, epoch 0.
+        with page.expect_request(lambda request: "/stream" in request.url, timeout=10_000):
+            pass
+        page.wait_for_timeout(1000)
+        expect(page.locator("#progress-strip .progress-text")).to_have_text("3/5")
+        api.patch(f"/runs/{run['id']}", json={"status": "succeeded"}).raise_for_status()
+        expect(page.locator("#run-status")).to_have_text("Succeeded")
+        expect(page.locator("#progress-strip .progress-text")).to_have_text("4/5")  # its final record says epoch 0 too

@@ -56,6 +56,16 @@ function showHeader() {
   }
 }
 
+let headerFrame = 0;
+
+/** showHeader() once in the next frame, however many epochs arrive before it (a backlog sends hundreds). */
+function showHeaderSoon() {
+  headerFrame ||= requestAnimationFrame(() => {
+    headerFrame = 0;
+    showHeader();
+  });
+}
+
 function showDetails() {
   const epochTimes = [...epochSeconds.values()];
   const rows = [
@@ -193,19 +203,14 @@ function follow(sinceStep) {
       Object.assign(run, {
         status: status.status, error: status.error, error_detail: status.error_detail, worker: status.worker,
         started_at: status.started_at, finished_at: status.finished_at, summary: status.summary ?? run.summary,
-        progress: { epoch: status.epoch ?? run.progress.epoch, epochs: status.epochs ?? run.progress.epochs },
+        progress: { epoch: Math.max(status.epoch ?? 0, run.progress.epoch), epochs: status.epochs ?? run.progress.epochs },
       });
       showAll();
     },
     onEpoch(step, metrics) {
-      for (const [key, value] of Object.entries(metrics)) {
-        addPoint(key, step, value);
-        if ((run.latest[key]?.step ?? -1) <= step) run.latest[key] = { step, value };
-      }
-      if (run.progress.epochs === null || step <= run.progress.epochs) {
-        run.progress.epoch = Math.max(run.progress.epoch, step);
-      }
-      showHeader();
+      for (const [key, value] of Object.entries(metrics)) addPoint(key, step, value);
+      noteEpoch(step);
+      showHeaderSoon();
     },
     onEvent(event) {
       addEvents([event]);
@@ -229,12 +234,25 @@ async function finish(final) {
     return;
   }
   try {
+    const seen = run.progress.epoch;
     run = await api.get(`/runs/${runId}`);
+    noteEpoch(seen);
   } catch (error) {
     showAlert(alertBox, `The run ended, but its final record could not be loaded: ${error.message}`);
   }
   showAll();
   showDownloads();
+}
+
+/**
+ * Progress is the larger of the server's count and the last step of the metrics: the server
+ * counts the epochs of runs a worker executes only (a logged run stays at epoch 0), and a
+ * status (sent on every reconnect) must not take the epochs seen in the metrics back.
+ */
+function noteEpoch(step) {
+  if (run.progress.epochs === null || step <= run.progress.epochs) {
+    run.progress.epoch = Math.max(run.progress.epoch, step);
+  }
 }
 
 function addPoint(key, step, value) {
@@ -245,6 +263,7 @@ function addPoint(key, step, value) {
 function addSeries(series) {
   for (const [key, { steps, values }] of Object.entries(series)) {
     steps.forEach((step, i) => addPoint(key, step, values[i]));
+    if (steps.length) noteEpoch(steps.at(-1));
   }
 }
 
@@ -307,6 +326,7 @@ async function start() {
   ]);
   addSeries(history.series);
   addEvents(events);
+  showHeader();
   showDetails();
   showDownloads();
   if (fmt.ACTIVE.has(run.status)) {
