@@ -40,4 +40,13 @@ def test_an_experiment_lists_its_runs_and_groups_them_by_method(page: Page, fini
     expect(page.locator("#runs-table tbody tr")).to_have_count(3)
     methods = page.locator(".results-table tbody tr:not(.group-row) th")
     expect(methods).to_have_text(["joint", "miles"])
+    expect(page.locator("#runs-table th[data-col=fused]")).to_have_attribute("title", re.compile("^Fused head"))
+    compare = page.get_by_role("button", name="Compare")
+    expect(compare).to_be_disabled()
+    expect(compare).to_have_attribute("title", "Select two or more runs to compare")
     screenshot(page, "experiment")
+    first, second = finished_runs.miles
+    page.get_by_label(f"Select run {second['name']}").check()
+    page.get_by_label(f"Select run {first['name']}").check()
+    page.get_by_role("button", name="Compare (2)").click()
+    page.wait_for_url(re.compile(rf"/compare\?ids={first['id']},{second['id']}$"))

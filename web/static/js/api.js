@@ -13,6 +13,17 @@ export function url(path) {
   return BASE + path;
 }
 
+/** The page comparing these runs, in this order. */
+export function compareUrl(ids) {
+  return url(`/compare?ids=${ids.join(",")}`);
+}
+
+/** The run ids of an address's `ids=3,1,2` parameter: positive integers, each once, in their order. */
+export function idsParam(search = location.search) {
+  const ids = (new URLSearchParams(search).get("ids") || "").split(",").map((part) => Number(part.trim()));
+  return [...new Set(ids.filter((id) => Number.isInteger(id) && id > 0))];
+}
+
 export class ApiError extends Error {
   /**
    * @param {number} status HTTP status; 0 when the server could not be reached.

@@ -16,8 +16,7 @@ const MAX_POINTS = 1000;
 const DEFAULT_KEY = "metric/val/fused";
 const alertBox = byId("compare-alert");
 const keySelect = byId("metric-key");
-const ids = [...new Set((new URLSearchParams(location.search).get("ids") || "")
-  .split(",").map((part) => Number(part.trim())).filter((id) => Number.isInteger(id) && id > 0))];
+const ids = api.idsParam();
 let runs = [];
 let catalog = null;
 
@@ -71,7 +70,7 @@ function showRuns() {
       h("span", { class: `swatch swatch-${colorIndex(run.id) % 6}`, "aria-hidden": "true" }),
       h("a", { href: api.url(`/runs/${run.id}`) }, run.name), h("span", { class: "run-meta" }, ` #${run.id}`),
       h("span", { class: `dot status-${run.status}`, title: fmt.STATUS_LABELS[run.status] }),
-      h("a", { class: "chip-remove", href: api.url(`/compare?ids=${others.join(",")}`), "aria-label": `Remove ${run.name} from the comparison` }, "×"));
+      h("a", { class: "chip-remove", href: api.compareUrl(others), "aria-label": `Remove ${run.name} from the comparison` }, "×"));
   }));
   renderResults(byId("results"), runs, catalog);
   renderPerRun(byId("per-run"), runs);

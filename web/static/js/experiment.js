@@ -12,14 +12,8 @@ import { RunsTable } from "./runs-table.js";
 const POLL_MS = 3000;
 const experimentId = Number(byId("experiment-page").dataset.experimentId);
 const alertBox = byId("experiment-alert");
-const selected = new Set();
-const table = new RunsTable(byId("runs-table"), { selected, onSelect: showSelection });
+const table = new RunsTable(byId("runs-table"), { compare: byId("compare"), count: byId("selected-count") });
 let catalog = null;
-
-function showSelection() {
-  byId("selected-count").textContent = selected.size ? `(${selected.size})` : "";
-  byId("compare").disabled = selected.size < 2;
-}
 
 async function loadRuns() {
   const { items, complete } = await api.listAll("/runs", { experiment: experimentId });
@@ -42,9 +36,6 @@ async function start() {
   document.title = `${experiment.name} · MILES`;
   byId("experiment-description").textContent = experiment.description || `Created ${new Date(experiment.created_at).toLocaleDateString()}.`;
   byId("new-in-experiment").href = api.url(`/runs/new?experiment=${encodeURIComponent(experiment.name)}`);
-  byId("compare").addEventListener("click", () => {
-    location.assign(api.url(`/compare?ids=${[...selected].sort((a, b) => a - b).join(",")}`));
-  });
   catalog = await api.catalog().catch(() => null);
   await loadRuns();
   const retrying = (error) => {
@@ -53,5 +44,4 @@ async function start() {
   poll(() => loadRuns().catch(retrying), POLL_MS, () => table.runs.some((run) => ACTIVE.has(run.status))).poke();
 }
 
-showSelection();
 start().catch((error) => showAlert(alertBox, `The page could not load: ${error.message}`));

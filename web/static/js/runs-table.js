@@ -4,7 +4,7 @@
  * poll every two seconds neither flickers nor takes the keyboard focus away.
  */
 
-import { url } from "./api.js";
+import { compareUrl, url } from "./api.js";
 import { h } from "./dom.js";
 import * as fmt from "./format.js";
 
@@ -116,12 +116,17 @@ const COLUMNS = {
 export class RunsTable {
   /**
    * @param {HTMLTableElement} table
-   * @param {{selected: Set<number>, onSelect: () => void}} selection  Ids of the checked runs (kept across pages).
+   * @param {{compare?: HTMLButtonElement, count?: HTMLElement}} [controls]  The Compare button, which opens the
+   *   compare page with the checked runs, and where to show how many are checked.
    */
-  constructor(table, selection) {
+  constructor(table, { compare = null, count = null } = {}) {
     this.table = table;
     this.body = table.tBodies[0];
-    this.selection = selection;
+    /** @type {Set<number>} Ids of the checked runs, kept across pages and refreshes. */
+    this.selected = new Set();
+    this.compare = compare;
+    this.count = count;
+    compare?.addEventListener("click", () => location.assign(compareUrl([...this.selected].sort((a, b) => a - b))));
     this.columns = [...table.tHead.rows[0].cells].map((cell) => cell.dataset.col);
     /** @type {Map<number, {row: HTMLTableRowElement, signatures: string[]}>} */
     this.rows = new Map();
@@ -129,12 +134,22 @@ export class RunsTable {
     this.pageBox = table.querySelector("#select-page");
     this.pageBox?.addEventListener("change", () => {
       for (const run of this.runs) {
-        if (this.pageBox.checked) this.selection.selected.add(run.id);
-        else this.selection.selected.delete(run.id);
+        if (this.pageBox.checked) this.selected.add(run.id);
+        else this.selected.delete(run.id);
       }
       this.syncChecks();
-      this.selection.onSelect();
     });
+    this.showSelection();
+  }
+
+  /** The Compare button: enabled from two checked runs, with their count. */
+  showSelection() {
+    const count = this.selected.size;
+    if (this.count) this.count.textContent = count ? `(${count})` : "";
+    if (this.compare) {
+      this.compare.disabled = count < 2;
+      this.compare.title = count < 2 ? "Select two or more runs to compare" : "";
+    }
   }
 
   /** Show `runs`, in this order, reusing the rows of runs already shown. */
@@ -165,10 +180,9 @@ export class RunsTable {
       if (column === "select") {
         const box = h("input", { type: "checkbox", "aria-label": `Select run ${run.name}` });
         box.addEventListener("change", () => {
-          if (box.checked) this.selection.selected.add(run.id);
-          else this.selection.selected.delete(run.id);
+          if (box.checked) this.selected.add(run.id);
+          else this.selected.delete(run.id);
           this.syncChecks();
-          this.selection.onSelect();
         });
         row.append(h("td", { class: "col-select" }, box));
       } else if (column === "name") {
@@ -193,15 +207,17 @@ export class RunsTable {
     if (box) box.setAttribute("aria-label", `Select run ${run.name}`);
   }
 
+  /** The checkboxes and the Compare button, after the selection or the rows changed. */
   syncChecks() {
     for (const [id, entry] of this.rows) {
       const box = entry.row.querySelector(".col-select input");
-      if (box) box.checked = this.selection.selected.has(id);
+      if (box) box.checked = this.selected.has(id);
     }
     if (this.pageBox) {
-      const checked = this.runs.filter((run) => this.selection.selected.has(run.id)).length;
+      const checked = this.runs.filter((run) => this.selected.has(run.id)).length;
       this.pageBox.checked = checked > 0 && checked === this.runs.length;
       this.pageBox.indeterminate = checked > 0 && checked < this.runs.length;
     }
+    this.showSelection();
   }
 }

@@ -15,12 +15,11 @@ const FILTERS = ["q", "status", "method", "dataset", "fusion", "experiment", "ta
 
 const form = byId("filters");
 const status = byId("list-status");
-const selected = new Set();
-const table = new RunsTable(byId("runs-table"), { selected, onSelect: showSelection });
+const table = new RunsTable(byId("runs-table"), { compare: byId("compare"), count: byId("selected-count") });
 const params = new URLSearchParams(location.search);
 const state = {
   sort: params.get("sort") || "-created_at",
-  ids: (params.get("ids") || "").split(",").map(Number).filter((id) => Number.isInteger(id) && id > 0),
+  ids: api.idsParam(params),
   cursors: [null], // cursors[i] opens page i
   page: 0,
   next: null,
@@ -98,13 +97,6 @@ function showEmpty(empty) {
   action.href = filtered ? api.url("/") : api.url("/runs/new");
 }
 
-function showSelection() {
-  const count = selected.size;
-  byId("selected-count").textContent = count ? `(${count})` : "";
-  byId("compare").disabled = count < 2;
-  byId("compare").title = count < 2 ? "Select two or more runs to compare" : "";
-}
-
 function showSort() {
   for (const header of document.querySelectorAll("th[data-sort]")) {
     const column = header.dataset.sort;
@@ -172,9 +164,6 @@ function wire() {
     state.page += 1;
     load();
   });
-  byId("compare").addEventListener("click", () => {
-    location.assign(api.url(`/compare?ids=${[...selected].sort((a, b) => a - b).join(",")}`));
-  });
   if (state.ids.length) {
     byId("scope").hidden = false;
     byId("scope-text").textContent = `Showing the ${state.ids.length} runs just submitted.`;
@@ -185,7 +174,6 @@ function wire() {
 
 wire();
 showSort();
-showSelection();
 fillChoices()
   .catch((error) => {
     status.textContent = `Could not load the filter choices: ${error.message}`;
