@@ -57,6 +57,7 @@ def create_app(
     app.state.broker_probe = broker_probe
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(errors.LastResort)  # added last: the outermost of the app's middleware
     app.include_router(api.router)
     install_dashboard(app)
     return app

@@ -125,10 +125,39 @@ def install(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, error: Exception) -> ErrorResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error; the server log has the details")
+
+class LastResort:
+    """Answer 500 to an unexpected error and log its traceback, once.
+
+    Not an exception handler for ``Exception``: Starlette runs that one in its outermost
+    middleware, which re-raises after answering so that the server logs the error too, and
+    uvicorn then printed every traceback a second time. Installed as the outermost of the app's
+    own middleware, this catches the error first and does not re-raise it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            if not started:  # else the response is cut short: the client sees the connection close
+                response = error_response(
+                    status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error; the server log has the details",
+                )
+                await response(scope, receive, send)
 
 
 class BodyLimit:
