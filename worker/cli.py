@@ -31,7 +31,8 @@ def parse_gpus(value: str | None) -> list[int]:
 
 
 @click.command("worker")
-@click.option("--gpus", metavar="0,1", help="Run one worker process per GPU listed, each seeing only its own (queue gpu).")
+@click.option("--gpus", metavar="0,1", help="Run one worker process per GPU listed, each seeing only its own (queue gpu). "
+              "Indices as torch numbers them: within CUDA_VISIBLE_DEVICES when that is set.")
 @click.option("--cpu", is_flag=True, help="Run worker processes for the cpu queue (runs with device cpu, and auto by default).")
 @click.option("--concurrency", "-c", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes per GPU, and CPU processes with --cpu; each trains one run at a time.")

@@ -1,7 +1,8 @@
 """The `miles worker` supervisor: one worker process per GPU (or per CPU slot), kept running and stopped together.
 
 - Each process (`worker.process`) consumes one queue one run at a time; a GPU process sees
-  only its own device (``CUDA_VISIBLE_DEVICES=<index>``), a CPU one sees none.
+  only its own device (``CUDA_VISIBLE_DEVICES`` set to it, translated through the
+  supervisor's own ``CUDA_VISIBLE_DEVICES`` when that is set), a CPU one sees none.
 - A process that dies is restarted, after a pause that grows while it keeps dying.
 - Lost runs (no heartbeat for MILES_HEARTBEAT_TIMEOUT) are swept at start and every
   MILES_SWEEP_INTERVAL seconds (`server.recovery.sweep`).
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
 
@@ -39,13 +41,31 @@ STEADY_AFTER = 60.0  # a process that ran this long before dying is restarted at
 class ProcessSpec:
     name: str  # gpu0, gpu1, cpu0, ...
     queue: str
-    devices: str  # CUDA_VISIBLE_DEVICES: one GPU index, or "" for none
+    devices: str  # CUDA_VISIBLE_DEVICES: one GPU (as the supervisor's own CUDA_VISIBLE_DEVICES names it), or "" for none
+
+
+def visible_device(index: int, environ: Mapping[str, str] = os.environ) -> str:
+    """What a child's ``CUDA_VISIBLE_DEVICES`` must hold for it to see this process's CUDA device ``index``.
+
+    torch numbers only the devices this process sees (``--gpus`` is checked against
+    ``torch.cuda.device_count()``), so when this process's own ``CUDA_VISIBLE_DEVICES`` is
+    set, index i is its i-th entry (an index, a ``GPU-<uuid>`` or a MIG id); else i itself.
+    """
+    listed = environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return str(index)
+    entries = [entry.strip() for entry in listed.split(",") if entry.strip()]
+    if index >= len(entries):
+        raise ValueError(f"GPU {index} is not visible: CUDA_VISIBLE_DEVICES={listed!r} lists {len(entries)}")
+    return entries[index]
 
 
 def plan(gpus: list[int], cpu: bool, concurrency: int) -> list[ProcessSpec]:
-    """``concurrency`` processes per GPU of ``gpus`` (queue gpu), and ``concurrency`` CPU ones with ``cpu``."""
+    """``concurrency`` processes per GPU of ``gpus`` (queue gpu), and ``concurrency`` CPU ones with ``cpu``.
+
+    ``gpus`` are indices as torch numbers them in this process (see `visible_device`)."""
     specs = [
-        ProcessSpec(f"gpu{gpu}" + (f".{k}" if concurrency > 1 else ""), "gpu", str(gpu))
+        ProcessSpec(f"gpu{gpu}" + (f".{k}" if concurrency > 1 else ""), "gpu", visible_device(gpu))
         for gpu in gpus for k in range(concurrency)
     ]
     if cpu:
