@@ -3,9 +3,11 @@
 - Creates or migrates the database: a SQLite file under MILES_HOME (``~/.miles``) unless
   MILES_DATABASE_URL names another.
 - Serves the API and the pages on 127.0.0.1 (uvicorn, in this process).
-- Runs the embedded worker: `miles worker`'s supervisor and its worker processes, on every
-  GPU torch sees (else on the CPU), fed by the local job queue, a SQLite file beside the
-  database (no Redis, no other server to install; see docs/live.md).
+- Runs the embedded worker: `miles worker`'s supervisor and its worker processes, one on
+  every GPU torch sees (``--gpus`` to choose, ``--gpus none`` for none) and one on the CPU
+  (``--no-cpu`` to leave it out), fed by the local job queue, a SQLite file beside the
+  database (no Redis, no other server to install; see docs/live.md). The CPU process is
+  there by default even beside GPUs: nothing else would run the runs on device ``cpu``.
 - ``--demo`` submits a first pair of runs, ``joint`` and ``miles`` on the built-in mfeat
   digits, so that the charts move at once.
 
@@ -73,13 +75,16 @@ def submit_demo(settings: Settings, url: str) -> list[int]:
 
 
 def devices(gpus: str | None, cpu: bool) -> tuple[list[int], bool]:
-    """The GPUs and whether to run a CPU process: as asked, or every GPU torch sees, else the CPU."""
-    if gpus or cpu:
-        return parse_gpus(gpus), cpu
-    import torch
+    """The GPUs (those listed, ``none``, or by default every GPU torch sees) and whether to run a CPU process."""
+    if gpus is None:
+        import torch
 
-    found = list(range(torch.cuda.device_count()))
-    return found, not found
+        found = list(range(torch.cuda.device_count()))
+    else:
+        found = [] if gpus.strip().lower() in ("", "none") else parse_gpus(gpus)
+    if not found and not cpu:
+        raise click.UsageError("no GPU and --no-cpu: nothing to train on; drop --no-cpu, or name GPUs with --gpus")
+    return found, cpu
 
 
 @click.command("up")
@@ -87,8 +92,9 @@ def devices(gpus: str | None, cpu: bool) -> tuple[list[int], bool]:
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--demo", is_flag=True, help="Submit a joint and a MILES run on mfeat so the charts move at once.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in the web browser.")
-@click.option("--gpus", metavar="0,1", help="GPUs to train on (default: every GPU torch sees; none: the CPU).")
-@click.option("--cpu", is_flag=True, help="Train on the CPU (also beside --gpus).")
+@click.option("--gpus", metavar="0,1", help="GPUs to train on (default: every GPU torch sees; 'none' for none).")
+@click.option("--cpu/--no-cpu", default=True, show_default=True,
+              help="Also run a CPU worker process, for runs on device 'cpu' (nothing else runs them).")
 def up_command(host: str, port: int, demo: bool, open_browser: bool, gpus: str | None, cpu: bool) -> None:
     """Start the dashboard and a worker on this machine: nothing else to install or run."""
     gpu_list, use_cpu = devices(gpus, cpu)
