@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx
 
+from trainer.reporting import json_safe
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINAL = ("succeeded", "failed", "cancelled")
 MAX_BATCH = 50_000  # the server's limit of points per request
@@ -272,8 +274,10 @@ class Tracker:
 
     def event(self, kind: str, message: str, *, step: int = 0, data: Mapping[str, Any] | None = None,
               key: str | None = None) -> None:
-        """A note in the run's log (e.g. ``run.event("note", "lr dropped", step=30)``), sent at once."""
-        body = {"events": [{"kind": kind, "message": message, "step": step, "data": dict(data or {}), "key": key}]}
+        """A note in the run's log (e.g. ``run.event("note", "lr dropped", step=30)``), sent at once.
+
+        Numbers in ``data`` that are not finite (NaN, infinity) are sent as null."""
+        body = {"events": [{"kind": kind, "message": message, "step": step, "data": json_safe(data or {}), "key": key}]}
         self._retry(lambda: self.client.request("POST", f"/runs/{self.id}/events", json=body))
 
     def summary(self, values: Mapping[str, Any] | None = None, **more: Any) -> None:

@@ -97,11 +97,9 @@ class MilesDecision:
         return self.slowed is not None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        if math.isnan(self.delta):  # JSON has no NaN
-            data["delta"] = None
-            data["utilization"] = {m: None for m in self.utilization}
-        return data
+        """The decision's fields; ``delta`` and ``utilization`` are NaN when undefined (see
+        `trainer.reporting.json_safe` before sending it as JSON)."""
+        return asdict(self)
 
     def message(self, base_lr: float) -> str:
         """One line for people, e.g. ``MILES slowed image to 5.0e-04: gap 0.31 > tau 0.20``."""

@@ -82,12 +82,23 @@ class MemoryReporter(BaseReporter):
         return sorted(points.items())
 
 
-def _finite(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float, at any depth, replaced by None (JSON has no NaN or infinity).
+
+    Mappings become dicts with string keys, tuples lists; other values are left as they are.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 class JsonlReporter(BaseReporter):
-    """One JSON object per line: ``{"epoch", "metrics"}``, ``{"event"}`` and finally ``{"summary"}``."""
+    """One JSON object per line: ``{"epoch", "metrics"}``, ``{"event"}`` and finally ``{"summary"}``;
+    values that are not finite numbers are written as null."""
 
     def __init__(self, path: str | Path, append: bool = False) -> None:
         self.path = Path(path)
@@ -98,13 +109,13 @@ class JsonlReporter(BaseReporter):
         self._file.flush()
 
     def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        self._write({"epoch": epoch, "metrics": _finite(metrics)})
+        self._write({"epoch": epoch, "metrics": json_safe(metrics)})
 
     def on_event(self, epoch: int, kind: str, message: str, data: Mapping[str, Any]) -> None:
-        self._write({"event": {"epoch": epoch, "kind": kind, "message": message, "data": dict(data)}})
+        self._write({"event": {"epoch": epoch, "kind": kind, "message": message, "data": json_safe(data)}})
 
     def on_summary(self, summary: Mapping[str, Any]) -> None:
-        self._write({"summary": _finite(summary)})
+        self._write({"summary": json_safe(summary)})
         self.close()
 
     def close(self) -> None:

@@ -14,8 +14,9 @@
   in its transaction and with its exact time: a live stream sends them with that event
   (see `server.store.feed`). Times are strictly increasing, so that only such points share
   an event's time.
-- Values that are not finite numbers (a diverged loss) cannot be stored as JSON numbers;
-  they are left out and an event says which.
+- Values that are not finite numbers (a diverged loss) cannot be stored as JSON numbers:
+  such metrics are left out and an event says which; in event data and the summary they
+  become null (`trainer.reporting.json_safe`).
 """
 
 from __future__ import annotations
@@ -34,24 +35,13 @@ from server.live import Publisher
 from server.models import utcnow
 from server.store import events, leases
 from server.store import metrics as metric_store
-from trainer.reporting import BaseReporter
+from trainer.reporting import BaseReporter, json_safe
 
 ATTEMPT_SCOPED = {"run.started", "run.resumed"}  # each (re)start of a run is an event of its own
 
 
 class LeaseLost(RuntimeError):
     """The run was re-queued or ended while this worker trained it: this worker must leave it alone."""
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None (JSON has no NaN or infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
 
 
 class DatabaseReporter(BaseReporter):

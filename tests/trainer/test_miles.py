@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trainer.miles import MilesScheduler, conditional_utilization, miles_decision, utilization_gap
+from trainer.reporting import json_safe
 
 
 def test_utilization_is_each_modality_share_of_the_fused_metric_beyond_the_other_head():
@@ -26,7 +27,9 @@ def test_utilization_is_undefined_when_the_fused_metric_is_zero():
     assert decision.branch == "undefined"
     assert decision.slowed is None
     assert decision.multipliers == {"audio": 1.0, "image": 1.0}
-    assert decision.to_dict()["delta"] is None
+    data = decision.to_dict()
+    assert math.isnan(data["delta"]) and all(math.isnan(v) for v in data["utilization"].values())
+    assert json_safe(data)["delta"] is None and json_safe(data)["utilization"] == {"audio": None, "image": None}
 
 
 def test_more_than_two_modalities_use_the_masked_fusion_extension():
