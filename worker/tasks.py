@@ -36,7 +36,7 @@ from server import policy
 from server.db import Database
 from server.live import Publisher
 from server.settings import Settings
-from server.store import events, leases, runs
+from server.store import leases, runs
 from server.store.errors import NotFound, StoreError
 from trainer.config import TrainConfig
 from trainer.loop import Training, TrainResult
@@ -192,12 +192,11 @@ class Job:
             if not state.held:
                 return "lost"
             if note is not None:
-                run = runs.get(session=session, run_id=self.run_id)
                 kind, message = note
-                events.add(session=session, run_id=self.run_id, events=[events.NewEvent(
-                    step=run.epoch, kind=kind, message=message, data={"error": error, "where": detail} if error else {},
-                    key=f"{kind}#{run.attempts}",
-                )])
+                leases.note(
+                    session=session, run=runs.get(session=session, run_id=self.run_id), kind=kind, message=message,
+                    data={"error": error, "where": detail} if error else None,
+                )
             runs.finish(
                 session=session, run_id=self.run_id, status=status, error=error, error_detail=detail, summary=summary,
             )

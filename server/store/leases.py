@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -70,13 +71,14 @@ def release(*, session: Session, run_id: int, worker: str, reason: str) -> bool:
 
 def _requeue(session: Session, run: Run, reason: str) -> None:
     run.status, run.worker, run.heartbeat_at = "queued", None, None
-    _note(session, run, "run.requeued", f"{reason}; back in the queue, to resume after epoch {run.epoch}")
+    note(session=session, run=run, kind="run.requeued", message=f"{reason}; back in the queue, to resume after epoch {run.epoch}")
 
 
-def _note(session: Session, run: Run, kind: str, message: str) -> None:
-    # One note of each kind per attempt: the attempt number makes the key unique.
+def note(*, session: Session, run: Run, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+    """An event of the run's life cycle (``run.requeued``, ``run.failed``, ...) at its current epoch, with
+    the attempt in its data. One of each kind per attempt: a repeated one is not stored twice."""
     events.add(session=session, run_id=run.id, events=[
-        events.NewEvent(step=run.epoch, kind=kind, message=message, data={"attempt": run.attempts},
+        events.NewEvent(step=run.epoch, kind=kind, message=message, data={"attempt": run.attempts, **(data or {})},
                         key=f"{kind}#{run.attempts}"),
     ])
 
@@ -94,12 +96,12 @@ def sweep(*, session: Session, timeout: float, max_attempts: int) -> Swept:
         silent = (now - run.heartbeat_at).total_seconds() if run.heartbeat_at else timeout
         lost = f"worker {run.worker} lost: no heartbeat for {silent:.0f} s (MILES_HEARTBEAT_TIMEOUT={timeout:g})"
         if run.cancel_requested:
-            _note(session, run, "run.cancelled", f"{lost}; the run was being cancelled, so it ends cancelled")
+            note(session=session, run=run, kind="run.cancelled", message=f"{lost}; the run was being cancelled, so it ends cancelled")
             runs.end(session=session, run=run, status="cancelled")
             swept.cancelled.append(run.id)
         elif run.attempts >= max_attempts:
             error = f"worker lost: {lost}; gave up after {run.attempts} attempts (MILES_MAX_ATTEMPTS={max_attempts})"
-            _note(session, run, "run.failed", error)
+            note(session=session, run=run, kind="run.failed", message=error)
             runs.end(session=session, run=run, status="failed", error=error)
             swept.failed.append(run.id)
         else:
