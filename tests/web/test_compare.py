@@ -31,7 +31,14 @@ def test_two_seeds_chosen_in_the_table_compare_as_mean_and_standard_deviation(pa
     expect(page.locator(".definitions")).to_contain_text("final utilization gap")
     page.wait_for_function("() => document.getElementById('chart-gap').data.length === 2")
     page.wait_for_function("() => document.getElementById('chart-metric').data.length === 2")
+    chips = page.locator("#run-chips li")
+    expect(chips).to_have_count(2)
+    expect(chips.first).to_contain_text("Succeeded")  # the status dot's colour, said in words
+    swatches = "() => [...document.querySelectorAll('#run-chips .swatch')].map((s) => getComputedStyle(s).backgroundColor)"
+    assert page.evaluate(swatches) == ["rgb(47, 111, 214)"] * 2  # --series-1: two seeds of one method share a colour
     screenshot(page, "compare")
+    page.select_option("#color-by", "run")
+    assert page.evaluate(swatches) == ["rgb(47, 111, 214)", "rgb(224, 115, 29)"]  # --series-1, --series-2
 
 
 def test_an_experiment_lists_its_runs_and_groups_them_by_method(page: Page, finished_runs: FinishedRuns):

@@ -9,7 +9,7 @@ import { byId, h, poll, showAlert } from "./dom.js";
 import { LINE, LiveChart, plotlyText } from "./charts.js";
 import * as fmt from "./format.js";
 import { renderPerRun, renderResults } from "./results.js";
-import { theme } from "./theme.js";
+import { PALETTE_SIZE, seriesColor, theme } from "./theme.js";
 
 const POLL_MS = 5000;
 const MAX_POINTS = 1000;
@@ -43,7 +43,7 @@ function runStyle(id) {
   const run = runs[index];
   const label = plotlyText(`#${run.id} ${run.name}`);
   return {
-    ...LINE, name: label, line: { width: 2, dash: ["solid", "dash", "dot"][Math.floor(index / 6) % 3] },
+    ...LINE, name: label, line: { width: 2, dash: ["solid", "dash", "dot"][Math.floor(index / PALETTE_SIZE) % 3] },
     color: (t) => t.series[colorIndex(runId) % t.series.length], hovertemplate: `${label} %{y:.3f}<extra></extra>`,
   };
 }
@@ -66,10 +66,14 @@ function showRuns() {
   byId("compare-subtitle").textContent = `${runs.length} runs`;
   byId("run-chips").replaceChildren(...runs.map((run) => {
     const others = runs.filter((other) => other.id !== run.id).map((other) => other.id);
+    const swatch = h("span", { class: "swatch", "aria-hidden": "true" });
+    swatch.style.setProperty("--swatch", seriesColor(colorIndex(run.id)));
+    const status = fmt.STATUS_LABELS[run.status] ?? run.status;
     return h("li", { class: "chip" },
-      h("span", { class: `swatch swatch-${colorIndex(run.id) % 6}`, "aria-hidden": "true" }),
+      swatch,
       h("a", { href: api.url(`/runs/${run.id}`) }, run.name), h("span", { class: "run-meta" }, ` #${run.id}`),
-      h("span", { class: `dot status-${run.status}`, title: fmt.STATUS_LABELS[run.status] }),
+      h("span", { class: `dot status-${run.status}`, title: status, "aria-hidden": "true" }),
+      h("span", { class: "visually-hidden" }, `, ${status}`),
       h("a", { class: "chip-remove", href: api.compareUrl(others), "aria-label": `Remove ${run.name} from the comparison` }, "×"));
   }));
   renderResults(byId("results"), runs, catalog);
@@ -124,7 +128,7 @@ async function start() {
   await show();
   keySelect.addEventListener("change", () => {
     metricChart.clear();
-    metricChart.relayout({ "yaxis.title.text": keySelect.value });
+    metricChart.relayout({ "yaxis.title.text": plotlyText(keySelect.value) });
     loadSeries().catch((error) => showAlert(alertBox, `The series cannot be loaded: ${error.message}`));
   });
   const retrying = (error) => {

@@ -4,7 +4,14 @@
  */
 
 const dark = window.matchMedia("(prefers-color-scheme: dark)");
-const SERIES = 6;
+
+/** How many series colours the stylesheet defines (`--series-1` to `--series-6`); past them, colours repeat. */
+export const PALETTE_SIZE = 6;
+
+/** Series colour `index` (from 0, wrapping around the palette) as a CSS value, for `element.style`. */
+export function seriesColor(index) {
+  return `var(--series-${(index % PALETTE_SIZE) + 1})`;
+}
 
 /**
  * @typedef {object} Theme
@@ -27,7 +34,7 @@ export function theme() {
   return {
     text: read("--text"), muted: read("--muted"), grid: read("--grid"), border: read("--border"),
     surface: read("--surface"), fused: read("--fused"), gap: read("--gap"), tau: read("--tau"),
-    series: Array.from({ length: SERIES }, (_, i) => read(`--series-${i + 1}`)),
+    series: Array.from({ length: PALETTE_SIZE }, (_, i) => read(`--series-${i + 1}`)),
     font: read("--font-sans"),
   };
 }
