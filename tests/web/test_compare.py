@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
+from tests.services import MilesStack, tiny_config, wait_until
 from tests.web.conftest import FinishedRuns, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -57,3 +58,52 @@ def test_an_experiment_lists_its_runs_and_groups_them_by_method(page: Page, fini
     page.get_by_label(f"Select run {first['name']}").check()
     page.get_by_role("button", name="Compare (2)").click()
     page.wait_for_url(re.compile(rf"/compare\?ids={first['id']},{second['id']}$"))
+
+
+def test_a_late_answer_for_the_previous_metric_is_dropped_and_ended_runs_are_read_once(
+    page: Page, dashboard: MilesStack, finished_runs: FinishedRuns
+):
+    """The page polls while a run is active; an answer for the metric shown before is not drawn on the new one."""
+    ended = finished_runs.joint
+    with dashboard.api as api:
+        logged = api.post("/runs", json={"name": "logged for compare", "execute": False,
+                                         "config": tiny_config(epochs=5)}).raise_for_status().json()
+        points = [{"key": key, "step": step, "value": value}
+                  for step in (1, 2, 3) for key, value in (("metric/val/fused", 0.25), ("loss/train", 5.0))]
+        api.post(f"/runs/{logged['id']}/metrics", json={"points": points}).raise_for_status()
+
+        held: list[Route] = []
+        asked: list[str] = []
+
+        def hold_later_fused(route: Route) -> None:
+            asked.append(route.request.url)
+            fused = [url for url in asked if "fused" in url]
+            if "fused" in route.request.url and len(fused) > 1:
+                held.append(route)  # the poll's answer for the metric shown first, held until the metric changed
+            else:
+                route.continue_()
+
+        page.route(f"**/api/v1/runs/{logged['id']}/metrics?*", hold_later_fused)
+        ended_reads: list[str] = []
+        page.on("request", lambda r: ended_reads.append(r.url) if f"/runs/{ended['id']}/metrics?" in r.url else None)
+        page.goto(f"/compare?ids={ended['id']},{logged['id']}")
+        page.wait_for_function("() => (document.getElementById('chart-metric').data || []).length === 2")
+        wait_until(lambda: page.wait_for_timeout(100) or held, 15, "the poll asking for the first metric again")
+
+        page.select_option("#metric-key", "loss/train")
+        trace = f"(document.getElementById('chart-metric').data || []).find((t) => t.name.startsWith('#{logged['id']} '))"
+        page.wait_for_function(f"() => {trace}?.y.length === 3 && {trace}.y.every((y) => y === 5)")
+        held[0].continue_()
+        page.wait_for_timeout(1000)
+        assert page.evaluate(f"() => {trace}.y") == [5, 5, 5], "the late answer for metric/val/fused was drawn"
+        expect(page.locator("#chart-metric")).to_have_attribute("data-state", "drawn")
+        assert len([url for url in ended_reads if "fused" in url]) == 1, f"an ended run is read once: {ended_reads}"
+
+        # A poll that finds nothing new leaves the chips, the tables and the metric's options as they are.
+        drawn = "['#run-chips li', '#results table', '#per-run table', '#metric-key option'].map((s) => document.querySelector(s))"
+        page.evaluate(f"() => {{ for (const node of {drawn}) node.dataset.mark = 'kept'; }}")
+        with page.expect_response(lambda response: "/api/v1/runs?" in response.url, timeout=10_000):
+            pass
+        page.wait_for_timeout(500)
+        assert page.evaluate(f"() => {drawn}.map((node) => node.dataset.mark)") == ["kept"] * 4
+        api.patch(f"/runs/{logged['id']}", json={"status": "succeeded"}).raise_for_status()

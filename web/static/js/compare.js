@@ -51,45 +51,80 @@ function runStyle(id) {
 const metricChart = new LiveChart(byId("chart-metric"), { style: runStyle, layout: { yaxis: { title: { text: DEFAULT_KEY } } } });
 const gapChart = new LiveChart(byId("chart-gap"), { style: runStyle, layout: { yaxis: { title: { text: "gap δ" }, rangemode: "tozero" } } });
 
+/** Bumped when another metric is chosen: series asked for before then are dropped when they arrive. */
+let generation = 0;
+/** Runs whose series of the chosen metric are loaded in full: they had ended when they were read. */
+const complete = new Set();
+
+/**
+ * Load the series of the chosen metric and the gap of the runs still running at the last
+ * look (and of those not loaded yet); a run that had ended is read once.
+ */
 async function loadSeries() {
   const key = keySelect.value || DEFAULT_KEY;
-  const answers = await Promise.all(runs.map((run) =>
-    api.get(`/runs/${run.id}/metrics`, { keys: `${key},util/delta`, max_points: MAX_POINTS }).then((answer) => [run, answer])));
-  for (const [run, answer] of answers) {
+  const asked = generation;
+  const answers = await Promise.all(runs.filter((run) => !complete.has(run.id)).map((run) => {
+    const ended = !fmt.ACTIVE.has(run.status);
+    return api.get(`/runs/${run.id}/metrics`, { keys: `${key},util/delta`, max_points: MAX_POINTS })
+      .then((answer) => [run, answer, ended]);
+  }));
+  if (asked !== generation) return; // the metric changed meanwhile: these points belong to the old one
+  for (const [run, answer, ended] of answers) {
     for (const [chart, series] of [[metricChart, answer.series[key]], [gapChart, answer.series["util/delta"]]]) {
       series?.steps.forEach((step, i) => chart.set(`run/${run.id}`, step, series.values[i]));
     }
+    if (ended) complete.add(run.id);
   }
+}
+
+/** What each part of the page shows, as last drawn: a poll that changes nothing redraws nothing. */
+const drawn = { chips: "", results: "", keys: "" };
+
+/** Draw `part` with `render` unless `signature` is what it was drawn from last. */
+function redraw(part, signature, render) {
+  if (drawn[part] === signature) return;
+  drawn[part] = signature;
+  render();
 }
 
 function showRuns() {
   byId("compare-subtitle").textContent = `${runs.length} runs`;
-  byId("run-chips").replaceChildren(...runs.map((run) => {
-    const others = runs.filter((other) => other.id !== run.id).map((other) => other.id);
-    const swatch = h("span", { class: "swatch", "aria-hidden": "true" });
-    swatch.style.setProperty("--swatch", seriesColor(colorIndex(run.id)));
-    const status = fmt.STATUS_LABELS[run.status] ?? run.status;
-    return h("li", { class: "chip" },
-      swatch,
-      h("a", { href: api.url(`/runs/${run.id}`) }, run.name), h("span", { class: "run-meta" }, ` #${run.id}`),
-      h("span", { class: `dot status-${run.status}`, title: status, "aria-hidden": "true" }),
-      h("span", { class: "visually-hidden" }, `, ${status}`),
-      h("a", { class: "chip-remove", href: api.compareUrl(others), "aria-label": `Remove ${run.name} from the comparison` }, "×"));
-  }));
-  renderResults(byId("results"), runs, catalog);
-  renderPerRun(byId("per-run"), runs);
+  redraw("chips", JSON.stringify([colorBy.value, runs.map((run) => [run.id, run.name, run.status])]), () => {
+    byId("run-chips").replaceChildren(...runs.map(chip));
+  });
+  redraw("results", JSON.stringify(runs.map((run) => [run.id, run.name, run.status, run.summary, run.latest])), () => {
+    renderResults(byId("results"), runs, catalog);
+    renderPerRun(byId("per-run"), runs);
+  });
   const active = runs.filter((run) => fmt.ACTIVE.has(run.status)).length;
   byId("compare-state").textContent = active ? `${active} still running; refreshing every few seconds.` : "";
 }
 
+function chip(run) {
+  const others = runs.filter((other) => other.id !== run.id).map((other) => other.id);
+  const swatch = h("span", { class: "swatch", "aria-hidden": "true" });
+  swatch.style.setProperty("--swatch", seriesColor(colorIndex(run.id)));
+  const status = fmt.STATUS_LABELS[run.status] ?? run.status;
+  return h("li", { class: "chip" },
+    swatch,
+    h("a", { href: api.url(`/runs/${run.id}`) }, run.name), h("span", { class: "run-meta" }, ` #${run.id}`),
+    h("span", { class: `dot status-${run.status}`, title: status, "aria-hidden": "true" }),
+    h("span", { class: "visually-hidden" }, `, ${status}`),
+    h("a", { class: "chip-remove", href: api.compareUrl(others), "aria-label": `Remove ${run.name} from the comparison` }, "×"));
+}
+
+/** The metrics to choose from; the options are rebuilt only when the set changes (an open list stays open). */
 function fillKeys() {
   const keys = new Set([DEFAULT_KEY]);
   for (const run of runs) {
     for (const key of Object.keys(run.latest ?? {})) if (/^(metric|loss|util|lr)\//.test(key)) keys.add(key);
   }
-  const chosen = keySelect.value || DEFAULT_KEY;
-  keySelect.replaceChildren(...[...keys].sort().map((key) => h("option", { value: key }, key)));
-  keySelect.value = chosen;
+  const sorted = [...keys].sort();
+  redraw("keys", JSON.stringify(sorted), () => {
+    const chosen = keySelect.value || DEFAULT_KEY;
+    keySelect.replaceChildren(...sorted.map((key) => h("option", { value: key }, key)));
+    keySelect.value = chosen;
+  });
 }
 
 async function loadRuns() {
@@ -127,6 +162,8 @@ async function start() {
   });
   await show();
   keySelect.addEventListener("change", () => {
+    generation += 1;
+    complete.clear();
     metricChart.clear();
     metricChart.relayout({ "yaxis.title.text": plotlyText(keySelect.value) });
     loadSeries().catch((error) => showAlert(alertBox, `The series cannot be loaded: ${error.message}`));

@@ -15,10 +15,19 @@ const alertBox = byId("experiment-alert");
 const table = new RunsTable(byId("runs-table"), { compare: byId("compare"), count: byId("selected-count") });
 let catalog = null;
 
+/** What the table of results was last drawn from: a poll that changes none of it leaves it as it is. */
+let resultsDrawn = "";
+
 async function loadRuns() {
   const { items, complete } = await api.listAll("/runs", { experiment: experimentId });
   table.update(items);
-  renderResults(byId("results"), items, catalog);
+  // Only ended runs enter the table: a running one counts by its id and status alone.
+  const signature = JSON.stringify(items.map((run) => (ACTIVE.has(run.status)
+    ? [run.id, run.status] : [run.id, run.status, run.summary, run.latest])));
+  if (signature !== resultsDrawn) {
+    resultsDrawn = signature;
+    renderResults(byId("results"), items, catalog);
+  }
   byId("list-status").textContent = items.length
     ? `${items.length} runs${complete ? "" : " (the newest; more exist)"}.`
     : "No runs in this experiment yet.";
