@@ -7,7 +7,7 @@ import json
 import pytest
 from playwright.sync_api import Page
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.worker]  # the page fixture starts the dashboard and its worker
 
 
 def run_in_page(page: Page, module: str, body: str):
