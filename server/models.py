@@ -135,7 +135,10 @@ class Run(Base):
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     worker: Mapped[str | None] = mapped_column(String(200))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # times claimed by a worker
+    # Times its worker was lost (no heartbeat) while running it; MILES_MAX_ATTEMPTS bounds these, not the
+    # attempts, since a worker that shuts down cleanly hands its run back and that costs nothing.
+    losses: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     epoch: Mapped[int] = mapped_column(Integer, default=0)  # epochs completed; the total is in the spec
     error: Mapped[str | None] = mapped_column(Text)

@@ -61,10 +61,11 @@ class Settings(BaseSettings):
         15, ge=0.2, le=3600, description="Seconds between two searches for lost runs by `miles worker`."
     )
     max_attempts: int = Field(
-        3, ge=1, le=100, description="Times a run is started before a lost worker fails it instead of re-queueing it."
+        3, ge=1, le=100, description="Times a run's worker may be lost (no heartbeat) before the run fails instead of "
+        "being re-queued; a worker's clean shutdown, which hands the run back, does not count."
     )
     max_run_hours: float = Field(
-        72, gt=0, le=10_000, description="Longest a run may train; it fails when it runs out of time."
+        72, gt=0, le=10_000, description="Longest a run may train, all its attempts together; it fails when it runs out of time."
     )
     stream_lifetime: float = Field(
         300, ge=1, le=86_400, description="Seconds an SSE stream stays open before the browser is told to reconnect."

@@ -45,6 +45,19 @@ def load(path: Path, device: torch.device) -> dict[str, Any]:
     return state
 
 
+def trained_seconds(directory: Path) -> float:
+    """The training time ``directory``'s last checkpoint records (every epoch trained so far, across
+    resumptions); 0 without a readable one. The weights are mapped, not read into memory."""
+    path = directory / LAST
+    if not path.exists():
+        return 0.0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
+        return 0.0  # resuming will say what is wrong with it
+    return float(state.get("elapsed", 0.0)) if state.get("format") == FORMAT else 0.0
+
+
 def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
     """Refuse to resume with a spec that differs in anything but ``epochs`` and ``device``."""
     differing = sorted(

@@ -6,7 +6,8 @@
 2. Build its `TrainConfig` from the stored spec, refusing what this server's limits do
    not allow, and train it with the `DatabaseReporter`, checkpoints under
    ``<artifact_dir>/runs/<id>/checkpoints``, resuming after ``last.pt`` when an earlier
-   attempt left one.
+   attempt left one. MILES_MAX_RUN_HOURS counts the training of every attempt: what the
+   checkpoint records of the earlier ones, and this one's time.
 3. End it ``succeeded`` (with its summary), ``cancelled`` (a cancel reaches the trainer
    within half a second and it stops before its next batch), or ``failed`` (the error,
    where it happened, and a ``run.failed`` event). When this worker is shutting down the
@@ -38,6 +39,7 @@ from server.live import Publisher
 from server.settings import Settings
 from server.store import leases, runs
 from server.store.errors import NotFound, StoreError
+from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.loop import Training, TrainResult
 from trainer.spec import explain
@@ -120,9 +122,9 @@ class Job:
         if claimed is None:
             return "skipped"
         self._announce("running")
-        lease = Lease(
-            self.database, self.run_id, self.worker, shutdown=SHUTDOWN, max_seconds=self.settings.max_run_hours * 3600,
-        )
+        # MILES_MAX_RUN_HOURS bounds the run's training across attempts: earlier ones left their time in the checkpoint.
+        budget = self.settings.max_run_hours * 3600 - checkpoint.trained_seconds(self.checkpoint_dir)
+        lease = Lease(self.database, self.run_id, self.worker, shutdown=SHUTDOWN, max_seconds=budget)
         reporter = DatabaseReporter(
             database=self.database, publisher=self.context.publisher, run_id=self.run_id, worker=self.worker,
             attempt=claimed.attempt, should_stop=lease.should_stop,

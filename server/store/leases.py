@@ -7,7 +7,8 @@ cannot overwrite the run's new owner. When a worker is asked to shut down it
 `release`s its run back to the queue. A run whose worker stopped renewing for longer
 than MILES_HEARTBEAT_TIMEOUT is found by `sweep` and re-queued (it resumes from its last
 checkpoint), cancelled (when a cancel was pending), or failed with the reason "worker
-lost" once it has been started MILES_MAX_ATTEMPTS times.
+lost" once its worker has been lost MILES_MAX_ATTEMPTS times. Only such losses count: a
+run handed back by `release` (a clean shutdown) keeps its allowance.
 """
 
 from __future__ import annotations
@@ -95,17 +96,18 @@ def sweep(*, session: Session, timeout: float, max_attempts: int) -> Swept:
     for run in stale:
         silent = (now - run.heartbeat_at).total_seconds() if run.heartbeat_at else timeout
         lost = f"worker {run.worker} lost: no heartbeat for {silent:.0f} s (MILES_HEARTBEAT_TIMEOUT={timeout:g})"
+        run.losses += 1
         if run.cancel_requested:
             note(session=session, run=run, kind="run.cancelled", message=f"{lost}; the run was being cancelled, so it ends cancelled")
             runs.end(session=session, run=run, status="cancelled")
             swept.cancelled.append(run.id)
-        elif run.attempts >= max_attempts:
-            error = f"worker lost: {lost}; gave up after {run.attempts} attempts (MILES_MAX_ATTEMPTS={max_attempts})"
+        elif run.losses >= max_attempts:
+            error = f"worker lost: {lost}; gave up after losing its worker {run.losses} times (MILES_MAX_ATTEMPTS={max_attempts})"
             note(session=session, run=run, kind="run.failed", message=error)
             runs.end(session=session, run=run, status="failed", error=error)
             swept.failed.append(run.id)
         else:
-            _requeue(session, run, f"{lost} (attempt {run.attempts} of {max_attempts})")
+            _requeue(session, run, f"{lost} (loss {run.losses} of the {max_attempts} allowed)")
             swept.requeued[run.id] = run.queue  # every executed run has one (runs.create)
     session.flush()
     return swept
