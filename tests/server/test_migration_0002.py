@@ -1,0 +1,67 @@
+"""Migration 0002 on a database with data, both ways: nothing that cascades from ``run`` is lost."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import inspect, text
+
+from server import migrate
+from server.db import Database
+from tests.conftest import BACKENDS, fresh_postgres
+
+COUNTS = ("run", "run_event", "run_tag", "latest_metric", "metric")
+
+
+@pytest.fixture(params=BACKENDS)
+def at_0001(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
+    """A database at revision 0001 holding one run with an event, a tag and a point."""
+    with contextlib.ExitStack() as cleanup:
+        url = f"sqlite:///{tmp_path / 'old.db'}" if request.param == "sqlite" else cleanup.enter_context(fresh_postgres())
+        database = Database(url)
+        cleanup.callback(database.dispose)
+        migrate.upgrade(database.engine, "0001")
+        with database.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO run (id, name, status, execute, attempts, cancel_requested, epoch, created_at, checkpoint_dir) "
+                "VALUES (1, 'old', 'running', true, 2, false, 3, CURRENT_TIMESTAMP, '/old/place')"
+            ))
+            connection.execute(text(
+                "INSERT INTO run_event (run_id, step, time, kind, message, data, key) "
+                "VALUES (1, 3, CURRENT_TIMESTAMP, 'run.started', 'hello', '{}', 'k')"
+            ))
+            connection.execute(text("INSERT INTO run_tag (run_id, tag) VALUES (1, 'kept')"))
+            connection.execute(text(
+                "INSERT INTO latest_metric (run_id, key, step, value, time) VALUES (1, 'loss', 3, 0.5, CURRENT_TIMESTAMP)"
+            ))
+            connection.execute(text(
+                "INSERT INTO metric (run_id, key, step, value, time) VALUES (1, 'loss', 3, 0.5, CURRENT_TIMESTAMP)"
+            ))
+        yield database
+
+
+def counts(database: Database) -> dict[str, int]:
+    with database.engine.connect() as connection:
+        return {table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() for table in COUNTS}
+
+
+def test_upgrading_keeps_every_row_and_counts_no_loss_yet(at_0001):
+    migrate.upgrade(at_0001.engine)
+    assert migrate.current(at_0001.engine) == migrate.head()
+    assert counts(at_0001) == dict.fromkeys(COUNTS, 1)
+    with at_0001.engine.connect() as connection:
+        assert connection.execute(text("SELECT attempts, losses FROM run")).one() == (2, 0)
+    indexes = {index["name"] for index in inspect(at_0001.engine).get_indexes("run_event")}
+    assert "ix_run_event_run_id_time" in indexes
+
+
+def test_downgrading_keeps_every_row(at_0001):
+    migrate.upgrade(at_0001.engine)
+    migrate.downgrade(at_0001.engine, "0001")
+    assert migrate.current(at_0001.engine) == "0001"
+    assert counts(at_0001) == dict.fromkeys(COUNTS, 1)
+    columns = {column["name"] for column in inspect(at_0001.engine).get_columns("run")}
+    assert "losses" not in columns
+    assert "ix_run_event_run_id_time" not in {index["name"] for index in inspect(at_0001.engine).get_indexes("run_event")}
