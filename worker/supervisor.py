@@ -91,7 +91,8 @@ class Supervisor:
         self.database = Database(settings.database_url)
         self.dispatcher = CeleryDispatcher(settings)
         self.publisher = Publisher(settings.redis_url)
-        self._signals = 0
+        self._signals = 0  # SIGINT and SIGTERM received: the first stops gently, the second kills
+        self._last_signal: int | None = None
 
     def run(self) -> int:
         """Start the processes and supervise them until SIGINT or SIGTERM; the exit status."""
@@ -120,9 +121,10 @@ class Supervisor:
             self.database.dispose()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only recorded: the main thread acts on it (`run`, `_stop`). Killing and waiting for the
+        # processes here could deadlock on a lock the interrupted main thread holds (in Popen.poll).
         self._signals += 1
-        if self._signals > 1:
-            self._kill_all(f"second {signal.Signals(signum).name}")
+        self._last_signal = signum
 
     def _start(self, child: Child) -> None:
         env = os.environ | {"CUDA_VISIBLE_DEVICES": child.spec.devices}
@@ -162,10 +164,13 @@ class Supervisor:
         for process in alive:
             process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace
-        while self._alive() and time.monotonic() < deadline:
+        while self._alive() and time.monotonic() < deadline and self._signals < 2:
             time.sleep(0.1)
         if self._alive():
-            self._kill_all(f"grace period of {self.grace:g} s over")
+            if self._signals >= 2 and self._last_signal is not None:
+                self._kill_all(f"second {signal.Signals(self._last_signal).name}")
+            else:
+                self._kill_all(f"grace period of {self.grace:g} s over")
 
     def _kill_all(self, why: str) -> None:
         for process in self._alive():
