@@ -2,7 +2,7 @@
 
 Every process runs in its own session, writes its output to a log file, and can be
 stopped (a signal, then a wait), killed (SIGKILL to its whole process group: a lost
-machine) or restarted. The fixtures in ``tests/conftest.py`` hand them out and tear
+machine) and started again. The fixtures in ``tests/conftest.py`` hand them out and tear
 them down; a failing test prints the tail of every log. Typical use::
 
     def test_a_run_completes(miles_stack, postgres_database, redis_process):
@@ -119,10 +119,6 @@ class Process:
         with contextlib.suppress(ProcessLookupError):  # already gone
             os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait()
-
-    def restart(self) -> Process:
-        self.stop()
-        return self.start()
 
     def session_pids(self) -> list[int]:
         """Every process still alive in this process's session (its children included, even orphaned)."""
