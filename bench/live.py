@@ -20,6 +20,7 @@ dropped) and ``redis-server`` (its own, on a free port); starts ``miles server``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -42,8 +43,8 @@ import torch  # noqa: E402
 from server.db import Database  # noqa: E402
 from server.live import PREFIX, Publisher  # noqa: E402
 from server.store import runs  # noqa: E402
-from tests.conftest import free_port, fresh_postgres, migrated  # noqa: E402
-from tests.services import MilesStack, RedisProcess, tiny_config  # noqa: E402
+from tests.conftest import fresh_postgres, migrated  # noqa: E402
+from tests.services import MilesStack, running_redis, tiny_config  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.datasets import load_dataset  # noqa: E402
 from trainer.loop import Training  # noqa: E402
@@ -237,12 +238,14 @@ def main() -> None:
         "machine": {"cpu_count": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
                     "torch": torch.__version__, "python": platform.python_version()},
     }
-    with tempfile.TemporaryDirectory(prefix="miles-bench-") as scratch, fresh_postgres() as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="miles-bench-") as scratch,
+        fresh_postgres() as url,
+        running_redis(Path(scratch)) as redis_server,
+    ):
         home = Path(scratch)
-        redis_server = RedisProcess(free_port(), home)
-        redis_server.start()
         stack = MilesStack(home=home, database_url=migrated(url), redis=redis_server)
-        try:
+        with contextlib.closing(stack):
             stack.start_server(wait=False)
             stack.start_worker("--cpu", wait=False)
             for process in stack.processes():
@@ -251,10 +254,7 @@ def main() -> None:
             legs = epoch_to_sse(stack, redis_server.url, args.stream_runs, args.stream_epochs)
             results["epoch_to_sse_ms"] = percentiles(legs.pop("total"), scale=1000, digits=1)
             results["epoch_to_sse_legs_ms"] = {leg: percentiles(v, scale=1000, digits=1) for leg, v in legs.items()}
-        finally:
-            stack.close()
         results["reporting"] = reporting_overhead(stack.database_url, redis_server.url, home, args.rounds, args.overhead_epochs)
-        redis_server.kill()
     print(json.dumps(results, indent=2))
 
 

@@ -7,7 +7,6 @@ a developer's machine and fails loudly under CI (``CI=true``).
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -109,14 +108,11 @@ def sqlite_database(tmp_path: Path) -> str:
 
 @pytest.fixture
 def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
-    """The test's own ``redis-server`` on a free port (stop, kill or restart it at will), stopped afterwards."""
-    from tests.services import RedisProcess
+    """The test's own ``redis-server`` on a free port (stop, kill or start it again at will), killed afterwards."""
+    from tests.services import running_redis
 
-    need(shutil.which("redis-server") is not None, "redis-server is not installed")
-    redis = RedisProcess(free_port(), tmp_path)
-    redis.start()
-    yield redis
-    redis.kill()
+    with running_redis(tmp_path) as redis:
+        yield redis
 
 
 @pytest.hookimpl(wrapper=True)

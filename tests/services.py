@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import free_port
+from tests.conftest import free_port, need
 
 MILES = str(Path(sys.executable).with_name("miles"))  # the console script of this environment
 
@@ -165,6 +166,21 @@ class RedisProcess(Process):
                 return False
 
         wait_until(answers, 10, f"redis on port {self.port}")
+
+
+@contextmanager
+def running_redis(log_dir: Path) -> Iterator[RedisProcess]:
+    """A `RedisProcess` on a free port, started and ready; killed on the way out, whatever happened.
+
+    Without ``redis-server`` this skips (or fails under CI), before starting anything.
+    """
+    need(shutil.which("redis-server") is not None, "redis-server is not installed")
+    redis = RedisProcess(free_port(), log_dir)
+    try:
+        redis.start()
+        yield redis
+    finally:
+        redis.kill()
 
 
 class ServerProcess(Process):

@@ -15,26 +15,21 @@ from sqlalchemy import func, select
 
 from server.db import Database
 from server.models import Metric
-from tests.conftest import free_port, fresh_postgres, migrated, need
-from tests.services import MilesStack, RedisProcess, SseMessage, tiny_config
+from tests.conftest import fresh_postgres, migrated
+from tests.services import MilesStack, SseMessage, running_redis, tiny_config
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilesStack]:
-    import shutil
-
-    need(shutil.which("redis-server") is not None, "redis-server is not installed")
     home = tmp_path_factory.mktemp("team")
-    redis = RedisProcess(free_port(), home)
-    redis.start()
-    with fresh_postgres() as url:
-        try:
-            with MilesStack(home=home, database_url=migrated(url), redis=redis).serving() as stack:
-                yield stack
-        finally:
-            redis.kill()
+    with (
+        fresh_postgres() as url,
+        running_redis(home) as redis,
+        MilesStack(home=home, database_url=migrated(url), redis=redis).serving() as stack,
+    ):
+        yield stack
 
 
 def training_epochs(messages: list[SseMessage]) -> list[int]:
