@@ -246,10 +246,7 @@ def main() -> None:
         home = Path(scratch)
         stack = MilesStack(home=home, database_url=migrated(url), redis=redis_server)
         with contextlib.closing(stack):
-            stack.start_server(wait=False)
-            stack.start_worker("--cpu", wait=False)
-            for process in stack.processes():
-                process.wait_ready()
+            stack.start("--cpu")
             results["submit_to_running_s"] = percentiles(submit_to_running(stack, args.runs))
             legs = epoch_to_sse(stack, redis_server.url, args.stream_runs, args.stream_epochs)
             results["epoch_to_sse_ms"] = percentiles(legs.pop("total"), scale=1000, digits=1)

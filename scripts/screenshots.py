@@ -85,12 +85,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="miles-screenshots-") as home:
         stack = MilesStack(home=Path(home), database_url=migrated(f"sqlite:///{home}/miles.db"), redis=None)
         try:
-            stack.start_server()
-            stack.start_worker("--cpu")
-            assert stack.server is not None
+            server, _ = stack.start("--cpu")
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-                context = browser.new_context(base_url=stack.server.url, viewport=VIEWPORT, color_scheme=args.scheme)
+                context = browser.new_context(base_url=server.url, viewport=VIEWPORT, color_scheme=args.scheme)
                 page = context.new_page()
                 started = time.monotonic()
                 run_page(page, stack, args.epochs, args.out / "run-page.png")

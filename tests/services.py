@@ -7,8 +7,7 @@ them down; a failing test prints the tail of every log. Typical use::
 
     def test_a_run_completes(miles_stack, postgres_database, redis_process):
         stack = miles_stack(database_url=postgres_database, redis=redis_process)
-        stack.start_server()
-        stack.start_worker("--cpu")
+        stack.start("--cpu")                      # the server and one worker, started together
         run = stack.submit(tiny_config())
         assert stack.wait_for_status(run["id"], "succeeded")["status"] == "succeeded"
         for message in stack.stream(run["id"]):   # an SseMessage per server-sent event
@@ -285,6 +284,14 @@ class MilesStack:
         worker.start(wait)
         return worker
 
+    def start(self, *worker_args: str) -> tuple[ServerProcess, WorkerProcess]:
+        """The server and one ``miles worker <worker_args>`` started side by side; returns once both are ready."""
+        server = self.start_server(wait=False)
+        worker = self.start_worker(*worker_args, wait=False)
+        server.wait_ready()
+        worker.wait_ready()
+        return server, worker
+
     @property
     def api(self) -> httpx.Client:
         assert self.server is not None, "start_server() first"
@@ -324,10 +331,7 @@ class MilesStack:
     def serving(self) -> Iterator[MilesStack]:
         """The server and one ``--cpu`` worker, started together; their logs printed if anything fails; closed after."""
         try:
-            self.start_server(wait=False)
-            self.start_worker("--cpu", wait=False)
-            for process in self.processes():
-                process.wait_ready()
+            self.start("--cpu")
             yield self
         except BaseException:
             for process in self.processes():

@@ -16,10 +16,7 @@ def test_a_run_whose_worker_was_killed_resumes_from_its_checkpoint_on_a_new_work
     miles_stack, postgres_database, redis_process,
 ):
     stack = miles_stack(database_url=postgres_database, redis=redis_process, heartbeat_timeout=3, sweep_interval=0.5)
-    stack.start_server(wait=False)
-    lost = stack.start_worker("--cpu", wait=False)
-    stack.server.wait_ready()
-    lost.wait_ready()
+    _, lost = stack.start("--cpu")
     run = stack.submit(tiny_config(epochs=40))  # long enough to be training when its worker dies
     wait_until(lambda: stack.run(run["id"])["progress"]["epoch"] >= 3, 60, "three epochs trained")
 
@@ -48,10 +45,7 @@ def test_a_run_submitted_while_redis_is_down_is_kept_and_runs_once_redis_is_back
     miles_stack, postgres_database, redis_process,
 ):
     stack = miles_stack(database_url=postgres_database, redis=redis_process)
-    stack.start_server(wait=False)
-    worker = stack.start_worker("--cpu", wait=False)
-    stack.server.wait_ready()
-    worker.wait_ready()
+    stack.start("--cpu")
     redis_process.stop()
 
     with stack.api as api:
