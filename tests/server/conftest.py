@@ -1,8 +1,8 @@
 """Fixtures of the server's tests: every test that takes `db_url` runs on SQLite and on PostgreSQL.
 
-Each backend's database is migrated once per session with Alembic (as `miles db
-upgrade` does); tests start from empty tables. `client` is the real app on that
-database, through Starlette's test client.
+`db_url` and `database` (tests/conftest.py) are each backend's database, migrated once
+per session with Alembic (as `miles db upgrade` does); tests start from empty tables.
+`client` is the real app on that database, through Starlette's test client.
 """
 
 from __future__ import annotations
@@ -13,64 +13,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from sqlalchemy import delete, make_url
 
-from server import migrate
 from server.app import create_app
 from server.db import Database
-from server.models import Base
 from server.settings import Settings
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's test client would prefer httpx2 to httpx
     from fastapi.testclient import TestClient
-
-BACKENDS = ("sqlite", "postgresql")
-
-
-@pytest.fixture(scope="session", params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated database of each backend, shared by the session."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'miles.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        # A throwaway database need not wait for each commit to reach the disk (halves test time).
-        with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False), autocommit=True) as conn:
-            conn.execute(f'ALTER DATABASE "{make_url(url).database}" SET synchronous_commit = off')
-    database = Database(url)
-    migrate.upgrade(database.engine)
-    database.dispose()
-    return url
-
-
-@pytest.fixture(scope="session")
-def shared_database(db_url: str) -> Iterator[Database]:
-    """One engine per backend for the session (compiled statements are cached per engine)."""
-    db = Database(db_url)
-    yield db
-    db.dispose()
-
-
-def empty(database: Database) -> None:
-    with database.transaction() as session:
-        for table in reversed(Base.metadata.sorted_tables):
-            session.execute(delete(table))
-
-
-@pytest.fixture
-def wipe() -> Callable[[Database], None]:
-    """Delete every row of a database (tests start from empty tables)."""
-    return empty
-
-
-@pytest.fixture
-def database(shared_database: Database) -> Iterator[Database]:
-    """The backend's database, emptied after the test."""
-    yield shared_database
-    empty(shared_database)
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ explicit bad-input tests run on both.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -16,7 +14,6 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from server import migrate
 from server.app import create_app
 from server.db import Database
 from server.settings import Settings
@@ -31,19 +28,20 @@ schema = schemathesis.openapi.from_dict(
 ).include(path_regex="^/api/")
 
 
+# PostgreSQL only: the session's migrated database and its engine (`db_url`, `shared_database`).
+pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+
 @pytest.fixture(scope="module")
-def postgres_app(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
-    database = Database(postgres_url)
-    migrate.upgrade(database.engine)
+def postgres_app(db_url: str, shared_database: Database, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     home = tmp_path_factory.mktemp("schemathesis")
-    yield create_app(Settings(home=home, database_url=postgres_url, auth="off"), database=database)
-    database.dispose()
+    return create_app(Settings(home=home, database_url=db_url, auth="off"), database=shared_database)
 
 
 @pytest.fixture
-def api(postgres_app: FastAPI, wipe) -> Iterator[FastAPI]:
-    yield postgres_app
-    wipe(postgres_app.state.database)
+def api(postgres_app: FastAPI, database: Database) -> FastAPI:
+    """The app; `database` empties its tables after each operation's test."""
+    return postgres_app
 
 
 @schema.parametrize()

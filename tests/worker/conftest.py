@@ -1,41 +1,18 @@
-"""Fixtures of the worker's tests that need no process: a migrated database of each backend, and a claimed run."""
+"""Helpers of the worker's tests that need no process: a claimed run and its reporter.
+
+They take `database` (tests/conftest.py): a migrated database of each backend, emptied after each test.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from sqlalchemy import delete
-
 from server.db import Database
 from server.live import Publisher
-from server.models import Base
 from server.store import runs
-from tests.conftest import migrated
 from tests.services import tiny_config
 from trainer.config import TrainConfig
 from worker.reporter import DatabaseReporter
 
 WORKER = "host:1"
-
-
-@pytest.fixture(scope="session", params=("sqlite", "postgresql"))
-def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated database of each backend, shared by the session."""
-    if request.param == "sqlite":
-        return migrated(f"sqlite:///{tmp_path_factory.mktemp('worker-sqlite') / 'miles.db'}")
-    return migrated(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def database(backend_url: str) -> Iterator[Database]:
-    """The backend's database, emptied after the test."""
-    db = Database(backend_url)
-    yield db
-    with db.transaction() as session:
-        for table in reversed(Base.metadata.sorted_tables):
-            session.execute(delete(table))
-    db.dispose()
 
 
 def claimed_run(database: Database, **config: object) -> int:

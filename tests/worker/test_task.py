@@ -26,11 +26,11 @@ def no_shutdown() -> Iterator[None]:
 
 
 @pytest.fixture
-def context(database, backend_url: str, tmp_path: Path) -> Callable[..., tasks.WorkerContext]:
+def context(database, db_url: str, tmp_path: Path) -> Callable[..., tasks.WorkerContext]:
     """``context(**settings)``: what a worker process hands its tasks, on the test's database."""
 
     def make(publisher: RecordingPublisher | None = None, **settings: object) -> tasks.WorkerContext:
-        values = {"home": tmp_path, "database_url": backend_url, "redis_url": None} | settings
+        values = {"home": tmp_path, "database_url": db_url, "redis_url": None} | settings
         return tasks.WorkerContext(
             settings=Settings(**values), database=database, publisher=publisher or RecordingPublisher(), worker_id=WORKER,
         )
