@@ -116,22 +116,18 @@ def test_metrics_frame_says_pandas_is_needed_when_it_is_missing(client, monkeypa
         client.metrics_frame(1)
 
 
-def test_the_client_sends_its_token(tmp_path):
-    url = migrated(f"sqlite:///{tmp_path / 'miles.db'}")
-    database = Database(url)
+def test_the_client_sends_its_token(miles_stack, sqlite_database):
+    database = Database(sqlite_database)
     with database.transaction() as session:
         secret = tokens.create(session=session, name="notebook")[1]
     database.dispose()
-    stack = MilesStack(home=tmp_path, database_url=url, redis=None, settings={"auth": "on"})
-    server = stack.start_server()
-    try:
-        with pytest.raises(MilesAPIError) as raised:
-            MilesClient(server.url).submit(SMALL)
-        assert raised.value.status == 401
-        assert MilesClient(server.url, token=secret).submit(SMALL)["status"] == "queued"
-        assert secret not in repr(MilesClient(server.url, token=secret))
-    finally:
-        stack.close()
+    server = miles_stack(database_url=sqlite_database, redis=None, auth="on").start_server()
+
+    with pytest.raises(MilesAPIError) as raised:
+        MilesClient(server.url).submit(SMALL)
+    assert raised.value.status == 401
+    assert MilesClient(server.url, token=secret).submit(SMALL)["status"] == "queued"
+    assert secret not in repr(MilesClient(server.url, token=secret))
 
 
 def test_the_client_imports_neither_the_server_nor_torch():

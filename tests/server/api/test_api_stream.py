@@ -12,7 +12,7 @@ import pytest
 
 from server.models import utcnow
 from server.store import events, metrics, runs
-from tests.services import MilesStack, read_sse, tiny_config, wait_until
+from tests.services import read_sse, tiny_config, wait_until
 
 RUNS = "/api/v1/runs"
 
@@ -90,25 +90,22 @@ def test_a_last_event_id_the_stream_never_sent_is_refused_by_name(client):
 
 
 @pytest.mark.slow
-def test_the_server_stops_promptly_with_streams_open_and_tells_them_to_reconnect(tmp_path, sqlite_database):
-    stack = MilesStack(home=tmp_path, database_url=sqlite_database, redis=None)
+def test_the_server_stops_promptly_with_streams_open_and_tells_them_to_reconnect(miles_stack, sqlite_database):
+    stack = miles_stack(database_url=sqlite_database, redis=None)
     server = stack.start_server()
-    try:
-        run_id = stack.submit(tiny_config())["id"]  # no worker: it stays queued, its stream stays open
-        received: list = []
+    run_id = stack.submit(tiny_config())["id"]  # no worker: it stays queued, its stream stays open
+    received: list = []
 
-        def listen() -> None:
-            with contextlib.suppress(httpx.HTTPError):  # the server may close mid-read
-                received.extend(stack.stream(run_id))  # extends as messages arrive
+    def listen() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # the server may close mid-read
+            received.extend(stack.stream(run_id))  # extends as messages arrive
 
-        listener = threading.Thread(target=listen, daemon=True)
-        listener.start()
-        wait_until(lambda: received, 10, "the stream's first message")
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    wait_until(lambda: received, 10, "the stream's first message")
 
-        stopping = time.monotonic()
-        assert server.stop(signal.SIGINT, timeout=10) == 0
-        assert time.monotonic() - stopping < 5
-        listener.join(5)
-        assert [m.event for m in received] == ["status", "reconnect"]
-    finally:
-        stack.close()
+    stopping = time.monotonic()
+    assert server.stop(signal.SIGINT, timeout=10) == 0
+    assert time.monotonic() - stopping < 5
+    listener.join(5)
+    assert [m.event for m in received] == ["status", "reconnect"]
