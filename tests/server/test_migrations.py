@@ -2,40 +2,30 @@
 
 from __future__ import annotations
 
-import uuid
+import contextlib
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from alembic import command
-from sqlalchemy import inspect, make_url
+from sqlalchemy import inspect
 
 from server import migrate
 from server.db import Database
 from server.models import Base
-from tests.conftest import POSTGRES_HOST, POSTGRES_PORT, need, port_open
+from tests.conftest import BACKENDS, fresh_postgres
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def empty_database(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
     """A database with no tables at all, of each backend."""
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    with contextlib.ExitStack() as cleanup:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'empty.db'}"
+        else:
+            url = cleanup.enter_context(fresh_postgres())
+        database = Database(url)
+        cleanup.callback(database.dispose)  # before the PostgreSQL database is dropped
         yield database
-        database.dispose()
-        return
-    need(port_open(POSTGRES_HOST, POSTGRES_PORT), f"PostgreSQL is not reachable on {POSTGRES_HOST}:{POSTGRES_PORT}")
-    name = f"miles_migrations_{uuid.uuid4().hex[:12]}"
-    admin = f"host={POSTGRES_HOST} port={POSTGRES_PORT} dbname=postgres user=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    database = Database(str(make_url(f"postgresql+psycopg://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}")))
-    try:
-        yield database
-    finally:
-        database.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def tables(database: Database) -> set[str]:
