@@ -37,6 +37,7 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
+from bench import stats  # noqa: E402
 from server.db import Database  # noqa: E402
 from server.models import LatestMetric, Run, RunTag  # noqa: E402
 from tests.conftest import fresh_postgres, migrated  # noqa: E402
@@ -44,13 +45,8 @@ from tests.services import MilesStack  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
-
-    return {"p50_ms": round(1000 * statistics.median(ordered), 2), "p99_ms": round(1000 * at(0.99), 2),
-            "max_ms": round(1000 * ordered[-1], 2), "n": len(ordered)}
+    """p50, p99 and max in milliseconds, and the count (nearest-rank: bench/stats.py)."""
+    return stats.percentiles(samples, (50, 99), scale=1000, digits=2, unit="_ms")
 
 
 def timed(call: Callable[[], httpx.Response], count: int) -> list[float]:

@@ -40,6 +40,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 import redis  # noqa: E402
 import torch  # noqa: E402
 
+from bench import stats  # noqa: E402
 from server.db import Database  # noqa: E402
 from server.live import PREFIX, Publisher  # noqa: E402
 from server.store import runs  # noqa: E402
@@ -54,10 +55,8 @@ from worker.reporter import DatabaseReporter  # noqa: E402
 
 
 def percentiles(values: list[float], scale: float = 1.0, digits: int = 3) -> dict[str, float]:
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {"p50": round(statistics.median(ordered) * scale, digits), "p95": round(p95 * scale, digits),
-            "max": round(ordered[-1] * scale, digits), "n": len(ordered)}
+    """p50, p95 and max (times ``scale``) and the count (nearest-rank: bench/stats.py)."""
+    return stats.percentiles(values, (50, 95), scale=scale, digits=digits)
 
 
 def submit_to_running(stack: MilesStack, count: int) -> list[float]:
