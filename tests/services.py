@@ -228,6 +228,11 @@ class SseMessage:
     received: float  # time.time() when it arrived
 
 
+def training_epochs(messages: list[SseMessage]) -> list[int]:
+    """The steps of the epochs whose training loss the stream carried, in order of arrival."""
+    return [m.data["step"] for m in messages if m.event == "epoch" and "loss/train" in m.data["metrics"]]
+
+
 def read_sse(lines: Iterator[str]) -> Iterator[SseMessage]:
     """Parse server-sent events (comments skipped) from a response's lines."""
     event, data, message_id, retry = "message", [], None, None

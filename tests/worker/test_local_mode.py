@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import migrated
-from tests.services import MilesStack, SseMessage, tiny_config
+from tests.services import MilesStack, SseMessage, tiny_config, training_epochs
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -18,10 +18,6 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilesStack]:
     stack = MilesStack(home=home, database_url=migrated(f"sqlite:///{home / 'miles.db'}"), redis=None)
     with stack.serving():
         yield stack
-
-
-def training_epochs(messages: list[SseMessage]) -> list[int]:
-    return [m.data["step"] for m in messages if m.event == "epoch" and "loss/train" in m.data["metrics"]]
 
 
 def test_a_run_submitted_in_local_mode_trains_streams_and_completes(local):

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from server.db import Database
 from server.models import Metric
 from tests.conftest import fresh_postgres, migrated
-from tests.services import MilesStack, SseMessage, running_redis, tiny_config
+from tests.services import MilesStack, SseMessage, running_redis, tiny_config, training_epochs
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -30,10 +30,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilesStack]:
         MilesStack(home=home, database_url=migrated(url), redis=redis).serving() as stack,
     ):
         yield stack
-
-
-def training_epochs(messages: list[SseMessage]) -> list[int]:
-    return [m.data["step"] for m in messages if m.event == "epoch" and "loss/train" in m.data["metrics"]]
 
 
 def test_a_submitted_run_completes_with_every_epoch_in_the_database_and_in_the_stream(stack):
