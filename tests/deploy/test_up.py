@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.services import Process, tiny_config, wait_until
+from tests.services import MILES, Process, tiny_config, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
-
-MILES = str(Path(sys.executable).parent / "miles")
 
 
 class Up:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
-MILES = str(Path(sys.executable).parent / "miles")
+from tests.services import MILES
+
 SMALL = [
     "--dataset", "synthetic", "--dataset-param", "train_size=200", "--dataset-param", "val_size=50",
     "--dataset-param", "test_size=50", "--batch-size", "32", "--device", "cpu",
