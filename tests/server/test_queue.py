@@ -15,6 +15,7 @@ from server.queue import CeleryDispatcher
 from server.settings import Settings
 from server.store import runs
 from tests.conftest import free_port
+from tests.services import wait_until
 from trainer.config import TrainConfig
 
 pytestmark = pytest.mark.redis
@@ -50,9 +51,7 @@ def test_runs_refused_during_an_outage_are_enqueued_once_the_broker_is_back(tmp_
     with pytest.raises(BrokerUnavailable):
         dispatcher.enqueue(5, "cpu")
     redis_process.start()
-    deadline = time.monotonic() + 10
-    while dispatcher.pending and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not dispatcher.pending, 10, "the refused run to be enqueued", every=0.1)
     assert dispatcher.pending == {}
     assert [m["headers"]["argsrepr"] for m in waiting(redis_process, "cpu")] == ["[5]"]
 
