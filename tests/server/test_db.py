@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import text
 
 from server.db import Database, after_commit
@@ -51,11 +52,8 @@ def test_after_commit_callbacks_run_only_once_the_transaction_commits(tmp_path):
         after_commit(session, lambda: ran.append("committed"))
         assert ran == []
     assert ran == ["committed"]
-    try:
-        with database.transaction() as session:
-            after_commit(session, lambda: ran.append("rolled back"))
-            raise RuntimeError("the handler failed")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError, match="the handler failed"), database.transaction() as session:
+        after_commit(session, lambda: ran.append("rolled back"))
+        raise RuntimeError("the handler failed")
     assert ran == ["committed"]
     database.dispose()
