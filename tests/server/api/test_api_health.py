@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import free_port, need, port_open
+from tests.conftest import free_port
 
 
 def test_health_is_ok_when_the_database_answers(client):
@@ -24,7 +24,6 @@ def test_an_unreachable_broker_degrades_health(make_client, make_settings):
     assert (response.json()["status"], response.json()["broker"].split(":")[0]) == ("degraded", "unreachable")
 
 
-def test_a_reachable_broker_is_reported(make_client, make_settings):
-    need(port_open("127.0.0.1", 6379), "Redis is not reachable on 127.0.0.1:6379")
-    response = make_client(make_settings(redis_url="redis://127.0.0.1:6379/0")).get("/api/v1/health")
+def test_a_reachable_broker_is_reported(make_client, make_settings, redis_process):
+    response = make_client(make_settings(redis_url=redis_process.url)).get("/api/v1/health")
     assert response.json()["broker"] == "ok"
