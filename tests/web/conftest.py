@@ -50,8 +50,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
     )
     failed_before = request.session.testsfailed
     try:
-        stack.start_server()
-        stack.start_worker("--cpu")
+        stack.start("--cpu")
         yield stack
     finally:
         if request.session.testsfailed > failed_before:
