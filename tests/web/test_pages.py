@@ -8,8 +8,7 @@ import subprocess
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import migrated
-from tests.services import MILES, MilesStack
+from tests.services import MILES
 from tests.web.conftest import VIEWPORT, Console, FinishedRuns, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -44,32 +43,30 @@ def test_a_run_that_does_not_exist_says_so(page: Page, console: Console):
     expect(page.locator("#run-alert")).to_have_text("There is no run 999999; it may have been deleted.")
 
 
-def test_with_auth_on_the_pages_ask_for_a_token_and_keep_it_in_a_cookie(browser: Browser, tmp_path, console: Console):
-    stack = MilesStack(home=tmp_path, database_url=migrated(f"sqlite:///{tmp_path / 'miles.db'}"), redis=None,
-                       settings={"auth": "on"})
-    try:
-        server = stack.start_server()
-        token = subprocess.run([MILES, "token", "create", "browser"], env=stack.env(), capture_output=True, text=True,
-                               check=True).stdout.strip()
-        context = browser.new_context(base_url=server.url, viewport=VIEWPORT)
-        page = context.new_page()
-        page.on("console", lambda message: console.errors.append(message.text) if message.type == "error" else None)
-        console.expect("status of 401")  # the refused reads that send the page to the login
+def test_with_auth_on_the_pages_ask_for_a_token_and_keep_it_in_a_cookie(
+    browser: Browser, miles_stack, sqlite_database, console: Console,
+):
+    stack = miles_stack(database_url=sqlite_database, redis=None, auth="on")
+    server = stack.start_server()
+    token = subprocess.run([MILES, "token", "create", "browser"], env=stack.env(), capture_output=True, text=True,
+                           check=True).stdout.strip()
+    context = browser.new_context(base_url=server.url, viewport=VIEWPORT)
+    page = context.new_page()
+    page.on("console", lambda message: console.errors.append(message.text) if message.type == "error" else None)
+    console.expect("status of 401")  # the refused reads that send the page to the login
 
-        page.goto("/runs/new")
-        page.wait_for_url(re.compile(r"/login\?next=%2Fruns%2Fnew$"))
-        page.get_by_label("API token").fill("not-a-token")
-        page.get_by_role("button", name="Sign in").click()
-        expect(page.locator("#token-error")).to_be_visible()
-        page.get_by_label("API token").fill(token)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(re.compile(r"/runs/new$"))
-        expect(page.locator("#session-name")).to_have_text("Signed in as browser")
-        expect(page.locator("#dataset option")).not_to_have_count(0)
-        cookie = next(c for c in context.cookies() if c["name"] == "miles_token")
-        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-        assert page.evaluate("document.cookie") == ""
-        context.close()
-        assert not console.unexpected(), console.unexpected()
-    finally:
-        stack.close()
+    page.goto("/runs/new")
+    page.wait_for_url(re.compile(r"/login\?next=%2Fruns%2Fnew$"))
+    page.get_by_label("API token").fill("not-a-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#token-error")).to_be_visible()
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/runs/new$"))
+    expect(page.locator("#session-name")).to_have_text("Signed in as browser")
+    expect(page.locator("#dataset option")).not_to_have_count(0)
+    cookie = next(c for c in context.cookies() if c["name"] == "miles_token")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == ""
+    context.close()
+    assert not console.unexpected(), console.unexpected()
