@@ -144,7 +144,6 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_detail: Mapped[str | None] = mapped_column(Text)  # e.g. the last line of the traceback
     summary: Mapped[dict[str, Any] | None]
-    checkpoint_dir: Mapped[str | None] = mapped_column(Text)
     owner_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id", ondelete="SET NULL"))
 
     experiment: Mapped[Experiment | None] = relationship(lazy="joined")

@@ -153,7 +153,6 @@ class Job:
                 log.info("run %d is %s, not queued: this delivery leaves it alone", self.run_id, status)
                 return None
             run = runs.get(session=session, run_id=self.run_id)
-            run.checkpoint_dir = str(self.checkpoint_dir)
             log.info("run %d claimed by %s (attempt %d)", self.run_id, self.worker, run.attempts)
             return Claimed(spec=dict(run.spec or {}), attempt=run.attempts)
 

@@ -1,4 +1,4 @@
-"""Index run events by time (live streams); count the worker losses of a run apart from its attempts
+"""Index run events by time (live streams); count a run's worker losses apart from its attempts; drop run.checkpoint_dir
 
 Revision ID: 0002
 Revises: 0001
@@ -26,8 +26,11 @@ def upgrade() -> None:
     # (Plain ALTER TABLE on SQLite too: batch mode would copy the run table, and dropping the old
     # copy with foreign keys on would delete every row that cascades from it.)
     op.add_column("run", sa.Column("losses", sa.Integer(), server_default=sa.text("0"), nullable=False))
+    # Written by the worker, read by nothing: a run's checkpoints are its files, under MILES_ARTIFACT_DIR/runs/<id>.
+    op.drop_column("run", "checkpoint_dir")
 
 
 def downgrade() -> None:
+    op.add_column("run", sa.Column("checkpoint_dir", sa.Text(), nullable=True))
     op.drop_column("run", "losses")
     op.drop_index("ix_run_event_run_id_time", table_name="run_event")

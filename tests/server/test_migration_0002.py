@@ -55,6 +55,7 @@ def test_upgrading_keeps_every_row_and_counts_no_loss_yet(at_0001):
         assert connection.execute(text("SELECT attempts, losses FROM run")).one() == (2, 0)
     indexes = {index["name"] for index in inspect(at_0001.engine).get_indexes("run_event")}
     assert "ix_run_event_run_id_time" in indexes
+    assert "checkpoint_dir" not in {column["name"] for column in inspect(at_0001.engine).get_columns("run")}
 
 
 def test_downgrading_keeps_every_row(at_0001):
@@ -63,5 +64,5 @@ def test_downgrading_keeps_every_row(at_0001):
     assert migrate.current(at_0001.engine) == "0001"
     assert counts(at_0001) == dict.fromkeys(COUNTS, 1)
     columns = {column["name"] for column in inspect(at_0001.engine).get_columns("run")}
-    assert "losses" not in columns
+    assert "losses" not in columns and "checkpoint_dir" in columns  # back, empty: nothing read it
     assert "ix_run_event_run_id_time" not in {index["name"] for index in inspect(at_0001.engine).get_indexes("run_event")}

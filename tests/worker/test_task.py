@@ -76,7 +76,8 @@ def test_a_queued_run_trains_to_success_with_its_summary_and_checkpoints(databas
     assert run.summary["epochs_completed"] == 3 and "metric/test/fused" in run.summary
     assert per_step == {1: 1, 2: 1, 3: 1}
     assert notes[0][0] == "run.started" and notes[-1][0] == "run.finished"
-    assert {"last.pt", "best.pt"} <= {p.name for p in Path(run.checkpoint_dir).iterdir()}
+    checkpoints = job_context.settings.run_artifacts(run_id) / "checkpoints"
+    assert {"last.pt", "best.pt"} <= {p.name for p in checkpoints.iterdir()}
     statuses = [n["status"] for n in job_context.publisher.notices if n["type"] == "status"]
     assert statuses == ["running", "succeeded"]
 
@@ -150,7 +151,8 @@ def test_a_worker_shutting_down_hands_its_run_back_and_the_next_worker_resumes_i
 
     run, notes, per_step = read(database, run_id)
     assert (run.status, run.attempts) == ("succeeded", 2)
-    assert ("run.resumed", f"resumed after epoch 2 from {run.checkpoint_dir}") in notes
+    checkpoints = context().settings.run_artifacts(run_id) / "checkpoints"
+    assert ("run.resumed", f"resumed after epoch 2 from {checkpoints}") in notes
     assert per_step == {1: 1, 2: 1, 3: 1, 4: 1}
 
 
