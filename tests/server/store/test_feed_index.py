@@ -18,9 +18,9 @@ def test_run_events_are_indexed_by_run_and_time(database):
     assert indexes["ix_run_event_run_id_time"] == ["run_id", "time"]
 
 
+# EXPLAIN QUERY PLAN is SQLite's; PostgreSQL's plan depends on its statistics.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_bundled_points_check_probes_the_index_on_sqlite(database: Database):
-    if database.dialect != "sqlite":
-        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL's plan depends on its statistics")
     with database.transaction() as session:
         run_id = runs.create(session=session, config=TrainConfig(dataset="mfeat", epochs=3), execute=True).id
     start = utcnow()

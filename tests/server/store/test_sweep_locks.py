@@ -22,9 +22,8 @@ def claimed(database, *, cancel: bool = False) -> int:
         return run.id
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite has no row locks (FOR UPDATE)
 def test_the_sweep_locks_the_stale_runs_in_one_statement(database):
-    if database.dialect != "postgresql":
-        pytest.skip("SQLite has no row locks (FOR UPDATE)")
     cancelling, failing = claimed(database, cancel=True), claimed(database)
     locks: list[str] = []
 
