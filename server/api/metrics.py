@@ -54,6 +54,9 @@ def ingest(run: RunDep, body: MetricBatch, session: SessionDep) -> IngestResult:
     now = utcnow()
     points = [metrics.Point(p["key"], p["step"], p["value"], p.get("time") or now) for p in body.points]
     accepted = metrics.ingest(session=session, run_id=run.id, points=points)
+    if not run.execute and points:
+        # A logged run's steps are its epochs (as a worker's are): its progress follows them.
+        run.epoch = min(max(run.epoch, *(point.step for point in points)), run.epochs or metrics.MAX_STEP)
     return IngestResult(accepted=accepted, cancel_requested=run.cancel_requested)
 
 

@@ -83,6 +83,24 @@ def test_the_answer_tells_a_logged_run_that_it_was_asked_to_stop(client):
     assert response.json()["cancel_requested"] is True
 
 
+def test_a_logged_runs_progress_follows_its_steps_up_to_its_epochs(client, make_run):
+    run = make_run(execute=False, config={"epochs": 5})
+    url = f"/api/v1/runs/{run['id']}"
+    assert run["progress"] == {"epoch": 0, "epochs": 5}
+    post_points(client, f"{url}/metrics", [{"key": "loss", "step": step, "value": 1} for step in (1, 2, 3)])
+    assert client.get(url).json()["progress"] == {"epoch": 3, "epochs": 5}
+    post_points(client, f"{url}/metrics", [{"key": "metric/test/fused", "step": 2, "value": 1}])  # late, earlier
+    assert client.get(url).json()["progress"] == {"epoch": 3, "epochs": 5}
+    post_points(client, f"{url}/metrics", [{"key": "loss", "step": 9, "value": 1}])
+    assert client.get(url).json()["progress"] == {"epoch": 5, "epochs": 5}
+
+
+def test_an_executed_runs_progress_is_the_workers_not_its_points(client, make_run):
+    run = make_run()
+    post_points(client, f"/api/v1/runs/{run['id']}/metrics", [{"key": "loss", "step": 2, "value": 1}])
+    assert client.get(f"/api/v1/runs/{run['id']}").json()["progress"]["epoch"] == 0
+
+
 def test_50000_points_are_accepted_in_one_request_and_50001_are_not(client, metrics_url):
     batch = [{"key": "loss", "step": step, "value": 0.0} for step in range(50_000)]
     assert post_points(client, metrics_url, batch).json()["accepted"] == 50_000

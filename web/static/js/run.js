@@ -245,9 +245,8 @@ async function finish(final) {
 }
 
 /**
- * Progress is the larger of the server's count and the last step of the metrics: the server
- * counts the epochs of runs a worker executes only (a logged run stays at epoch 0), and a
- * status (sent on every reconnect) must not take the epochs seen in the metrics back.
+ * Progress is the larger of the server's count and the last step of the metrics: epochs arrive
+ * between status messages, and a status (sent on every reconnect) must not take them back.
  */
 function noteEpoch(step) {
   if (run.progress.epochs === null || step <= run.progress.epochs) {
