@@ -6,34 +6,16 @@ run closer to failing as "worker lost". The time limit is the run's, not each at
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 import torch
 from sqlalchemy import update
 
 from server.models import Run, utcnow
-from server.settings import Settings
 from server.store import events, leases, runs
-from tests.services import tiny_config
-from tests.worker.conftest import WORKER, RecordingPublisher
+from tests.worker.conftest import Hook, submit
 from trainer import checkpoint
-from trainer.config import TrainConfig
 from worker import tasks
-
-
-@pytest.fixture(autouse=True)
-def no_shutdown() -> Iterator[None]:
-    tasks.SHUTDOWN.clear()
-    yield
-    tasks.SHUTDOWN.clear()
-
-
-def submit(database, **config: object) -> int:
-    with database.transaction() as session:
-        return runs.create(session=session, config=TrainConfig.model_validate(tiny_config(**config)), execute=True).id
 
 
 def read(database, run_id: int) -> Run:
@@ -85,27 +67,6 @@ def test_a_requeue_after_a_loss_says_how_many_losses_are_left(database):
 
 
 # -- with the real task: trainings, checkpoints, hand-backs ----------------------------------------------
-
-
-class Hook(RecordingPublisher):
-    def __init__(self, action: Callable[[dict[str, object]], None]) -> None:
-        super().__init__()
-        self.action = action
-
-    def publish(self, run_id: int, kind: str, *, happened: float | None = None, **fields: object) -> None:
-        super().publish(run_id, kind, **fields)
-        self.action(self.notices[-1])
-
-
-@pytest.fixture
-def context(database, db_url: str, tmp_path: Path) -> Callable[..., tasks.WorkerContext]:
-    def make(publisher: RecordingPublisher | None = None, **settings: object) -> tasks.WorkerContext:
-        values = {"home": tmp_path, "database_url": db_url, "redis_url": None} | settings
-        return tasks.WorkerContext(
-            settings=Settings(**values), database=database, publisher=publisher or RecordingPublisher(), worker_id=WORKER,
-        )
-
-    return make
 
 
 def shut_down_after(step: int) -> Hook:

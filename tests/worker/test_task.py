@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import pytest
 from celery.exceptions import Reject
 from sqlalchemy import func, select
@@ -12,35 +9,8 @@ from sqlalchemy import func, select
 from server.models import Metric
 from server.settings import Settings
 from server.store import events, runs
-from tests.services import tiny_config
-from tests.worker.conftest import WORKER, RecordingPublisher
-from trainer.config import TrainConfig
+from tests.worker.conftest import WORKER, Hook, RecordingPublisher, submit
 from worker import tasks
-
-
-@pytest.fixture(autouse=True)
-def no_shutdown() -> Iterator[None]:
-    tasks.SHUTDOWN.clear()
-    yield
-    tasks.SHUTDOWN.clear()
-
-
-@pytest.fixture
-def context(database, db_url: str, tmp_path: Path) -> Callable[..., tasks.WorkerContext]:
-    """``context(**settings)``: what a worker process hands its tasks, on the test's database."""
-
-    def make(publisher: RecordingPublisher | None = None, **settings: object) -> tasks.WorkerContext:
-        values = {"home": tmp_path, "database_url": db_url, "redis_url": None} | settings
-        return tasks.WorkerContext(
-            settings=Settings(**values), database=database, publisher=publisher or RecordingPublisher(), worker_id=WORKER,
-        )
-
-    return make
-
-
-def submit(database, **config: object) -> int:
-    with database.transaction() as session:
-        return runs.create(session=session, config=TrainConfig.model_validate(tiny_config(**config)), execute=True).id
 
 
 def read(database, run_id: int):
@@ -51,18 +21,6 @@ def read(database, run_id: int):
             select(Metric.step, func.count()).where(Metric.run_id == run_id, Metric.key == "loss/train").group_by(Metric.step)
         ).all())
     return run, notes, per_step
-
-
-class Hook(RecordingPublisher):
-    """A publisher that calls ``action(notice)`` on each notice: to act at a given moment of the run."""
-
-    def __init__(self, action: Callable[[dict[str, object]], None]) -> None:
-        super().__init__()
-        self.action = action
-
-    def publish(self, run_id: int, kind: str, *, happened: float | None = None, **fields: object) -> None:
-        super().publish(run_id, kind, **fields)
-        self.action(self.notices[-1])
 
 
 def test_a_queued_run_trains_to_success_with_its_summary_and_checkpoints(database, context):
