@@ -25,12 +25,19 @@ with warnings.catch_warnings():
 
 
 @pytest.fixture
-def make_settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
-    """Settings of a test server on the backend, isolated from the developer's MILES_* variables."""
+def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No MILES_* variable of the developer's, and the test's folder as the working directory (no stray .env)."""
     for name in list(os.environ):
         if name.startswith("MILES_"):
             monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def make_settings(db_url: str, clean_environment: Path) -> Callable[..., Settings]:
+    """Settings of a test server on the backend, isolated from the developer's MILES_* variables."""
+    tmp_path = clean_environment
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {"home": tmp_path / "home", "database_url": db_url, "auth": "off"} | overrides

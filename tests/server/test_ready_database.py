@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from click.testing import CliRunner
 
@@ -13,14 +11,10 @@ from server.db import Database
 
 
 @pytest.fixture
-def home(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("MILES_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MILES_HOME", str(tmp_path / "home"))
+def home(monkeypatch, clean_environment):
+    monkeypatch.setenv("MILES_HOME", str(clean_environment / "home"))
     monkeypatch.setenv("MILES_REDIS_URL", "")  # the local broker: nothing to reach
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "home"
+    return clean_environment / "home"
 
 
 def test_the_worker_will_not_start_on_an_unmigrated_database(home):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from click.testing import CliRunner
 
@@ -11,12 +9,8 @@ from server.cli import main
 
 
 @pytest.fixture
-def miles(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("MILES_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MILES_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
+def miles(monkeypatch, clean_environment):
+    monkeypatch.setenv("MILES_HOME", str(clean_environment / "home"))
     runner = CliRunner()
 
     def run(*args: str):

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from server.settings import SettingsError, load_settings
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("MILES_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def test_everything_defaults_under_miles_home(monkeypatch, tmp_path):
