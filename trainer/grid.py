@@ -24,20 +24,19 @@ No torch here: the server validates grids without loading PyTorch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import (
-    AfterValidator,
     Field,
     PrivateAttr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from trainer.config import FUSIONS, Fusion, TrainConfig
+from trainer.config import FUSIONS, TrainConfig
 from trainer.methods import METHODS
 from trainer.spec import SpecModel
 
@@ -45,15 +44,6 @@ MAX_SEEDS = 100
 MAX_CELLS = 1000
 # Set per cell by the grid's own fields, so not allowed among the common settings.
 AXES = {"method": "methods", "fusion": "fusions", "seed": "seeds", "params": "params"}
-
-
-def _known_method(name: str) -> str:
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
-    return name
-
-
-MethodName = Annotated[str, AfterValidator(_known_method)]
 
 
 @dataclass(frozen=True)
@@ -82,11 +72,21 @@ class Cell:
         return f"{self.method} · {self.variant} · seed {self.seed}"
 
 
-def _unique(values: list[Any], what: str) -> list[Any]:
-    repeated = sorted({repr(v) for v in values if values.count(v) > 1})
-    if repeated:
-        raise ValueError(f"{', '.join(repeated)} appear{'s' if len(repeated) == 1 else ''} more than once; name each {what} once")
-    return values
+def _repeated(field: str, values: list[Any], what: str) -> list[InitErrorDetails]:
+    repeated = list(dict.fromkeys(repr(v) for v in values if values.count(v) > 1))
+    if not repeated:
+        return []
+    verb = "appears" if len(repeated) == 1 else "appear"
+    return [_error(field, message=f"{', '.join(repeated)} {verb} more than once; name each {what} once")]
+
+
+def _choices(field: str, values: list[str], allowed: Mapping[str, Any], what: str) -> list[InitErrorDetails]:
+    """An error per unknown value (at its index), and one for repeated values."""
+    unknown = [
+        _error(field, index, message=f"unknown {what} {value!r}; allowed: {', '.join(allowed)}", value=value)
+        for index, value in enumerate(values) if value not in allowed
+    ]
+    return unknown + _repeated(field, values, what)
 
 
 def _located(error: ValidationError, *prefix: str | int) -> list[InitErrorDetails]:
@@ -117,10 +117,10 @@ class Grid(SpecModel):
         description="Settings common to every cell: any TrainConfig field (dataset is required) but "
         "method, fusion, seed and params, which the grid sets per cell.",
     )
-    methods: list[MethodName] = Field(min_length=1, max_length=100, description=f"Methods to run: any of {', '.join(METHODS)}.")
-    fusions: list[Fusion] = Field(
+    methods: list[str] = Field(min_length=1, max_length=100, description=f"Methods to run: any of {', '.join(METHODS)}.")
+    fusions: list[str] = Field(
         default_factory=lambda: ["concat"], min_length=1, max_length=len(FUSIONS),
-        description="Fusions to run each method with (a method that trains one modality alone ignores them).",
+        description=f"Fusions to run each method with, of {', '.join(FUSIONS)} (a method of one modality alone ignores them).",
     )
     seeds: list[int] = Field(
         default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS, description="Seeds: one run per seed of each cell.",
@@ -130,36 +130,28 @@ class Grid(SpecModel):
     )
     _cells: list[Cell] = PrivateAttr(default_factory=list)
 
-    @field_validator("methods")
-    @classmethod
-    def _distinct_methods(cls, methods: list[str]) -> list[str]:
-        return _unique(methods, "method")
-
-    @field_validator("fusions")
-    @classmethod
-    def _distinct_fusions(cls, fusions: list[str]) -> list[str]:
-        return _unique(fusions, "fusion")
-
-    @field_validator("seeds")
-    @classmethod
-    def _valid_seeds(cls, seeds: list[int]) -> list[int]:
-        wrong = [s for s in seeds if not 0 <= s <= 2**31 - 1]
-        if wrong:
-            raise ValueError(f"must satisfy 0 <= seed <= {2**31 - 1} (got {', '.join(map(str, wrong))})")
-        return _unique(seeds, "seed")
-
     @model_validator(mode="after")
     def _expand(self) -> Grid:
+        # Every problem at once (not the fields' first, then the rest): a form shows them all together.
         problems = [
+            *_choices("methods", self.methods, METHODS, "method"),
+            *_choices("fusions", self.fusions, FUSIONS, "fusion"),
+            *_repeated("seeds", self.seeds, "seed"),
+        ]
+        wrong = [s for s in self.seeds if not 0 <= s <= 2**31 - 1]
+        if wrong:
+            problems.append(_error("seeds", message=f"must satisfy 0 <= seed <= {2**31 - 1} (got {', '.join(map(str, wrong))})"))
+        problems += [
             _error("config", field, message=f"is set per cell by the grid: give it as {axis}", value=self.config[field])
             for field, axis in AXES.items() if field in self.config
         ]
+        known = [m for m in self.methods if m in METHODS]
         problems += [
             _error("params", method, message=f"method {method!r} is not among the grid's methods ({', '.join(self.methods)})")
-            for method in self.params if method not in self.methods
+            for method in self.params if method not in known
         ]
         params: dict[str, dict[str, Any]] = {}
-        for method in self.methods:
+        for method in known:
             try:
                 params[method] = METHODS[method].params.model_validate(self.params.get(method, {})).model_dump()
             except ValidationError as error:

@@ -81,11 +81,18 @@ def test_a_run_of_a_method_of_one_modality_names_exactly_one(solo: str):
         TrainConfig(dataset="mfeat", modalities=["pix", "fou"], method=solo)
 
 
-def test_errors_name_the_method_fusion_and_seed_where_they_were_written():
-    errors = errors_of(config=BASE, methods=["joint", "nope", "joint"], fusions=["concat", "mean"], seeds=[1, -1, 1])
-    assert errors["methods.1"] == "unknown method 'nope'; allowed: " + ", ".join(METHODS)
-    assert errors["fusions.1"] == "Input should be 'concat', 'sum', 'film' or 'gated'"
-    assert errors["seeds"] == "must satisfy 0 <= seed <= 2147483647 (got -1)"
+def test_every_problem_is_named_at_once_where_it_was_written():
+    errors = errors_of(
+        config=BASE | {"epochs": 0}, methods=["joint", "nope"], fusions=["concat", "mean"], seeds=[1, -1],
+        params={"joint": {"x": 1}},
+    )
+    assert errors == {
+        "methods.1": "unknown method 'nope'; allowed: " + ", ".join(METHODS),
+        "fusions.1": "unknown fusion 'mean'; allowed: concat, sum, film, gated",
+        "seeds": "must satisfy 0 <= seed <= 2147483647 (got -1)",
+        "params.joint.x": "unknown field; allowed fields: none",
+        "config.epochs": "must satisfy 1 <= epochs <= 1000 (got 0)",
+    }
 
 
 def test_a_repeated_method_fusion_or_seed_is_an_error():
