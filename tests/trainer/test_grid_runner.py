@@ -12,7 +12,14 @@ import pytest
 from trainer.comparison import RunRecord, comparison_table
 from trainer.comparison_files import csv_text, markdown
 from trainer.grid import Grid
-from trainer.grid_runner import FAILED, CellOutcome, GridDirectory, GridDirectoryError, GridProgress, file_name
+from trainer.grid_runner import (
+    FAILED,
+    CellOutcome,
+    GridDirectory,
+    GridDirectoryError,
+    GridProgress,
+    file_name,
+)
 
 CELLS = Grid(config={"dataset": "mfeat", "epochs": 4}, methods=["joint", "miles"], seeds=[0, 1]).cells
 
