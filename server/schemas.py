@@ -424,6 +424,7 @@ class MethodOut(BaseModel):
     name: str
     title: str
     description: str
+    single_modality: bool = Field(description="A run trains one modality alone; a grid runs it once per modality of the pair.")
     params: dict[str, Any] = Field(description="JSON schema of the hyperparameters (config.params), with defaults and help.")
 
 
