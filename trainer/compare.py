@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,17 +123,15 @@ def compare_command(**options: Any) -> None:
         click.echo(f"note: table.png needs matplotlib ({EXTRA}); the other tables are written without it", err=True)
     title = _title(grid)
     runner = GridRun(grid.cells, GridDirectory(out), jobs, GridProgress())
+    signal.signal(signal.SIGTERM, _stop)  # `kill` stops the cells as Ctrl-C does, and keeps what finished
     try:
         outcomes = runner.run()
     except GridDirectoryError as error:
         raise click.ClickException(str(error)) from None
-    except KeyboardInterrupt:
-        outcomes = [runner.directory.finished(cell) for cell in grid.cells]
-        done = [o for o in outcomes if o is not None]
-        write_tables(comparison_table([o.record() for o in done]), out, title=f"{title} (interrupted)", command=command)
-        sys.exit(INTERRUPTED)
     table = comparison_table([o.record() for o in outcomes])
-    written = write_tables(table, out, title=title, command=command)
+    written = write_tables(table, out, title=f"{title} (interrupted)" if runner.interrupted else title, command=command)
+    if runner.interrupted:
+        sys.exit(INTERRUPTED)
     click.echo(group_tables(table) or "no results")
     click.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
     failed = [o for o in outcomes if o.status == FAILED]
@@ -140,6 +139,10 @@ def compare_command(**options: Any) -> None:
         for outcome in failed:
             click.echo(f"failed: {outcome.cell.key}: {outcome.error} ({runner.directory.error_path(outcome.cell)})", err=True)
         raise click.ClickException(f"{len(failed)} of {len(outcomes)} cells failed; run the same command again to retry them")
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _grid(options: dict[str, Any]) -> Grid:

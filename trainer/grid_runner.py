@@ -85,11 +85,15 @@ class GridDirectory:
         path = self.result_path(cell)
         if not path.exists():
             return None
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            stored_config = stored["config"]
+        except (ValueError, KeyError, TypeError) as error:  # written whole, so only an edit by hand gets here
+            raise GridDirectoryError(f"{path} cannot be read ({error}); delete it to train cell {cell.key} again") from None
         wanted = cell.config.model_dump(mode="json")
-        if stored["config"] != wanted:
-            changed = sorted(k for k in wanted.keys() | stored["config"].keys() if wanted.get(k) != stored["config"].get(k))
-            shown = ", ".join(f"{k} {stored['config'].get(k)!r} there, {wanted.get(k)!r} now" for k in changed)
+        if stored_config != wanted:
+            changed = sorted(k for k in wanted.keys() | stored_config.keys() if wanted.get(k) != stored_config.get(k))
+            shown = ", ".join(f"{k} {stored_config.get(k)!r} there, {wanted.get(k)!r} now" for k in changed)
             raise GridDirectoryError(
                 f"{path} holds cell {cell.key} trained with other settings ({shown}); choose another --out, "
                 "or delete that file to train the cell again"
@@ -161,7 +165,8 @@ class _Running:
 
 
 class GridRun:
-    """The cells of a grid trained in ``jobs`` processes at a time; `run` returns every cell's outcome."""
+    """The cells of a grid trained in ``jobs`` processes at a time; `run` returns every cell's outcome
+    (``not run`` for those an interruption left, with `interrupted` set)."""
 
     def __init__(self, cells: Sequence[Cell], directory: GridDirectory, jobs: int, progress: GridProgress) -> None:
         self.cells = list(cells)
@@ -170,6 +175,7 @@ class GridRun:
         self.progress = progress
         self.context = multiprocessing.get_context("spawn")  # a fresh interpreter per cell: no state shared with the parent
         self.events = self.context.Queue()
+        self.interrupted = False
 
     def run(self) -> list[CellOutcome]:
         outcomes: dict[str, CellOutcome] = {}
@@ -193,13 +199,13 @@ class GridRun:
                     self._drain(running, errors)
                     outcomes[key] = self._outcome(ended, errors.get(key))
                     self.progress.ended(outcomes[key], len(running))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM, see trainer.compare): stop every cell, keep what finished
+            self.interrupted = True
             for current in running.values():
                 current.process.terminate()
             for current in running.values():
                 current.process.join()
             self.progress.interrupted(sum(o.status == SUCCEEDED for o in outcomes.values()), len(self.cells))
-            raise
         finally:
             self.progress.close()
         return [outcomes.get(cell.key) or CellOutcome(cell, NOT_RUN) for cell in self.cells]

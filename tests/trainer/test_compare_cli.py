@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,17 +33,41 @@ def finished_cells(out: Path) -> dict[str, int]:
     return {path.name: path.stat().st_mtime_ns for path in (out / "cells").glob("*.json")}
 
 
+def grid_args(out: Path) -> list[str]:
+    """Four cells of two epochs, two at a time."""
+    return [*TINY, "--methods", "joint,miles", "--fusions", "concat", "--seeds", "0,1", "--epochs", "2", "--jobs", "2", "--out", str(out)]
+
+
+@contextmanager
+def until_a_cell_finished(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``miles compare`` in a session of its own, handed over once its first cell has finished; killed afterwards."""
+    out = Path(args[args.index("--out") + 1])
+    with log.open("w") as sink:
+        process = subprocess.Popen([MILES, "compare", *args], stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until(lambda: finished_cells(out) if out.exists() else None, 240, "a first finished cell", every=0.05)
+            yield process
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def session_processes(session: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and os.getsid(int(entry.name)) == session and " Z " not in (entry / "stat").read_text():
+                found.append(int(entry.name))
+    return found
+
+
 @pytest.mark.slow
 def test_a_grid_killed_midway_resumes_without_training_its_finished_cells_again(tmp_path: Path):
     out = tmp_path / "grid"
-    args = [*TINY, "--methods", "joint,miles", "--fusions", "concat", "--seeds", "0,1", "--epochs", "2", "--jobs", "2", "--out", str(out)]
-    with (tmp_path / "first.log").open("w") as log:
-        first = subprocess.Popen([MILES, "compare", *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_until(lambda: finished_cells(out) if out.exists() else None, 240, "a first finished cell", every=0.05)
-        finally:
-            os.killpg(first.pid, signal.SIGKILL)  # the command and every cell process at once, as a lost machine
-            first.wait()
+    args = grid_args(out)
+    with until_a_cell_finished(args, tmp_path / "first.log") as first:
+        os.killpg(first.pid, signal.SIGKILL)  # the command and every cell process at once, as a lost machine
     kept = finished_cells(out)
     assert 1 <= len(kept) < 4, (tmp_path / "first.log").read_text()
 
@@ -64,6 +92,19 @@ def test_a_grid_killed_midway_resumes_without_training_its_finished_cells_again(
     assert group["rows"][1]["best"]["fused"]["mean"] == pytest.approx(sum(fused) / 2)
     assert "| miles · concat | 2 |" in done.stdout and f"{group['dominant']} (dominant)" in done.stdout
     assert "miles compare --dataset synthetic" in (out / "table.md").read_text()  # the command beside the table
+
+
+@pytest.mark.slow
+def test_a_stopped_grid_stops_its_cells_keeps_what_finished_and_says_how_to_go_on(tmp_path: Path):
+    out = tmp_path / "grid"
+    with until_a_cell_finished(grid_args(out), tmp_path / "run.log") as process:
+        process.send_signal(signal.SIGTERM)  # `kill PID`: the command alone, as a user or a scheduler stops it
+        assert process.wait(timeout=60) == 130
+        wait_until(lambda: not session_processes(process.pid), 20, "the cell processes to end")
+    log = (tmp_path / "run.log").read_text()
+    assert re.search(r"interrupted: (\d) of 4 cells are done and kept; run the same command again to train the other \d", log), log
+    report = (out / "table.md").read_text()
+    assert "(interrupted)" in report and "not run" in report
 
 
 @pytest.mark.slow
