@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -174,7 +175,6 @@ class ComparisonTable(BaseModel):
     counted: int = Field(description="Runs in the numbers (succeeded, with test metrics).")
 
 
-
 # -- building it ---------------------------------------------------------------------------------------------
 
 
@@ -223,16 +223,16 @@ def _label(settings: Mapping[str, str], differing: Sequence[str]) -> str:
 
 def _differing(keyed: Sequence[tuple[RunRecord, dict[str, str]]]) -> dict[str | None, list[str]]:
     """Per method, the settings in which its runs differ: a path some run lacks or holds another value of."""
-    values: dict[str | None, dict[str, set[str]]] = {}
-    counts: dict[str | None, dict[str, int]] = {}
-    runs: dict[str | None, int] = {}
+    runs: Counter[str | None] = Counter()
+    holders: dict[str | None, Counter[str]] = defaultdict(Counter)  # runs holding each path
+    values: dict[str | None, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for record, settings in keyed:
-        runs[record.method] = runs.get(record.method, 0) + 1
+        runs[record.method] += 1
         for path, value in settings.items():
-            values.setdefault(record.method, {}).setdefault(path, set()).add(value)
-            counts.setdefault(record.method, {})[path] = counts.setdefault(record.method, {}).get(path, 0) + 1
+            holders[record.method][path] += 1
+            values[record.method][path].add(value)
     return {
-        method: sorted(p for p, seen in values.get(method, {}).items() if len(seen) > 1 or counts[method][p] < total)
+        method: sorted(p for p, seen in values[method].items() if len(seen) > 1 or holders[method][p] < total)
         for method, total in runs.items()
     }
 

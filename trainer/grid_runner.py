@@ -150,7 +150,6 @@ def train_cell(key: str, spec: dict[str, Any], result: str, error: str, events: 
         "key": key, "config": spec, "status": SUCCEEDED, "summary": outcome.summary, "latest": progress.last,
         "seconds": time.perf_counter() - started,
     }), indent=1, allow_nan=False) + "\n")
-    events.put(("done", key))
 
 
 # -- the parent: a pool of at most `jobs` cell processes ------------------------------------------------------
@@ -198,7 +197,7 @@ class GridRun:
                     ended.process.join()
                     self._drain(running, errors)
                     outcomes[key] = self._outcome(ended, errors.get(key))
-                    self.progress.ended(outcomes[key], len(running))
+                    self.progress.ended(outcomes[key], len(running), counted=ended.epoch)
         except KeyboardInterrupt:  # Ctrl-C (or SIGTERM, see trainer.compare): stop every cell, keep what finished
             self.interrupted = True
             for current in running.values():
@@ -293,11 +292,11 @@ class GridProgress:
             self.bar.update(count)
         self._refresh()
 
-    def ended(self, outcome: CellOutcome, running: int) -> None:
+    def ended(self, outcome: CellOutcome, running: int, counted: int) -> None:
+        """A cell ended, ``counted`` of its epochs shown so far: the rest count as done (a cell that stopped
+        early or failed leaves none to wait for)."""
         self.running = running
-        trained = outcome.summary.get("epochs_completed", 0) if outcome.status == SUCCEEDED else 0
-        # A cell that stopped early or failed leaves no epochs to wait for.
-        rest = max(0, outcome.cell.config.epochs - int(trained or 0))
+        rest = max(0, outcome.cell.config.epochs - counted)
         if outcome.status == SUCCEEDED:
             self.done += 1
             head = outcome.cell.config.modalities[0] if outcome.cell.modality else "fused"

@@ -52,8 +52,9 @@ def test_plain_progress_lines_say_cells_done_running_failed_and_time_left():
     for cell in CELLS[1:3]:
         progress.started(cell)
     progress.epoch(CELLS[1], 2)
-    progress.ended(CellOutcome(CELLS[1], "succeeded", {"metric/test/fused": 0.953, "epochs_completed": 4}, seconds=12.0), 1)
-    progress.ended(CellOutcome(CELLS[2], FAILED, error="RuntimeError: out of memory"), 0)
+    progress.ended(CellOutcome(CELLS[1], "succeeded", {"metric/test/fused": 0.953}, seconds=12.0), 1, counted=2)
+    progress.ended(CellOutcome(CELLS[2], FAILED, error="RuntimeError: out of memory"), 0, counted=0)
+    assert progress.epochs_done == 4 + 4 + 4  # the finished cell, and the two that ended: nothing left to wait for
     lines = out.getvalue().splitlines()
     assert lines[0] == "4 cells: 1 already done, 3 to train, 2 at a time"
     assert lines[1].startswith("[2/4] joint/concat/seed1 succeeded in 12 s: test fused 0.953 (2 done, 1 running, 0 failed, about ")
