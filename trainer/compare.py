@@ -100,13 +100,15 @@ def _option(field: str) -> str:
 def compare_command(**options: Any) -> None:
     """Train every method x fusion x seed and write the paper's kind of table.
 
-    Each cell trains in its own process, --jobs at a time. The table (DIR/table.md, .csv, .json
-    and .png) gives, per method and fusion, the test metric of the fused head, of the dominant and
-    the weak modality's heads, and their difference Delta, as mean ± standard deviation over seeds,
-    at the best validation epoch and at the last. Dominant and weak are chosen on validation.
+    Each cell trains in its own process, --jobs at a time, and the progress shows the cells done,
+    running and failed and the time left. The table (DIR/table.md, .csv, .json and .png) gives, per
+    method and fusion, the test metric of the fused head, of the dominant and the weak modality's
+    heads, and their difference Delta, as mean ± standard deviation over seeds, at the best
+    validation epoch and at the last. Dominant and weak are chosen on validation.
 
     Stopped (Ctrl-C) or killed, the same command continues: a finished cell is never trained
-    again (its result is kept in DIR/cells), an interrupted one starts over.
+    again (its result is kept in DIR/cells), an interrupted one starts over. A failed cell is listed
+    in the table, its traceback kept in DIR/failed, and the same command retries it.
 
     \b
     Example:
