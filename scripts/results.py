@@ -19,7 +19,6 @@ import gzip
 import hashlib
 import json
 import os
-import statistics
 import sys
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -153,11 +152,10 @@ def train_missing(settings: list[Setting], workers: int) -> dict[str, dict]:
 
 
 def stat(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    """Mean ± sample sd over seeds, as every table of the project writes it (trainer.comparison)."""
+    from trainer.comparison import describe
+
+    return describe(values).text()
 
 
 def rows_of(setting: Setting, runs: dict[str, dict]) -> list[dict]:
@@ -165,17 +163,21 @@ def rows_of(setting: Setting, runs: dict[str, dict]) -> list[dict]:
 
 
 def heads_of(spec: dict, runs: dict[str, dict]) -> tuple[str, str]:
-    """(dominant, weak): the head that scores higher on validation under vanilla joint training of the same pair."""
-    first, second = spec["modalities"]
-    joint = [
-        r["summary"] for r in runs.values()
-        if r["spec"]["method"] == "joint" and r["spec"]["dataset"] == spec["dataset"]
-        and r["spec"]["modalities"] == spec["modalities"]
+    """(dominant, weak) of the pair, chosen on validation as every table of the project chooses them
+    (trainer.comparison.dominance: under joint training when the pair has joint runs)."""
+    from trainer.comparison import RunRecord, dominance
+
+    same = [
+        RunRecord(
+            id=r["key"], name=r["key"], dataset=r["spec"]["dataset"], modalities=tuple(r["spec"]["modalities"]),
+            method=r["spec"]["method"], fusion=r["spec"].get("fusion", "concat"), seed=r["spec"]["seed"],
+            status="succeeded", summary=r["summary"], config=r["spec"],
+        )
+        for r in runs.values()
+        if r["spec"]["dataset"] == spec["dataset"] and sorted(r["spec"]["modalities"]) == sorted(spec["modalities"])
     ]
-    if not joint:
-        return PAIRS.get(spec["dataset"], (first, second))
-    lead = statistics.mean(s[f"metric/val/{first}"] - s[f"metric/val/{second}"] for s in joint)
-    return (first, second) if lead >= 0 else (second, first)
+    roles = dominance(same)
+    return (roles.dominant, roles.weak) if roles else PAIRS.get(spec["dataset"], tuple(spec["modalities"]))
 
 
 def table(settings: list[Setting], runs: dict[str, dict], label: str = "setting") -> str:

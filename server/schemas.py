@@ -23,7 +23,9 @@ from typing_extensions import TypedDict
 
 from server.models import Run, Status
 from server.store.metrics import MAX_POINTS_PER_REQUEST, MAX_STEP, Latest
+from trainer.comparison import ComparisonTable
 from trainer.config import TrainConfig
+from trainer.grid import Grid
 from trainer.spec import SpecModel, field_error
 
 # Patterns, with the sentence shown when a value does not match (see api.errors).
@@ -341,6 +343,47 @@ class ExperimentPage(BaseModel):
     next_cursor: str | None
 
 
+# -- grids and their table of results -------------------------------------------------------------
+
+
+class GridCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "experiment": "mfeat: methods x fusions", "grid": {
+            "config": {"dataset": "mfeat", "modalities": ["pix", "fou"], "epochs": 30},
+            "methods": ["joint", "joint_aux", "miles"], "fusions": ["concat", "sum"], "seeds": [0, 1, 2],
+            "params": {"miles": {"tau": 0.2}},
+        },
+    }]})
+
+    experiment: Name = Field(description="The experiment that groups the grid's runs (created when missing); its page shows their table.")
+    name: Name | None = Field(None, description="Prefix of the runs' names ('tau study: miles · concat · seed 0'); default: the cell alone.")
+    tags: Tags = []
+    grid: Grid
+
+    @model_validator(mode="after")
+    def _storable(self) -> GridCreate:
+        for field, value in (("grid.config", self.grid.config), ("grid.params", self.grid.params)):
+            try:
+                _check_document(value)
+            except ValueError as error:
+                raise field_error("GridCreate", field, None, str(error)) from None
+        return self
+
+
+class GridCell(BaseModel):
+    key: str = Field(description="method/fusion/seedN; method/modality/seedN for a method of one modality alone.")
+    run: RunOut
+
+
+class GridOut(BaseModel):
+    experiment: ExperimentOut
+    cells: list[GridCell] = Field(description="The grid's runs, queued, method by method, then fusion, then seed.")
+
+
+class ResultsOut(ComparisonTable):
+    complete: bool = Field(description="False when more runs matched than one table holds; it holds the newest.")
+
+
 # -- auth, catalog, health, errors ----------------------------------------------------------------
 
 
@@ -381,6 +424,7 @@ class MethodOut(BaseModel):
     name: str
     title: str
     description: str
+    single_modality: bool = Field(description="A run trains one modality alone; a grid runs it once per modality of the pair.")
     params: dict[str, Any] = Field(description="JSON schema of the hyperparameters (config.params), with defaults and help.")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,26 +10,13 @@ import click
 from pydantic import ValidationError
 
 from trainer.checkpoint import LAST, CheckpointError
+from trainer.cli_values import parse_param, split_list
 from trainer.config import FUSIONS, TrainConfig
 from trainer.datasets import DATASETS, DatasetError
 from trainer.device import DeviceError
 from trainer.methods import METHODS
 from trainer.reporting import ConsoleReporter, JsonlReporter, MultiReporter
 from trainer.spec import explain
-
-
-def _split_list(value: str | None) -> list[str] | None:
-    return [part.strip() for part in value.split(",") if part.strip()] if value else None
-
-
-def _parse_param(text: str) -> tuple[str, Any]:
-    name, sep, raw = text.partition("=")
-    if not sep or not name:
-        raise click.BadParameter(f"{text!r}: expected NAME=VALUE", param_hint="--param")
-    try:
-        return name, json.loads(raw)
-    except json.JSONDecodeError:
-        return name, raw
 
 
 def _read_last(directory: Path) -> dict[str, Any]:
@@ -90,15 +76,15 @@ def train_command(ctx: click.Context, **options: Any) -> None:
     else:
         if not options["dataset"]:
             raise click.UsageError("--dataset is required (or --resume DIR)")
-        params = dict(_parse_param(p) for p in options["params"])
+        params = dict(parse_param(p) for p in options["params"])
         for name in ("tau", "mu"):
             if options[name] is not None:
                 params[name] = options[name]
         spec = {
             "dataset": options["dataset"],
             "data_path": options["data_path"],
-            "dataset_params": dict(_parse_param(p) for p in options["dataset_params"]),
-            "modalities": _split_list(options["modalities"]),
+            "dataset_params": dict(parse_param(p, "--dataset-param") for p in options["dataset_params"]),
+            "modalities": split_list(options["modalities"]),
             "fusion": options["fusion"],
             "method": options["method"],
             "params": params,

@@ -6,6 +6,9 @@
     run = client.submit({"dataset": "mfeat", "method": "miles", "epochs": 20}, experiment="sweep")
     client.wait(run["id"])                       # a progress bar over epochs
     client.metrics(run["id"], keys=["util/*"])   # {key: {"steps": [...], "values": [...]}}
+    client.submit_grid({"config": {"dataset": "mfeat"}, "methods": ["joint", "miles"], "seeds": [0, 1, 2]},
+                       experiment="joint vs miles")  # every method x fusion x seed, as one experiment
+    client.results(experiment="joint vs miles")  # its table: mean ± sd over seeds per method and fusion
 
     with client.track("my loop", params={"lr": 1e-3}) as tracked:  # log your own training loop
         for step in range(100):
@@ -90,6 +93,20 @@ class MilesClient:
         spec = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config)
         body = {"config": spec, "name": name, "experiment": experiment, "tags": list(tags), "execute": True}
         return self.request("POST", "/runs", json=body)
+
+    def submit_grid(
+        self, grid: Any, *, experiment: str, name: str | None = None, tags: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Queue every method x fusion x seed of ``grid`` (a `trainer.grid.Grid` or a dict of one) as the runs of
+        ``experiment``, all or none; returns ``{"experiment", "cells": [{"key", "run"}, ...]}``."""
+        spec = grid.model_dump(mode="json") if hasattr(grid, "model_dump") else dict(grid)
+        body = {"grid": spec, "experiment": experiment, "name": name, "tags": list(tags)}
+        return self.request("POST", "/grids", json=body)
+
+    def results(self, *, experiment: str | int | None = None, ids: Sequence[int] = ()) -> dict[str, Any]:
+        """The table of results (mean ± sd over seeds per method and fusion) of an experiment or of runs."""
+        params: dict[str, Any] = {"experiment": experiment, "id": list(ids)}
+        return self.request("GET", "/results", params={k: v for k, v in params.items() if v not in (None, [])})
 
     def runs(self, *, page_size: int = 100, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every run matching ``filters`` (status, method, dataset, fusion, experiment, tag, q, sort), page by page."""

@@ -130,7 +130,11 @@ class TrainConfig(SpecModel):
                     f"{', '.join(map(repr, unknown))} not in dataset {self.dataset!r}; available: {', '.join(info.modalities)}",
                 )
         if self.modalities is not None:
-            if len(self.modalities) < 2:
+            if METHODS[self.method].single_modality and len(self.modalities) != 1:
+                raise field_error(
+                    "TrainConfig", "modalities", self.modalities, f"method {self.method!r} trains one modality alone: name exactly one",
+                )
+            if not METHODS[self.method].single_modality and len(self.modalities) < 2:
                 raise field_error("TrainConfig", "modalities", self.modalities, "name at least two modalities")
             if len(set(self.modalities)) != len(self.modalities):
                 raise field_error("TrainConfig", "modalities", self.modalities, "each modality may appear only once")

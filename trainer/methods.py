@@ -48,6 +48,9 @@ class MethodSpec:
     description: str
     params: type[SpecModel]
     strategy: str  # "module:Class" in trainer.strategies, imported on demand
+    # A run of it trains one modality alone (a modality's ceiling): its config names exactly one
+    # modality, and a grid expands it to one cell per modality of the pair instead of per fusion.
+    single_modality: bool = False
 
     def strategy_class(self) -> type[Strategy]:
         module, _, name = self.strategy.partition(":")

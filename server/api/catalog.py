@@ -29,7 +29,10 @@ def _static() -> tuple[list[DatasetOut], list[MethodOut], list[FusionOut], dict]
         for name, entry in DATASETS.items()
     ]
     methods = [
-        MethodOut(name=name, title=spec.title, description=spec.description, params=spec.params_schema())
+        MethodOut(
+            name=name, title=spec.title, description=spec.description, single_modality=spec.single_modality,
+            params=spec.params_schema(),
+        )
         for name, spec in METHODS.items()
     ]
     fusions = [FusionOut(name=name, description=text) for name, text in FUSIONS.items()]

@@ -46,16 +46,21 @@ def submit(
         owner_token_id=caller_token, max_active=settings.max_active_runs, auto_queue=settings.auto_queue,
     )
     if execute:
-        run_id, queue = run.id, run.queue  # every executed run has one (runs.create)
-
-        def enqueue() -> None:
-            try:
-                dispatcher.enqueue(run_id, queue)
-            except BrokerUnavailable as error:
-                raise BrokerUnavailable(f"run {run_id}: {error}") from error
-
-        after_commit(session, enqueue)
+        enqueue_after_commit(session, dispatcher, run)
     return run
+
+
+def enqueue_after_commit(session: Session, dispatcher: Dispatcher, run: Run) -> None:
+    """Hand the executed ``run`` to the dispatcher once the request's transaction is committed."""
+    run_id, queue = run.id, run.queue  # every executed run has one (runs.create)
+
+    def enqueue() -> None:
+        try:
+            dispatcher.enqueue(run_id, queue)
+        except BrokerUnavailable as error:
+            raise BrokerUnavailable(f"run {run_id}: {error}") from error
+
+    after_commit(session, enqueue)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Submit a run, or start logging one")

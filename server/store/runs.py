@@ -116,7 +116,28 @@ def _shortened(text: str) -> str:
     return text if len(text) <= NAME_LENGTH else text[: NAME_LENGTH - 1] + "\u2026"
 
 
-def _check_active_limit(*, session: Session, owner_token_id: int | None, limit: int) -> None:
+def create_many(
+    *,
+    session: Session,
+    named: Sequence[tuple[str, TrainConfig]],
+    experiment: Experiment | None = None,
+    tags: Sequence[str] = (),
+    owner_token_id: int | None = None,
+    max_active: int | None = None,
+    auto_queue: str = "cpu",
+) -> list[Run]:
+    """Queued runs of ``(name, config)`` pairs (a grid), all or none: refused when they would not all fit
+    under ``max_active`` queued and running runs of ``owner_token_id``."""
+    if max_active is not None:
+        _check_active_limit(session=session, owner_token_id=owner_token_id, limit=max_active, adding=len(named))
+    return [
+        create(session=session, config=config, execute=True, name=name, experiment=experiment, tags=tags,
+               owner_token_id=owner_token_id, auto_queue=auto_queue)
+        for name, config in named
+    ]
+
+
+def _check_active_limit(*, session: Session, owner_token_id: int | None, limit: int, adding: int = 1) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Two concurrent submissions of one token must not both see room for one more run.
         session.execute(text("SELECT pg_advisory_xact_lock(:key, :owner)"), {"key": _ACTIVE_RUNS_LOCK, "owner": owner_token_id or 0})
@@ -127,11 +148,16 @@ def _check_active_limit(*, session: Session, owner_token_id: int | None, limit: 
             Run.owner_token_id.is_(None) if owner_token_id is None else Run.owner_token_id == owner_token_id,
         )
     ) or 0
-    if active >= limit:
+    if active + adding > limit:
         who = "this API token" if owner_token_id is not None else "this server's anonymous submissions"
+        if adding == 1:
+            raise LimitReached(
+                f"{who} already has {active} queued or running runs, the most allowed at once "
+                f"(MILES_MAX_ACTIVE_RUNS={limit}); wait for one to finish or cancel one"
+            )
         raise LimitReached(
-            f"{who} already has {active} queued or running runs, the most allowed at once "
-            f"(MILES_MAX_ACTIVE_RUNS={limit}); wait for one to finish or cancel one"
+            f"these {adding} runs would pass the most queued or running runs allowed at once (MILES_MAX_ACTIVE_RUNS="
+            f"{limit}): {who} has {active}; submit fewer methods, fusions or seeds, or wait for runs to finish"
         )
 
 

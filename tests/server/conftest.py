@@ -18,6 +18,7 @@ import pytest
 from server.app import create_app
 from server.db import Database
 from server.settings import Settings
+from server.store import runs
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's test client would prefer httpx2 to httpx
@@ -92,3 +93,15 @@ def make_run(client: TestClient, small_config: dict[str, Any]) -> Callable[..., 
         return response.json()
 
     return make
+
+
+class RecordingDispatcher:
+    """Enqueues by checking, from a separate connection, that the run's row is already committed."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.enqueued: list[tuple[int, str, str]] = []
+
+    def enqueue(self, run_id: int, queue: str) -> None:
+        with self.database.transaction(write=False) as session:
+            self.enqueued.append((run_id, queue, runs.get(session=session, run_id=run_id).status))

@@ -195,3 +195,18 @@ def test_points_logged_while_the_server_is_down_arrive_once_it_is_back(client, s
         stack.server.start()
     assert client.metrics(run.id)["loss"]["steps"] == list(range(20))
     assert client.run(run.id)["status"] == "succeeded"
+
+
+def test_a_grid_is_submitted_whole_and_its_experiments_table_read_back(client):
+    from trainer.grid import Grid
+
+    grid = Grid(config=SMALL, methods=["joint", "miles"], fusions=["concat"], seeds=[0, 1])
+    answer = client.submit_grid(grid, experiment="client grid", name="nb")
+    assert [cell["key"] for cell in answer["cells"]] == [c.key for c in grid.cells]
+    assert answer["cells"][0]["run"]["name"] == "nb: joint · concat · seed 0"
+    table = client.results(experiment="client grid")
+    assert [(row["method"], row["waiting"]) for row in table["groups"][0]["rows"]] == [
+        ("joint", {"queued": 2}), ("miles", {"queued": 2})]
+    with pytest.raises(MilesAPIError) as refused:
+        client.submit_grid({"config": SMALL, "methods": ["nope"]}, experiment="client grid")
+    assert refused.value.status == 422 and refused.value.errors[0]["field"] == "grid.methods.0"

@@ -16,12 +16,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker]
 def test_an_out_of_range_hyperparameter_shows_the_apis_message_next_to_its_field(page: Page, console: Console):
     console.expect("status of 422")  # Chromium logs the refused request; that refusal is the point here
     page.goto("/runs/new")
-    page.select_option("#method", "miles")
+    expect(page.get_by_label("MILES", exact=True)).to_be_checked()  # the default method
     tau = page.get_by_label("Tau")
     tau.fill("2")
     page.get_by_role("button", name="Start run").click()
 
-    field = page.locator('.field[data-field="config.params.tau"]')
+    field = page.locator('.field[data-field="params.miles.tau"]')  # MILES's tau: each checked method has its own
     error = field.locator(".error")
     expect(error).to_be_visible()
     expect(error).to_have_text("must satisfy 0 <= tau <= 1 (got 2)")
@@ -64,7 +64,10 @@ def test_clone_fills_the_form_with_the_runs_spec(page: Page, dashboard: MilesSta
     page.wait_for_url(re.compile(rf"/runs/new\?clone={run['id']}$"))
     expect(page.locator("#form-title")).to_have_text(f"Clone run #{run['id']}")
     expect(page.locator("#dataset")).to_have_value("synthetic")
-    expect(page.locator("#fusion")).to_have_value("sum")
+    expect(page.get_by_label("sum", exact=True)).to_be_checked()
+    expect(page.get_by_label("concat", exact=True)).not_to_be_checked()
+    expect(page.get_by_label("MILES", exact=True)).to_be_checked()
+    expect(page.get_by_label("Joint training (vanilla)", exact=True)).not_to_be_checked()
     expect(page.get_by_label("Tau")).to_have_value("0.35")
     expect(page.get_by_label("Mu")).to_have_value("0.25")
     expect(page.get_by_label("Epochs")).to_have_value("2")

@@ -1,8 +1,6 @@
-"""The pages' pure helpers, imported as the pages import them: durations, and how results are grouped and labelled."""
+"""The pages' pure helpers, imported as the pages import them (the table of results is the server's: trainer.comparison)."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from playwright.sync_api import Page
@@ -21,26 +19,15 @@ def test_durations_round_to_whole_seconds_before_splitting_into_minutes(page: Pa
     assert got == ["4.3 s", "59 s", "1 min 00 s", "2 min 00 s", "2 min 05 s", "1 h 00 min", "1 h 02 min"]
 
 
-def run(run_id: int, method: str, val: dict[str, float], test: dict[str, float], **config: object) -> dict:
-    summary = {"metric/test/fused": 0.9, **{f"metric/val/{m}": v for m, v in val.items()},
-               **{f"metric/test/{m}": v for m, v in test.items()}}
-    return {"id": run_id, "method": method, "fusion": "concat", "status": "succeeded", "modalities": ["audio", "video"],
-            "summary": summary, "config": {"method": method, "fusion": "concat", "seed": run_id, **config}}
+def test_a_grids_errors_land_on_the_forms_own_fields(page: Page):
+    fields = ["grid.config.epochs", "grid.params.miles.tau", "grid.methods.1", "grid.fusions", "grid.seeds",
+              "config.params.tau", "grid.cells.joint/film.fusion", "experiment"]
+    got = run_in_page(page, "grid-fields.js", f"return {fields}.map((f) => m.formPath(f, ['miles']));")
+    assert got == ["config.epochs", "params.miles.tau", "config.method", "config.fusion", "config.seed",
+                   "params.miles.tau", "grid.cells.joint/film.fusion", "experiment"]
 
 
-def test_the_dominant_modality_is_chosen_on_validation_never_on_test(page: Page):
-    runs = [run(1, "joint", {"audio": 0.8, "video": 0.6}, {"audio": 0.5, "video": 0.7}),
-            run(2, "joint", {"audio": 0.7, "video": 0.65}, {"audio": 0.5, "video": 0.7}),
-            run(3, "miles", {"audio": 0.1, "video": 0.9}, {"audio": 0.1, "video": 0.9})]
-    roles = run_in_page(page, "results.js", f"return m.dominance({json.dumps(runs)});")
-    assert roles == {"dominant": "audio", "weak": "video", "basis": "joint"}
-
-
-def test_rows_of_one_method_name_the_settings_they_differ_in(page: Page):
-    runs = [run(1, "miles", {}, {}, params={"tau": 0.1}, lr=0.01), run(2, "miles", {}, {}, params={"tau": 0.1}, lr=0.01),
-            run(3, "miles", {}, {}, params={"tau": 0.3}, lr=0.01), run(4, "miles", {}, {}, lr=0.01),
-            run(5, "joint", {}, {}, lr=0.01), run(6, "joint", {}, {}, lr=0.02)]
-    rows = run_in_page(page, "results.js", f"return m.rows({json.dumps(runs)}, {{dominant: 'audio', weak: 'video'}})"
-                                           ".map((r) => [r.method, r.label, r.runs.length]);")
-    assert rows == [["joint", "lr 0.01", 1], ["joint", "lr 0.02", 1],
-                    ["miles", "tau 0.1", 2], ["miles", "tau 0.3", 1], ["miles", "tau default", 1]]
+def test_a_method_of_one_modality_counts_once_per_modality_not_per_fusion(page: Page):
+    catalog = "{methods: [{name: 'solo', single_modality: true}, {name: 'miles', single_modality: false}]}"
+    got = run_in_page(page, "grid-fields.js", f"return m.runCount({catalog}, ['solo', 'miles'], 3, 2, 2);")
+    assert got == (2 + 3) * 2

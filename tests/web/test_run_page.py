@@ -37,7 +37,7 @@ def test_a_run_submitted_from_the_form_draws_its_charts_while_it_trains_until_it
     # Large enough that the run outlives a few 2-second streams even on a fast, idle machine.
     page.get_by_label("Train size").fill("8000")
     page.get_by_label("Classes").fill("6")
-    page.select_option("#method", "miles")
+    expect(page.get_by_label("MILES", exact=True)).to_be_checked()  # the default method, alone
     page.get_by_label("Epochs").fill(str(EPOCHS))
     page.get_by_label("Device").fill("cpu")
     page.get_by_label("Name").fill("watched from the form")

@@ -98,3 +98,26 @@ def test_a_cancelled_run_stops_within_two_seconds_and_the_worker_takes_the_next_
     assert time.monotonic() - asked < 2.0
     assert cancelled["progress"]["epoch"] < 200
     assert stack.wait_for_status(waiting["id"], "succeeded", timeout=60)["status"] == "succeeded"
+
+
+def test_a_grid_submitted_whole_is_trained_by_the_worker_and_its_table_fills_in(stack):
+    config = {key: value for key, value in tiny_config(epochs=2).items() if key != "method"}
+    body = {"experiment": "team grid", "grid": {"config": config, "methods": ["joint", "miles"], "fusions": ["concat", "sum"], "seeds": [0, 1]}}
+    with stack.api as api:
+        response = api.post("/grids", json=body)
+    assert response.status_code == 201, response.text
+    cells = response.json()["cells"]
+    assert len(cells) == 8
+
+    done = [stack.wait_for_status(cell["run"]["id"], "succeeded", "failed", timeout=180) for cell in cells]
+
+    assert [run["status"] for run in done] == ["succeeded"] * 8, [run["error"] for run in done]
+    with stack.api as api:
+        table = api.get("/results", params={"experiment": "team grid"}).json()
+    (group,) = table["groups"]
+    assert [(row["method"], row["fusion"], row["seeds"]) for row in group["rows"]] == [
+        ("joint", "concat", 2), ("joint", "sum", 2), ("miles", "concat", 2), ("miles", "sum", 2)]
+    by_cell = {cell["key"]: run for cell, run in zip(cells, done, strict=True)}
+    fused = [by_cell[f"miles/sum/seed{seed}"]["summary"]["final/metric/test/fused"] for seed in (0, 1)]
+    assert group["rows"][3]["last"]["fused"]["mean"] == pytest.approx(sum(fused) / 2)
+    assert table["counted"] == 8 and all(row["waiting"] == {} for row in group["rows"])

@@ -11,6 +11,7 @@ from server.app import create_app
 from server.dispatch import BrokerUnavailable
 from server.store import leases
 from server.store import runs as run_store
+from tests.server.conftest import RecordingDispatcher
 
 RUNS = "/api/v1/runs"
 
@@ -116,18 +117,6 @@ def test_cancelled_and_logged_runs_leave_room_under_the_active_limit(small_confi
     assert client.post(RUNS, json={"execute": False}).status_code == 201
     assert client.post(f"{RUNS}/{first['id']}/cancel").status_code == 200
     assert client.post(RUNS, json={"config": small_config}).status_code == 201
-
-
-class RecordingDispatcher:
-    """Enqueues by checking, from a separate connection, that the run's row is already committed."""
-
-    def __init__(self, database: Any) -> None:
-        self.database = database
-        self.enqueued: list[tuple[int, str, str]] = []
-
-    def enqueue(self, run_id: int, queue: str) -> None:
-        with self.database.transaction(write=False) as session:
-            self.enqueued.append((run_id, queue, run_store.get(session=session, run_id=run_id).status))
 
 
 def test_a_run_is_handed_to_the_dispatcher_only_once_committed(small_config, database, settings):

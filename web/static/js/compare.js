@@ -18,7 +18,8 @@ const alertBox = byId("compare-alert");
 const keySelect = byId("metric-key");
 const ids = api.idsParam();
 let runs = [];
-let catalog = null;
+/** The table of results of these runs, as the server computes it. */
+let table = null;
 
 const colorBy = byId("color-by");
 
@@ -93,8 +94,8 @@ function showRuns() {
     byId("run-chips").replaceChildren(...runs.map(chip));
   });
   redraw("results", JSON.stringify(runs.map((run) => [run.id, run.name, run.status, run.summary, run.latest])), () => {
-    renderResults(byId("results"), runs, catalog);
-    renderPerRun(byId("per-run"), runs);
+    renderResults(byId("results"), table);
+    renderPerRun(byId("per-run"), runs, table);
   });
   const active = runs.filter((run) => fmt.ACTIVE.has(run.status)).length;
   byId("compare-state").textContent = active ? `${active} still running; refreshing every few seconds.` : "";
@@ -128,7 +129,8 @@ function fillKeys() {
 }
 
 async function loadRuns() {
-  const page = await api.get("/runs", { id: ids, limit: 500 });
+  const [page, results] = await Promise.all([api.get("/runs", { id: ids, limit: 500 }), api.get("/results", { id: ids })]);
+  table = results;
   const found = new Map(page.items.map((run) => [run.id, run]));
   runs = ids.filter((id) => found.has(id)).map((id) => found.get(id));
   const missing = ids.filter((id) => !found.has(id));
@@ -152,7 +154,6 @@ async function start() {
     showAlert(alertBox, "No runs chosen: select two or more runs in the runs table, then Compare.");
     return;
   }
-  catalog = await api.catalog().catch(() => null);
   await loadRuns();
   const seeded = new Set(runs.map(methodOf)).size < runs.length;
   colorBy.value = seeded ? "method" : "run";

@@ -1,6 +1,7 @@
 /**
  * An experiment: its runs (kept current while some are active) and the table of
- * results by method, as on the compare page.
+ * results by method, as the server computes it, filled in as runs finish (a grid
+ * submitted from the form lands here).
  */
 
 import * as api from "./api.js";
@@ -13,7 +14,6 @@ const POLL_MS = 3000;
 const experimentId = Number(byId("experiment-page").dataset.experimentId);
 const alertBox = byId("experiment-alert");
 const table = new RunsTable(byId("runs-table"), { compare: byId("compare"), count: byId("selected-count") });
-let catalog = null;
 
 /** What the table of results was last drawn from: a poll that changes none of it leaves it as it is. */
 let resultsDrawn = "";
@@ -25,8 +25,8 @@ async function loadRuns() {
   const signature = JSON.stringify(items.map((run) => (ACTIVE.has(run.status)
     ? [run.id, run.status] : [run.id, run.status, run.summary, run.latest])));
   if (signature !== resultsDrawn) {
+    renderResults(byId("results"), await api.get("/results", { experiment: experimentId }));
     resultsDrawn = signature;
-    renderResults(byId("results"), items, catalog);
   }
   byId("list-status").textContent = items.length
     ? `${items.length} runs${complete ? "" : " (the newest; more exist)"}.`
@@ -45,7 +45,6 @@ async function start() {
   document.title = `${experiment.name} · MILES`;
   byId("experiment-description").textContent = experiment.description || `Created ${new Date(experiment.created_at).toLocaleDateString()}.`;
   byId("new-in-experiment").href = api.url(`/runs/new?experiment=${encodeURIComponent(experiment.name)}`);
-  catalog = await api.catalog().catch(() => null);
   await loadRuns();
   const retrying = (error) => {
     byId("list-status").textContent = `Could not refresh (${error.message}); trying again.`;

@@ -2,11 +2,14 @@
  * The new-run form, built from `GET /api/v1/catalog`: the datasets with their
  * modalities, the methods with their hyperparameters, and TrainConfig's own schema
  * for everything else. The server validates; each of its errors is shown next to
- * the field it names. `?clone=ID` fills the form from run ID.
+ * the field it names. `?clone=ID` fills the form from run ID. Several methods or
+ * fusions make a grid: one run per method, fusion and seed, submitted together as
+ * the runs of an experiment (see grid-fields.js).
  */
 
 import * as api from "./api.js";
 import { byId, h, showAlert } from "./dom.js";
+import { ChoicesField, formPath, gridBody, runCount } from "./grid-fields.js";
 import { FieldBase, LocalError, SchemaField } from "./schema-fields.js";
 
 const form = byId("run-form");
@@ -61,7 +64,7 @@ class ModalitiesField extends FieldBase {
   }
 }
 
-/** A select of the template (dataset, method, fusion) with its help and error lines. */
+/** A select of the template (the dataset) with its help and error lines. */
 class SelectField extends FieldBase {
   constructor(path, select) {
     super(path, select.id);
@@ -147,25 +150,38 @@ function showDataset(catalog, dataset, values = {}) {
   byId("dataset-options").hidden = properties.length === 0;
 }
 
-function showMethod(method, values = {}) {
-  showHelp("method-help", method.description);
-  dropFields("config.params.");
+/**
+ * The hyperparameters of each checked method, in the catalogue's order; a method kept checked
+ * keeps what was typed into its fields.
+ */
+function showMethods(catalog, checked, values = {}) {
   const container = byId("method-params");
-  container.replaceChildren();
-  for (const [name, schema] of Object.entries(method.params.properties ?? {})) {
-    add(new SchemaField(`config.params.${name}`, schema, { value: values[name] }), container);
+  const shown = new Map([...container.children].map((node) => [node.dataset.method, node]));
+  for (const [name, node] of shown) {
+    if (!checked.includes(name)) {
+      dropFields(`params.${name}.`);
+      node.remove();
+    }
+  }
+  for (const method of catalog.methods.filter((m) => checked.includes(m.name))) {
+    let node = shown.get(method.name);
+    if (!node) {
+      const grid = h("div", { class: "grid" });
+      node = h("div", { class: "method-params", dataset: { method: method.name } },
+        h("h3", {}, method.title), h("p", { class: "help" }, method.description), grid);
+      for (const [name, schema] of Object.entries(method.params.properties ?? {})) {
+        add(new SchemaField(`params.${method.name}.${name}`, schema, { value: values[name] }), grid);
+      }
+    }
+    container.append(node);
   }
 }
 
-function showFusion(catalog, name) {
-  showHelp("fusion-help", catalog.fusions.find((fusion) => fusion.name === name)?.description);
-}
-
-/** The request body of one run, and its seeds. */
+/** The request body of one run, and the form's choices: seeds, methods, fusions and each method's params. */
 function readForm() {
   const config = {};
   const body = { execute: true };
-  let seeds = [0];
+  const choices = { seeds: [0], methods: [], fusions: [], params: {} };
   const problems = [];
   for (const field of fields.values()) {
     let value;
@@ -176,10 +192,17 @@ function readForm() {
       problems.push({ field: field.path, message: error.message });
       continue;
     }
-    if (field instanceof SeedsField) seeds = value;
-    else if (value !== undefined && value !== null) setPath(field.path, value, config, body);
+    const param = /^params\.([^.]+)\.(.+)$/.exec(field.path);
+    if (field instanceof SeedsField) choices.seeds = value;
+    else if (field.path === "config.method") choices.methods = value;
+    else if (field.path === "config.fusion") choices.fusions = value;
+    else if (param) {
+      if (value !== undefined && value !== null) (choices.params[param[1]] ??= {})[param[2]] = value;
+    } else if (value !== undefined && value !== null) setPath(field.path, value, config, body);
   }
-  return { body: { ...body, config }, seeds, problems };
+  const [method] = choices.methods;
+  const single = { ...body, config: { ...config, method, fusion: choices.fusions[0], params: choices.params[method] ?? {} } };
+  return { body: single, choices, problems };
 }
 
 function setPath(path, value, config, body) {
@@ -196,7 +219,8 @@ function setPath(path, value, config, body) {
 
 /** The field that an API error names, or the nearest field above it ("config.modalities.1" -> modalities). */
 function fieldFor(name) {
-  for (let path = name; path; path = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "") {
+  const methods = fields.get("config.method")?.checked() ?? [];
+  for (let path = formPath(name, methods); path; path = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "") {
     if (fields.has(path)) return fields.get(path);
   }
   return null;
@@ -230,13 +254,39 @@ function showErrors(detail, errors) {
 async function submit(event) {
   event.preventDefault();
   clearErrors();
-  const { body, seeds, problems } = readForm();
+  const { body, choices, problems } = readForm();
   if (problems.length) {
     showErrors("", problems);
     return;
   }
   submitButton.disabled = true;
   form.setAttribute("aria-busy", "true");
+  try {
+    if (choices.methods.length > 1 || choices.fusions.length > 1) await submitGrid(body, choices);
+    else await submitSeeds(body, choices.seeds);
+  } finally {
+    submitButton.disabled = false;
+    form.removeAttribute("aria-busy");
+  }
+}
+
+/** Several methods or fusions: one grid, created whole or not at all, then its experiment's page. */
+async function submitGrid(body, choices) {
+  submitStatus.textContent = "Submitting the grid…";
+  let answer;
+  try {
+    answer = await api.post("/grids", gridBody(body, choices));
+  } catch (error) {
+    submitStatus.textContent = "";
+    showErrors(error.message, error.errors ?? []);
+    return;
+  }
+  submitStatus.textContent = "Submitted.";
+  location.assign(api.url(`/experiments/${answer.experiment.id}`));
+}
+
+/** One method and fusion: a run per seed, then that run's page (or the list of them). */
+async function submitSeeds(body, seeds) {
   const created = [];
   try {
     for (const seed of seeds) {
@@ -252,21 +302,27 @@ async function submit(event) {
       alertBox.append(` Runs ${created.map((id) => `#${id}`).join(", ")} were created before this error.`);
     }
     return;
-  } finally {
-    submitButton.disabled = false;
-    form.removeAttribute("aria-busy");
   }
   submitStatus.textContent = "Submitted.";
   location.assign(api.url(created.length === 1 ? `/runs/${created[0]}` : `/?ids=${created.join(",")}`));
 }
 
-function showSeedCount() {
+/** "Start run", "Start 3 runs", "Start a grid of 12 runs". */
+function showRunCount(catalog) {
+  const methods = fields.get("config.method").checked();
+  const fusions = fields.get("config.fusion").checked();
+  let seeds;
   try {
-    const count = fields.get("config.seed").read().length;
-    submitButton.textContent = count > 1 ? `Start ${count} runs` : "Start run";
+    seeds = fields.get("config.seed").read().length;
   } catch {
     submitButton.textContent = "Start runs";
+    return;
   }
+  const pair = fields.get("config.modalities");
+  const modalities = pair instanceof ModalitiesField ? pair.read().length : 2;
+  const count = runCount(catalog, methods, fusions.length, seeds, modalities);
+  const grid = methods.length > 1 || fusions.length > 1;
+  submitButton.textContent = grid ? `Start a grid of ${count} runs` : count > 1 ? `Start ${count} runs` : "Start run";
 }
 
 async function build() {
@@ -305,18 +361,20 @@ async function build() {
   showDataset(catalog, datasetOf(), config);
   datasetSelect.addEventListener("change", () => showDataset(catalog, datasetOf()));
 
-  const methodSelect = byId("method");
-  fillSelect(methodSelect, catalog.methods.map((m) => [m.name, m.title]), config.method ?? schema.properties.method.default);
-  fields.set("config.method", new SelectField("config.method", methodSelect));
-  const methodOf = () => catalog.methods.find((m) => m.name === methodSelect.value);
-  showMethod(methodOf(), config.params);
-  methodSelect.addEventListener("change", () => showMethod(methodOf()));
+  const methods = add(new ChoicesField("config.method", {
+    legend: "Methods", what: "method", checked: [config.method ?? schema.properties.method.default],
+    help: "Check several to compare them: with several methods or fusions, every combination runs once per seed, "
+      + "grouped as the experiment named below.",
+    choices: catalog.methods.map((m) => ({ value: m.name, label: m.title, title: m.description })),
+  }), byId("methods-slot"));
+  showMethods(catalog, methods.checked(), config.params);
+  methods.element.addEventListener("change", () => showMethods(catalog, methods.checked()));
 
-  const fusionSelect = byId("fusion");
-  fillSelect(fusionSelect, catalog.fusions.map((f) => [f.name, f.name]), config.fusion ?? schema.properties.fusion.default);
-  fields.set("config.fusion", new SelectField("config.fusion", fusionSelect));
-  showFusion(catalog, fusionSelect.value);
-  fusionSelect.addEventListener("change", () => showFusion(catalog, fusionSelect.value));
+  add(new ChoicesField("config.fusion", {
+    legend: "Fusions", what: "fusion", checked: [config.fusion ?? schema.properties.fusion.default],
+    help: "How the modality features are fused before the fused head (a method of one modality alone has none).",
+    choices: catalog.fusions.map((f) => ({ value: f.name, label: f.name, title: f.description })),
+  }), byId("fusions-slot"));
 
   const training = byId("training-fields");
   for (const name of ["epochs", "batch_size", "lr", "weight_decay"]) {
@@ -345,11 +403,9 @@ async function build() {
     label: "Tags", value: source?.tags,
   }), runFields);
 
-  form.addEventListener("input", (event) => {
-    if (event.target.name === "seeds") showSeedCount();
-  });
+  form.addEventListener("input", () => showRunCount(catalog));
   form.addEventListener("submit", submit);
-  showSeedCount();
+  showRunCount(catalog);
   submitButton.disabled = false;
   form.removeAttribute("aria-busy");
 }
