@@ -10,11 +10,14 @@ from fastapi import FastAPI
 
 from server import api, live
 from server.api import errors
+from server.api.admission import Admission
 from server.api.health import BrokerProbe
-from server.db import Database
+from server.db import REQUEST_SLOTS, Database
 from server.dispatch import Dispatcher, KeepQueued
 from server.settings import Settings, load_settings
 from web import install as install_dashboard
+
+ADMISSION_WAIT = 20.0  # seconds a request may queue for the database before it gets 503 (server.api.admission)
 
 DESCRIPTION = """
 The system of record of the MILES dashboard: runs, their metric series and events,
@@ -55,6 +58,7 @@ def create_app(
     app.state.dispatcher = dispatcher or KeepQueued()
     app.state.notices = notices
     app.state.broker_probe = broker_probe
+    app.state.admission = Admission(slots=REQUEST_SLOTS, wait=ADMISSION_WAIT)
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(errors.LastResort)  # added last: the outermost of the app's middleware

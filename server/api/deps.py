@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from server.api.admission import SAFE_METHODS, DatabaseSlot, turn
 from server.db import Database
 from server.dispatch import Dispatcher
 from server.models import Run
@@ -18,7 +19,6 @@ from server.settings import Settings
 from server.store import runs, tokens
 
 ID_MAX = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE_NAME = "miles_token"
 
 
@@ -39,9 +39,10 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 
 
-def get_session(request: Request, database: DatabaseDep) -> Iterator[Session]:
+def get_session(request: Request, database: DatabaseDep, _slot: DatabaseSlot) -> Iterator[Session]:
     """One transaction per request, committed after the handler returns and before the response is sent
-    (so a client that reads right after a write sees it); rolled back when the handler raises."""
+    (so a client that reads right after a write sees it); rolled back when the handler raises. It
+    begins once the request has a slot (`server.api.admission`)."""
     with database.transaction(write=request.method not in SAFE_METHODS) as session:
         yield session
 
@@ -117,3 +118,22 @@ def _same_origin(request: Request) -> bool:
 
 
 CallerDep = Annotated[Caller, Depends(authenticate)]
+
+
+# -- turns: writers of one contended row queue in the event loop (server.api.admission) ----------
+
+
+async def ingest_turn(request: Request, run_id: RunId) -> AsyncIterator[None]:
+    """The ingests of one run, one at a time (they hold its advisory lock in `server.store.metrics`)."""
+    async with turn(request, ("ingest", run_id)):
+        yield
+
+
+async def submission_turn(request: Request, caller: CallerDep) -> AsyncIterator[None]:
+    """The submissions of one token, one at a time (they hold its advisory lock in `server.store.runs`)."""
+    async with turn(request, ("submit", caller.token_id)):
+        yield
+
+
+IngestTurn = Depends(ingest_turn, scope="function")
+SubmissionTurn = Depends(submission_turn, scope="function")

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,7 +34,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "The request body is larger than MILES_MAX_REQUEST_BYTES."),
         (422, "A field is invalid: `errors` names each field and what is allowed."),
         (429, "A limit of the server is reached (queued and running runs per token)."),
-        (503, "The database or the job queue cannot be reached; retry later."),
+        (503, "The database or the job queue cannot be reached, or the server is busy; retry after `Retry-After` seconds."),
     )
 }
 
@@ -115,6 +116,14 @@ def install(app: FastAPI) -> None:
         return error_response(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"the run was saved as queued but could not be enqueued: {error}",
             headers={"Retry-After": "10"},
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _no_connection(_request: Request, error: PoolTimeout) -> ErrorResponse:
+        log.warning("no database connection free in time: %s", error)
+        return error_response(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the server is busy: no database connection was free in time; retry shortly",
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(OperationalError)

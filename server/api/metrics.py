@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from server.api.deps import DatabaseDep, RunDep, SessionDep
+from server.api.deps import DatabaseDep, IngestTurn, RunDep, SessionDep
 from server.db import Database
 from server.models import utcnow
 from server.schemas import (
@@ -47,7 +47,7 @@ def parse_keys(keys: str | None) -> list[str] | None:
     return parsed
 
 
-@router.post("/metrics", summary="Write a batch of metric points (idempotent)")
+@router.post("/metrics", summary="Write a batch of metric points (idempotent)", dependencies=[IngestTurn])
 def ingest(run: RunDep, body: MetricBatch, session: SessionDep) -> IngestResult:
     """Up to 50,000 points in one transaction. A point repeating (key, step) overwrites the stored one, so
     retrying a request is safe. The answer says whether someone asked the run to stop."""

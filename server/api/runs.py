@@ -9,7 +9,15 @@ from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from sqlalchemy.orm import Session
 
 from server import policy
-from server.api.deps import ID_MAX, CallerDep, DispatcherDep, RunDep, SessionDep, SettingsDep
+from server.api.deps import (
+    ID_MAX,
+    CallerDep,
+    DispatcherDep,
+    RunDep,
+    SessionDep,
+    SettingsDep,
+    SubmissionTurn,
+)
 from server.db import after_commit
 from server.dispatch import BrokerUnavailable, Dispatcher
 from server.models import Run, Status
@@ -58,7 +66,9 @@ def submit(
     return run
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Submit a run, or start logging one")
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, summary="Submit a run, or start logging one", dependencies=[SubmissionTurn],
+)
 def create_run(
     body: RunCreate, session: SessionDep, settings: SettingsDep, dispatcher: DispatcherDep, caller: CallerDep,
     response: Response,
@@ -127,7 +137,10 @@ def cancel_run(run: RunDep, session: SessionDep) -> RunOut:
     return run_out(session, runs.cancel(session=session, run=run))
 
 
-@router.post("/{run_id}/clone", status_code=status.HTTP_201_CREATED, summary="Queue a copy of a run, with changes")
+@router.post(
+    "/{run_id}/clone", status_code=status.HTTP_201_CREATED, summary="Queue a copy of a run, with changes",
+    dependencies=[SubmissionTurn],
+)
 def clone_run(
     run: RunDep, body: RunClone, session: SessionDep, settings: SettingsDep, dispatcher: DispatcherDep,
     caller: CallerDep, response: Response,
