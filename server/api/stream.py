@@ -79,7 +79,14 @@ def parse_cursor(last_event_id: str | None, since_step: int | None, after_event:
         match = _CURSOR.match(last_event_id.strip())
         if match is None:
             raise Invalid.field("Last-Event-ID", f"{last_event_id[:60]!r} is not an id this stream sent (step:event)")
-        return Cursor(int(match[1]), int(match[2]), int(match[3] or 0))
+        cursor = Cursor(int(match[1]), int(match[2]), int(match[3] or 0))
+        # Checked here, before the stream opens: past these bounds the database would refuse the query mid-stream.
+        if cursor.step > MAX_STEP or cursor.event > ID_MAX:
+            raise Invalid.field("Last-Event-ID", (
+                f"{last_event_id[:60]!r} is not an id this stream sent: its step is at most {MAX_STEP} and its "
+                f"event at most {ID_MAX}"
+            ))
+        return cursor
     return Cursor(-1 if since_step is None else since_step, after_event or 0)
 
 
