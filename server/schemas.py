@@ -21,7 +21,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from server.models import Run, Status
+from server.models import Role, Run, Status
 from server.store.metrics import MAX_POINTS_PER_REQUEST, MAX_STEP, Latest
 from trainer.config import TrainConfig
 from trainer.spec import SpecModel, field_error
@@ -350,12 +350,14 @@ class Login(Body):
 
 class LoginOut(BaseModel):
     token: str = Field(description="The name of the token the session now uses.")
+    role: Role = Field(description="Its role: admin, member or viewer.")
 
 
 class SessionOut(BaseModel):
     auth: bool = Field(description="Whether this server requires an API token.")
     public_reads: bool = Field(description="Whether reading works without one.")
     token: str | None = Field(description="The name of the valid token this client presents, if any.")
+    role: Role | None = Field(None, description="That token's role: admin, member or viewer.")
 
 
 class ModalityOut(BaseModel):

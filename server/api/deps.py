@@ -60,10 +60,11 @@ RunDep = Annotated[Run, Depends(get_run)]
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the API token used (None when auth is off or for a public read)."""
+    """Who is calling: the API token used and its role (None when auth is off or for a public read)."""
 
     token_id: int | None = None
     token_name: str | None = None
+    role: str | None = None
 
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An API token from `miles token create NAME`.")
@@ -107,7 +108,7 @@ def authenticate(
     if tokens.needs_touch(token):
         with database.transaction() as session:
             tokens.touch(session=session, token_id=token.id)
-    return Caller(token_id=token.id, token_name=token.name)
+    return Caller(token_id=token.id, token_name=token.name, role=token.role)
 
 
 def _same_origin(request: Request) -> bool:

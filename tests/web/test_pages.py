@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -63,10 +64,36 @@ def test_with_auth_on_the_pages_ask_for_a_token_and_keep_it_in_a_cookie(
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/runs/new$"))
-    expect(page.locator("#session-name")).to_have_text("Signed in as browser")
+    expect(page.locator("#session-name")).to_have_text("Signed in as browser (member)")
     expect(page.locator("#dataset option")).not_to_have_count(0)
     cookie = next(c for c in context.cookies() if c["name"] == "miles_token")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert page.evaluate("document.cookie") == ""
+    context.close()
+    assert not console.unexpected(), console.unexpected()
+
+
+def test_the_menu_signs_out_and_revokes_the_token_everywhere(browser: Browser, miles_stack, sqlite_database, console: Console):
+    stack = miles_stack(database_url=sqlite_database, redis=None, auth="on")
+    server = stack.start_server()
+    token = subprocess.run([MILES, "token", "create", "laptop"], env=stack.env(), capture_output=True, text=True,
+                           check=True).stdout.strip()
+    context = browser.new_context(base_url=server.url, viewport=VIEWPORT)
+    page = context.new_page()
+    page.on("console", lambda message: console.errors.append(message.text) if message.type == "error" else None)
+
+    page.goto("/login")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#session-name")).to_have_text("Signed in as laptop (member)")
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    page.get_by_role("button", name="Sign out and revoke token").click()
+    page.wait_for_url(re.compile(r"/login$"))
+
+    assert questions and '"laptop"' in questions[0]
+    assert not any(c["name"] == "miles_token" for c in context.cookies())
+    refused = httpx.get(f"{server.url}/api/v1/runs", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
     context.close()
     assert not console.unexpected(), console.unexpected()
