@@ -12,6 +12,7 @@ from server import api, live
 from server.api import errors
 from server.api.admission import Admission
 from server.api.health import BrokerProbe
+from server.api.local import LocalOnly
 from server.db import REQUEST_SLOTS, Database
 from server.dispatch import Dispatcher, KeepQueued
 from server.settings import Settings, load_settings
@@ -61,6 +62,8 @@ def create_app(
     app.state.admission = Admission(slots=REQUEST_SLOTS, wait=ADMISSION_WAIT)
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_request_bytes)
+    if not settings.auth_enabled:  # no token stands guard: loopback names and our own pages only
+        app.add_middleware(LocalOnly, bind_host=settings.host)
     app.add_middleware(errors.LastResort)  # added last: the outermost of the app's middleware
     app.include_router(api.router)
     install_dashboard(app)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from server.api.admission import SAFE_METHODS, DatabaseSlot, turn
+from server.api.local import same_origin
 from server.db import Database
 from server.dispatch import Dispatcher
 from server.models import Run
@@ -95,7 +95,7 @@ def authenticate(
             "this server requires an API token: send 'Authorization: Bearer <token>' "
             "(an administrator creates one with `miles token create NAME`)"
         )
-    if bearer is None and not reading and not _same_origin(request):
+    if bearer is None and not reading and not same_origin(request.headers):
         # The cookie rides along on requests from any page; a write must come from our own pages.
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site request refused: its Origin is not this server")
     # Short transactions of its own, ended before the request's session begins: on SQLite a
@@ -109,13 +109,6 @@ def authenticate(
         with database.transaction() as session:
             tokens.touch(session=session, token_id=token.id)
     return Caller(token_id=token.id, token_name=token.name, role=token.role)
-
-
-def _same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin") or request.headers.get("referer")
-    if origin is None:  # not sent by a browser on a cross-site request
-        return True
-    return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 CallerDep = Annotated[Caller, Depends(authenticate)]
