@@ -35,15 +35,16 @@ _KEY = re.compile(KEY_PATTERN)
 MAX_KEYS = 200
 
 
-def parse_keys(keys: str | None) -> list[str] | None:
+def parse_keys(keys: str | None, field: str = "keys") -> list[str] | None:
+    """The comma-separated keys and ``prefix*`` patterns of the query parameter ``field`` (``*``: every key)."""
     if keys is None:
         return None
     parsed = [key.strip() for key in keys.split(",") if key.strip()]
     if len(parsed) > MAX_KEYS:
-        raise Invalid.field("keys", f"names {len(parsed)} keys; ask for at most {MAX_KEYS} per request")
+        raise Invalid.field(field, f"names {len(parsed)} keys; ask for at most {MAX_KEYS} per request")
     for key in parsed:
-        if not _KEY.match(key.removesuffix("*")) or len(key) > 251:
-            raise Invalid.field("keys", f"{key!r} is not a metric key or a 'prefix*' pattern")
+        if key != "*" and (not _KEY.match(key.removesuffix("*")) or len(key) > 251):
+            raise Invalid.field(field, f"{key!r} is not a metric key or a 'prefix*' pattern")
     return parsed
 
 

@@ -128,7 +128,8 @@ function fillKeys() {
 }
 
 async function loadRuns() {
-  const page = await api.get("/runs", { id: ids, limit: 500 });
+  // Every metric's latest value, not only those the tables show: the chooser of the chart offers them all.
+  const page = await api.get("/runs", { id: ids, limit: 500, latest: "metric/*,loss/*,util/*,lr/*" });
   const found = new Map(page.items.map((run) => [run.id, run]));
   runs = ids.filter((id) => found.has(id)).map((id) => found.get(id));
   const missing = ids.filter((id) => !found.has(id));
