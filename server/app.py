@@ -53,6 +53,7 @@ def create_app(
 
     app = FastAPI(
         title="MILES dashboard API", version=version("miles-dashboard"), description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served by the dashboard, without a CDN (web.api_docs)
     )
     app.state.settings = settings
     app.state.database = database
