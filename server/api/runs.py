@@ -22,14 +22,15 @@ from server.api.metrics import parse_keys
 from server.db import after_commit
 from server.dispatch import BrokerUnavailable, Dispatcher
 from server.models import Run, Status
-from server.schemas import Name, RunClone, RunCreate, RunOut, RunPage, RunUpdate, Tag
+from server.schemas import TEXT_PATTERN, Name, RunClone, RunCreate, RunOut, RunPage, RunUpdate, Tag
 from server.settings import Settings
 from server.store import experiments, metrics, runs
 from server.store.paging import Page
 from trainer.config import TrainConfig
 
 router = APIRouter(prefix="/runs", tags=["runs"])
-Filter = Annotated[str | None, Query(max_length=200)]
+# No NUL: PostgreSQL cannot hold one in a text parameter (it answered 500).
+Filter = Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)]
 
 
 def run_out(session: Session, run: Run) -> RunOut:
@@ -106,9 +107,9 @@ def list_runs(
     method: Filter = None,
     dataset: Filter = None,
     fusion: Filter = None,
-    experiment: Annotated[str | None, Query(max_length=200, description="Experiment name or id.")] = None,
+    experiment: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN, description="Experiment name or id.")] = None,
     tag: Annotated[list[Tag], Query(max_length=20, description="Runs having every tag given.")] = [],  # noqa: B006
-    q: Annotated[str | None, Query(max_length=200, description="Text in the run's name (any case).")] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN, description="Text in the run's name (any case).")] = None,
     id_: Annotated[list[Annotated[int, Query(ge=1, le=ID_MAX)]], Query(alias="id", max_length=500, description="Only these runs.")] = [],  # noqa: B006
     sort: Annotated[str | None, Query(max_length=40, description="created_at, name, status or id; '-' for descending. Default -created_at.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
