@@ -18,11 +18,8 @@ from typing import Any
 import fastapi_standalone_docs
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse
-from fastapi.staticfiles import StaticFiles
-from starlette.responses import Response
-from starlette.types import Scope
 
-from web.routes import SECURITY_HEADERS, templates
+from web.routes import SECURITY_HEADERS, DashboardFiles, templates
 
 PACKAGE = "fastapi-standalone-docs"
 router = APIRouter(include_in_schema=False)
@@ -38,22 +35,26 @@ def assets_dir() -> Path:
     return Path(str(files(fastapi_standalone_docs).joinpath("static")))
 
 
-def docs_page(request: Request, template: str, title: str) -> HTMLResponse:
+def docs_page(request: Request, viewer: str, title: str) -> HTMLResponse:
+    """The page of ``viewer`` (``swagger`` or ``redoc``) over the app's OpenAPI schema."""
     base = request.scope.get("root_path", "")
     context: dict[str, Any] = {
-        "title": title, "base": base, "assets": base + assets_path(), "openapi_url": base + (request.app.openapi_url or ""),
+        "title": title, "viewer": viewer, "base": base, "assets": base + assets_path(),
+        "openapi_url": base + (request.app.openapi_url or ""),
     }
-    return templates.TemplateResponse(request, template, context, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
+    return templates.TemplateResponse(
+        request, "api_docs.html", context, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"},
+    )
 
 
 @router.get("/docs", response_class=HTMLResponse)
 def swagger_ui(request: Request) -> HTMLResponse:
-    return docs_page(request, "api_docs.html", "API")
+    return docs_page(request, "swagger", "API")
 
 
 @router.get("/redoc", response_class=HTMLResponse)
 def redoc(request: Request) -> HTMLResponse:
-    return docs_page(request, "api_redoc.html", "API reference")
+    return docs_page(request, "redoc", "API reference")
 
 
 @router.get("/redoc/logo-mini.svg")
@@ -63,17 +64,9 @@ def redoc_logo() -> FileResponse:
                         headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"})
 
 
-class VersionedFiles(StaticFiles):
-    """Files whose path names their version: cached for a year."""
-
-    def file_response(self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200) -> Response:
-        response = super().file_response(full_path, stat_result, scope, status_code)
-        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
-
-
 def install(app: FastAPI) -> None:
     """Serve ``/docs`` and ``/redoc`` from ``app`` (created with ``docs_url=None, redoc_url=None``)."""
     app.include_router(router)
-    app.mount(assets_path(), VersionedFiles(directory=assets_dir()), name="api-docs")
+    # Their version is in the path: cached for a year.
+    immutable = DashboardFiles(directory=assets_dir(), cache_control="public, max-age=31536000, immutable")
+    app.mount(assets_path(), immutable, name="api-docs")

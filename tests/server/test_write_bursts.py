@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 BURST = 100
 ANSWER_WITHIN = 60.0  # seconds: generous for two shared cores, far below a stall's cost
-UNRELATED_WITHIN = 2.0  # seconds for one unrelated request in the middle of the burst (a stall lasted 30 s)
+UNRELATED_WITHIN = 3.0  # seconds for one unrelated request amid the burst, on two busy cores (a stall lasted 30-60 s)
 
 
 def create_token(database_url: str) -> str:
@@ -36,11 +36,22 @@ def create_token(database_url: str) -> str:
         database.dispose()
 
 
-async def burst(
-    url: str, secret: str, requests: list[tuple[str, str, Any]], probe: str,
+def burst(
+    url: str, secret: str, requests: list[tuple[str, str, Any]], probe: str, what: str,
 ) -> tuple[list[httpx.Response | Exception], httpx.Response | Exception, float]:
     """Send ``requests`` (method, path, body) at once, and ``probe`` (a GET) once they are all in flight;
-    the answers in order (or the error that ended one), the probe's answer, and how long it took."""
+    the answers in order (or the error that ended one), the probe's answer, and how long it took.
+    Prints the figures: the answers by status, how long the burst took, and the probe's."""
+    started = time.monotonic()
+    answers, probed, probe_seconds = asyncio.run(_burst(url, secret, requests, probe))
+    print(f"\n{len(requests)} {what}: {dict(codes_of(answers))} in {time.monotonic() - started:.2f} s; "
+          f"an unrelated read: {outcome(probed)} in {probe_seconds:.3f} s")
+    return answers, probed, probe_seconds
+
+
+async def _burst(
+    url: str, secret: str, requests: list[tuple[str, str, Any]], probe: str,
+) -> tuple[list[httpx.Response | Exception], httpx.Response | Exception, float]:
     headers = {"Authorization": f"Bearer {secret}"}
     limits = httpx.Limits(max_connections=BURST + 10, max_keepalive_connections=BURST + 10)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=ANSWER_WITHIN, limits=limits) as client:
@@ -89,11 +100,7 @@ def test_a_hundred_concurrent_submissions_of_one_token_are_all_answered_and_none
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=10) as api:
         other = api.post("/runs", json={"config": tiny_config(), "name": "unrelated"}).raise_for_status().json()
     requests = [("POST", "/runs", {"config": tiny_config(seed=i), "name": f"burst {i}"}) for i in range(BURST)]
-    started = time.monotonic()
-    answers, probed, probe_seconds = asyncio.run(burst(url, secret, requests, f"/runs/{other['id']}"))
-    elapsed = time.monotonic() - started
-    print(f"\n{BURST} submissions: {dict(codes_of(answers))} in {elapsed:.2f} s; "
-          f"an unrelated read: {outcome(probed)} in {probe_seconds:.3f} s")
+    answers, probed, probe_seconds = burst(url, secret, requests, f"/runs/{other['id']}", "submissions")
     codes = check_answers(answers, 201)
     created = {response.json()["name"] for response in answers if response.status_code == 201}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=10) as api:
@@ -114,11 +121,7 @@ def test_a_hundred_concurrent_ingests_into_one_run_are_all_answered_and_none_los
         ]})
         for i in range(BURST)
     ]
-    started = time.monotonic()
-    answers, probed, probe_seconds = asyncio.run(burst(url, secret, requests, f"/runs/{other['id']}/metrics/latest"))
-    elapsed = time.monotonic() - started
-    print(f"\n{BURST} ingests: {dict(codes_of(answers))} in {elapsed:.2f} s; "
-          f"an unrelated read: {outcome(probed)} in {probe_seconds:.3f} s")
+    answers, probed, probe_seconds = burst(url, secret, requests, f"/runs/{other['id']}/metrics/latest", "ingests")
     codes = check_answers(answers, 200)
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=30) as api:
         latest = api.get(f"/runs/{run['id']}/metrics/latest").json()["latest"]
