@@ -10,7 +10,8 @@ finish in: every database request stalled for the pool's 30 s timeout, then some
 
 So requests wait here, in the event loop, holding neither a thread nor a connection:
 
-- `Admission.slot`: at most ``slots`` requests hold a database session at once, fewer
+- `Admission.slot`: at most ``slots`` requests hold a database session at once (a
+  download that streams from the database holds its slot while it streams), fewer
   than the pool has connections and the thread pool has threads, so that every one
   of them can finish. The others queue, first come first served, for up to ``wait``
   seconds, then get 503 with ``Retry-After``.
@@ -135,3 +136,5 @@ async def database_slot(request: Request) -> AsyncIterator[None]:
 
 
 DatabaseSlot = Annotated[None, Depends(database_slot, scope="function")]
+# For a response that reads the database while it streams (an export): held until it has been sent.
+StreamingSlot = Annotated[None, Depends(database_slot, scope="request")]
