@@ -26,7 +26,8 @@ experiments, and the catalogue of datasets and methods. The browser pages, the
 workers and the Python client (`trainer.client.MilesClient`) all use this API.
 
 Errors are JSON: `{"detail": "...", "errors": [{"field": "config.params.tau", "message": "..."}]}`.
-When auth is on, send `Authorization: Bearer <token>` (`miles token create NAME`).
+When auth is on, send `Authorization: Bearer <token>` (`miles token create NAME --role admin|member|viewer`):
+viewers read, members also submit and change the runs they created, admins change everything (403 otherwise).
 """
 
 
