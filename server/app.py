@@ -10,11 +10,15 @@ from fastapi import FastAPI
 
 from server import api, live
 from server.api import errors
+from server.api.admission import Admission
 from server.api.health import BrokerProbe
-from server.db import Database
+from server.api.local import LocalOnly
+from server.db import REQUEST_SLOTS, Database
 from server.dispatch import Dispatcher, KeepQueued
 from server.settings import Settings, load_settings
 from web import install as install_dashboard
+
+ADMISSION_WAIT = 20.0  # seconds a request may queue for the database before it gets 503 (server.api.admission)
 
 DESCRIPTION = """
 The system of record of the MILES dashboard: runs, their metric series and events,
@@ -22,7 +26,8 @@ experiments, and the catalogue of datasets and methods. The browser pages, the
 workers and the Python client (`trainer.client.MilesClient`) all use this API.
 
 Errors are JSON: `{"detail": "...", "errors": [{"field": "config.params.tau", "message": "..."}]}`.
-When auth is on, send `Authorization: Bearer <token>` (`miles token create NAME`).
+When auth is on, send `Authorization: Bearer <token>` (`miles token create NAME --role admin|member|viewer`):
+viewers read, members also submit and change the runs they created, admins change everything (403 otherwise).
 """
 
 
@@ -49,14 +54,18 @@ def create_app(
 
     app = FastAPI(
         title="MILES dashboard API", version=version("miles-dashboard"), description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served by the dashboard, without a CDN (web.api_docs)
     )
     app.state.settings = settings
     app.state.database = database
     app.state.dispatcher = dispatcher or KeepQueued()
     app.state.notices = notices
     app.state.broker_probe = broker_probe
+    app.state.admission = Admission(slots=REQUEST_SLOTS, wait=ADMISSION_WAIT)
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_request_bytes)
+    if not settings.auth_enabled:  # no token stands guard: loopback names and our own pages only
+        app.add_middleware(LocalOnly, bind_host=settings.host)
     app.add_middleware(errors.LastResort)  # added last: the outermost of the app's middleware
     app.include_router(api.router)
     install_dashboard(app)

@@ -12,6 +12,7 @@ import click
 
 from server import migrate
 from server.db import Database
+from server.models import ROLES
 from server.settings import Settings, SettingsError, is_loopback, load_settings
 from server.store import tokens
 from server.store.errors import StoreError
@@ -136,17 +137,23 @@ def token_group() -> None:
 
 @token_group.command("create")
 @click.argument("name")
-def token_create(name: str) -> None:
+@click.option(
+    "--role", type=click.Choice(ROLES), default="member", show_default=True,
+    help="admin: everything; member: read, submit, and change its own runs; viewer: only read.",
+)
+def token_create(name: str, role: str) -> None:
     """Create a token named NAME and print it (only this once)."""
     settings = settings_or_exit()
     with database(settings) as db:
         try:
             with db.transaction() as session:
-                token, secret = tokens.create(session=session, name=name.strip())
+                token, secret = tokens.create(session=session, name=name.strip(), role=role)
         except StoreError as error:
             raise click.ClickException(str(error)) from None
     click.echo(secret)
-    click.echo(f"token {token.name!r} (id {token.id}) created; it is shown only now, store it safely", err=True)
+    click.echo(
+        f"{token.role} token {token.name!r} (id {token.id}) created; it is shown only now, store it safely", err=True,
+    )
 
 
 @token_group.command("list")
@@ -158,12 +165,12 @@ def token_list() -> None:
         if not rows:
             click.echo("no tokens; create one with `miles token create NAME`")
             return
-        click.echo(f"{'id':>4}  {'name':<24}{'prefix':<16}{'created':<18}{'last used':<18}status")
+        click.echo(f"{'id':>4}  {'name':<24}{'role':<8}{'prefix':<16}{'created':<18}{'last used':<18}status")
         for token in rows:
             used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
             state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
             click.echo(
-                f"{token.id:>4}  {token.name:<24}{token.prefix + '...':<16}{token.created_at:%Y-%m-%d %H:%M}  "
+                f"{token.id:>4}  {token.name:<24}{token.role:<8}{token.prefix + '...':<16}{token.created_at:%Y-%m-%d %H:%M}  "
                 f"{used:<18}{state}"
             )
 

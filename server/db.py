@@ -16,18 +16,27 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 AFTER_COMMIT = "after_commit"
+POOL_SIZE, MAX_OVERFLOW = 10, 20  # connections kept open, and opened beyond those under load
+POOL_TIMEOUT = 10  # seconds a thread waits for a connection before the request gets 503
+# Requests that may hold a session at once (server.api.admission): fewer than the pool's 30 connections,
+# so that logins and live streams, which take theirs outside the queue, always find one; and fewer than
+# the 40 threads of the thread pool, so that every request holding one can finish.
+REQUEST_SLOTS = 20
 
 
 def create_database_engine(url: str) -> Engine:
     """An engine for ``url``: SQLite tuned for one busy process, PostgreSQL with a checked pool."""
     parsed = make_url(url)
+    pool = {"pool_size": POOL_SIZE, "max_overflow": MAX_OVERFLOW, "pool_timeout": POOL_TIMEOUT}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
+        return create_engine(url, pool_pre_ping=True, **pool)
+    in_memory = not parsed.database or parsed.database == ":memory:"
+    if not in_memory:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # check_same_thread: FastAPI runs sync handlers on a thread pool, one request at a time per
     # connection. timeout: how long a writer waits for another writer's lock, in seconds.
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    # (An in-memory database lives in one connection per thread: no pool to size.)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **({} if in_memory else pool))
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:

@@ -44,6 +44,10 @@ Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 STATUSES: tuple[str, ...] = get_args(Status)
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+# What an API token may do (server.api.access): admins everything, members read and change their own
+# runs, viewers only read.
+Role = Literal["admin", "member", "viewer"]
+ROLES: tuple[str, ...] = get_args(Role)
 
 
 def utcnow() -> datetime:
@@ -92,6 +96,7 @@ class Experiment(Base):
 class ApiToken(Base):
     __tablename__ = "api_token"
     __table_args__ = (
+        CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLES)})", name="role"),
         # A name may be reused once its token is revoked (rotating "ci" keeps the name).
         Index(
             "uq_api_token_active_name", "name", unique=True,
@@ -103,6 +108,7 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100))
     hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the secret
     prefix: Mapped[str] = mapped_column(String(16))  # the token's first characters, for display
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
@@ -140,7 +146,8 @@ class Run(Base):
     # attempts, since a worker that shuts down cleanly hands its run back and that costs nothing.
     losses: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    epoch: Mapped[int] = mapped_column(Integer, default=0)  # epochs completed; the total is in the spec
+    # Epochs completed (the total is in the spec); a logged run's highest step, which may pass 2**31.
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     error_detail: Mapped[str | None] = mapped_column(Text)  # e.g. the last line of the traceback
     summary: Mapped[dict[str, Any] | None]

@@ -2,13 +2,17 @@
 
 Everything a client sends is checked here before it reaches the database: text
 holds no NUL and no unpaired surrogate (neither can be stored), numbers are
-finite, steps fit a JavaScript number, and free-form documents are plain JSON.
+finite, steps fit a JavaScript number, and free-form documents are plain JSON of
+a bounded size (`DOCUMENT_LIMITS`: every list of runs carries them, so a few big
+ones would make every page of the dashboard slow).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
@@ -21,7 +25,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from server.models import Run, Status
+from server.models import Role, Run, Status
 from server.store.metrics import MAX_POINTS_PER_REQUEST, MAX_STEP, Latest
 from trainer.comparison import ComparisonTable
 from trainer.config import TrainConfig
@@ -40,6 +44,10 @@ PATTERN_HELP = {
     TEXT_PATTERN: "may not contain NUL characters",
 }
 MAX_JSON_DEPTH = 32
+# Bytes of compact UTF-8 JSON that each free-form document may take (422 beyond, naming the limit).
+MAX_PARAMS_BYTES = 64 * 1024  # a logged run's params, and a clone's overrides
+MAX_SUMMARY_BYTES = 64 * 1024  # a run's summary
+MAX_EVENT_DATA_BYTES = 16 * 1024  # the data of one event
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NAME_PATTERN)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NAME_PATTERN)]
@@ -78,12 +86,25 @@ def _check_document(value: Any, path: str = "", depth: int = 0) -> None:
             _check_document(item, f"{path}[{index}]", depth + 1)
 
 
-def _document(value: dict[str, Any]) -> dict[str, Any]:
+def _document(value: dict[str, Any], *, max_bytes: int) -> dict[str, Any]:
     _check_document(value)
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())  # surrogates refused above
+    if size > max_bytes:
+        raise ValueError(f"is {size:,} bytes of JSON; at most {max_bytes:,} are allowed")
     return value
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(_document)]
+def json_object(max_bytes: int) -> Any:
+    """A free-form JSON object of at most ``max_bytes`` bytes (compact UTF-8 JSON)."""
+    return Annotated[
+        dict[str, Any], AfterValidator(partial(_document, max_bytes=max_bytes)),
+        Field(json_schema_extra={"x-max-bytes": max_bytes}),
+    ]
+
+
+Params = json_object(MAX_PARAMS_BYTES)
+Summary = json_object(MAX_SUMMARY_BYTES)
+EventData = json_object(MAX_EVENT_DATA_BYTES)
 
 
 def checked_config(config: TrainConfig, field: str) -> TrainConfig:
@@ -113,7 +134,9 @@ class RunCreate(Body):
     experiment: Name | None = Field(None, description="Experiment name; created when missing.")
     tags: Tags = []
     config: TrainConfig | None = Field(None, description="The job spec; required when execute is true.")
-    params: JsonObject | None = Field(None, description="Free-form hyperparameters of a run logged from outside.")
+    params: Params | None = Field(
+        None, description=f"Free-form hyperparameters of a run logged from outside; at most {MAX_PARAMS_BYTES:,} bytes of JSON.",
+    )
     execute: bool = Field(True, description="True: a worker runs it (queued). False: a run logged from outside (running).")
 
     @model_validator(mode="after")
@@ -143,14 +166,18 @@ class RunUpdate(Body):
     experiment: Name | None = Field(None, description="Move the run to this experiment (created when missing); null removes it.")
     status: FinalStatus | Literal["running"] | None = Field(None, description="Final status of a run logged from outside.")
     error: Text | None = Field(None, description="What went wrong, with status failed.")
-    summary: JsonObject | None = Field(None, description="Replaces the run's summary (best epoch, final metrics, ...).")
-    params: JsonObject | None = Field(None, description="Replaces the free-form hyperparameters.")
+    summary: Summary | None = Field(None, description=(
+        f"Replaces the run's summary (best epoch, final metrics, ...); at most {MAX_SUMMARY_BYTES:,} bytes of JSON."
+    ))
+    params: Params | None = Field(
+        None, description=f"Replaces the free-form hyperparameters; at most {MAX_PARAMS_BYTES:,} bytes of JSON.",
+    )
 
 
 class RunClone(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{"overrides": {"seed": 3}}, {"overrides": {"params": {"tau": 0.3}}, "name": "tau 0.3"}]})
 
-    overrides: JsonObject = Field(
+    overrides: Params = Field(
         default_factory=dict, description="Part of a TrainConfig merged into the source's (nested objects key by key)."
     )
     name: Name | None = None
@@ -195,7 +222,10 @@ class RunOut(BaseModel):
     error_detail: str | None
     summary: dict[str, Any] | None
     progress: Progress
-    latest: dict[str, LatestValue] = Field(description="The point of the highest step of each metric key.")
+    latest: dict[str, LatestValue] = Field(description=(
+        "The point of the highest step of each metric key; in a list, only those the dashboard's tables show, "
+        "unless ?latest= names others."
+    ))
 
     @classmethod
     def build(cls, run: Run, latest: dict[str, Latest]) -> RunOut:
@@ -264,7 +294,7 @@ class EventIn(Body):
     step: Step = 0
     kind: Kind = Field(description="Dotted, e.g. 'miles.decision', 'run.started', 'note'.")
     message: Text
-    data: JsonObject = Field(default_factory=dict)
+    data: EventData = Field(default_factory=dict, description=f"At most {MAX_EVENT_DATA_BYTES:,} bytes of JSON.")
     key: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)] | None = Field(
         None, description="Idempotency key, unique within the run: an event with a key the run has is skipped."
     )
@@ -393,12 +423,14 @@ class Login(Body):
 
 class LoginOut(BaseModel):
     token: str = Field(description="The name of the token the session now uses.")
+    role: Role = Field(description="Its role: admin, member or viewer.")
 
 
 class SessionOut(BaseModel):
     auth: bool = Field(description="Whether this server requires an API token.")
     public_reads: bool = Field(description="Whether reading works without one.")
     token: str | None = Field(description="The name of the valid token this client presents, if any.")
+    role: Role | None = Field(None, description="That token's role: admin, member or viewer.")
 
 
 class ModalityOut(BaseModel):
@@ -439,6 +471,9 @@ class Limits(BaseModel):
     max_request_bytes: int
     max_points_per_request: int
     max_step: int
+    max_params_bytes: int = MAX_PARAMS_BYTES
+    max_summary_bytes: int = MAX_SUMMARY_BYTES
+    max_event_data_bytes: int = MAX_EVENT_DATA_BYTES
 
 
 class Catalog(BaseModel):

@@ -1,9 +1,18 @@
-"""The web dashboard: page shells, static CSS and JavaScript, and Plotly served from its package.
+"""The web dashboard: page shells, static CSS and JavaScript, Plotly served from its package, and the API's pages.
 
 `install(app)` adds it to a FastAPI application. This package imports nothing from
 `server`: its pages read the same JSON API and live stream that notebooks use.
 """
 
-from web.routes import install
+from fastapi import FastAPI
+
+from web import api_docs, routes
+
+
+def install(app: FastAPI) -> None:
+    """The dashboard's pages and files (`web.routes`), and ``/docs`` and ``/redoc`` (`web.api_docs`)."""
+    routes.install(app)
+    api_docs.install(app)
+
 
 __all__ = ["install"]

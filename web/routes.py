@@ -138,13 +138,18 @@ def plotly_js(request: Request, package_version: str) -> Response:
 
 
 class DashboardFiles(StaticFiles):
-    """The dashboard's CSS and modules, revalidated on every load (they change with each release)."""
+    """Static files with ``cache_control``: by default the dashboard's CSS and modules, revalidated on
+    every load (they change with each release)."""
+
+    def __init__(self, *, directory: Path, cache_control: str = "no-cache") -> None:
+        super().__init__(directory=directory)
+        self.cache_control = cache_control
 
     def file_response(
         self, full_path: PathLike[str] | str, stat_result: Any, scope: Scope, status_code: int = 200,
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
-        response.headers["Cache-Control"] = "no-cache"
+        response.headers["Cache-Control"] = self.cache_control
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 

@@ -17,6 +17,7 @@ from server.api import (
     runs,
     stream,
 )
+from server.api.access import authorize
 from server.api.deps import authenticate
 from server.api.errors import ERROR_RESPONSES
 
@@ -24,8 +25,9 @@ router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 # Open to all: probes, and logging in.
 router.include_router(health.router)
 router.include_router(auth.router)
-# Everything else needs a token when auth is on (reads too, unless MILES_PUBLIC_READS).
-protected = APIRouter(dependencies=[Depends(authenticate)])
+# Everything else needs a token when auth is on (reads too, unless MILES_PUBLIC_READS), whose role
+# allows what the request does (server.api.access).
+protected = APIRouter(dependencies=[Depends(authenticate), Depends(authorize)])
 for module in (runs, grids, metrics, events, artifacts, experiments, results, catalog, stream):
     protected.include_router(module.router)
 router.include_router(protected)

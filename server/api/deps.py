@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from server.api.admission import SAFE_METHODS, DatabaseSlot, turn
+from server.api.local import same_origin
 from server.db import Database
 from server.dispatch import Dispatcher
 from server.models import Run
@@ -18,7 +19,6 @@ from server.settings import Settings
 from server.store import runs, tokens
 
 ID_MAX = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE_NAME = "miles_token"
 
 
@@ -39,9 +39,10 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 
 
-def get_session(request: Request, database: DatabaseDep) -> Iterator[Session]:
+def get_session(request: Request, database: DatabaseDep, _slot: DatabaseSlot) -> Iterator[Session]:
     """One transaction per request, committed after the handler returns and before the response is sent
-    (so a client that reads right after a write sees it); rolled back when the handler raises."""
+    (so a client that reads right after a write sees it); rolled back when the handler raises. It
+    begins once the request has a slot (`server.api.admission`)."""
     with database.transaction(write=request.method not in SAFE_METHODS) as session:
         yield session
 
@@ -59,10 +60,11 @@ RunDep = Annotated[Run, Depends(get_run)]
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the API token used (None when auth is off or for a public read)."""
+    """Who is calling: the API token used and its role (None when auth is off or for a public read)."""
 
     token_id: int | None = None
     token_name: str | None = None
+    role: str | None = None
 
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An API token from `miles token create NAME`.")
@@ -93,7 +95,7 @@ def authenticate(
             "this server requires an API token: send 'Authorization: Bearer <token>' "
             "(an administrator creates one with `miles token create NAME`)"
         )
-    if bearer is None and not reading and not _same_origin(request):
+    if bearer is None and not reading and not same_origin(request.headers):
         # The cookie rides along on requests from any page; a write must come from our own pages.
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site request refused: its Origin is not this server")
     # Short transactions of its own, ended before the request's session begins: on SQLite a
@@ -106,14 +108,26 @@ def authenticate(
     if tokens.needs_touch(token):
         with database.transaction() as session:
             tokens.touch(session=session, token_id=token.id)
-    return Caller(token_id=token.id, token_name=token.name)
-
-
-def _same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin") or request.headers.get("referer")
-    if origin is None:  # not sent by a browser on a cross-site request
-        return True
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    return Caller(token_id=token.id, token_name=token.name, role=token.role)
 
 
 CallerDep = Annotated[Caller, Depends(authenticate)]
+
+
+# -- turns: writers of one contended row queue in the event loop (server.api.admission) ----------
+
+
+async def ingest_turn(request: Request, run_id: RunId) -> AsyncIterator[None]:
+    """The ingests of one run, one at a time (they hold its advisory lock in `server.store.metrics`)."""
+    async with turn(request, ("ingest", run_id)):
+        yield
+
+
+async def submission_turn(request: Request, caller: CallerDep) -> AsyncIterator[None]:
+    """The submissions of one token, one at a time (they hold its advisory lock in `server.store.runs`)."""
+    async with turn(request, ("submit", caller.token_id)):
+        yield
+
+
+IngestTurn = Depends(ingest_turn, scope="function")
+SubmissionTurn = Depends(submission_turn, scope="function")

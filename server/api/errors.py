@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,13 +28,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for code, description in (
         (400, "The body is not valid JSON, or a query parameter is malformed."),
         (401, "An API token is required, or the one sent is not valid."),
-        (403, "A cross-site write with the login cookie."),
+        (403, "The token's role does not allow this, or a cross-site write."),
         (404, "No such run, experiment, or route."),
         (409, "The request contradicts the current state (a taken name, a finished run)."),
         (413, "The request body is larger than MILES_MAX_REQUEST_BYTES."),
+        (421, "A server without auth answers only to loopback host names (server.api.local)."),
         (422, "A field is invalid: `errors` names each field and what is allowed."),
         (429, "A limit of the server is reached (queued and running runs per token)."),
-        (503, "The database or the job queue cannot be reached; retry later."),
+        (503, "The database or the job queue cannot be reached, or the server is busy; retry after `Retry-After` seconds."),
     )
 }
 
@@ -115,6 +117,14 @@ def install(app: FastAPI) -> None:
         return error_response(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"the run was saved as queued but could not be enqueued: {error}",
             headers={"Retry-After": "10"},
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _no_connection(_request: Request, error: PoolTimeout) -> ErrorResponse:
+        log.warning("no database connection free in time: %s", error)
+        return error_response(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the server is busy: no database connection was free in time; retry shortly",
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(OperationalError)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from server import policy
-from server.api.deps import CallerDep, DispatcherDep, SessionDep, SettingsDep
+from server.api.deps import CallerDep, DispatcherDep, SessionDep, SettingsDep, SubmissionTurn
 from server.api.experiments import experiment_out
 from server.api.runs import enqueue_after_commit
 from server.schemas import GridCell, GridCreate, GridOut, RunOut
@@ -22,7 +22,10 @@ def run_name(prefix: str | None, cell: Cell) -> str:
     return name if len(name) <= runs.NAME_LENGTH else name[: runs.NAME_LENGTH - 1] + "\u2026"
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Submit a grid: every method x fusion x seed, as an experiment")
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, summary="Submit a grid: every method x fusion x seed, as an experiment",
+    dependencies=[SubmissionTurn],
+)
 def create_grid(
     body: GridCreate, session: SessionDep, settings: SettingsDep, dispatcher: DispatcherDep, caller: CallerDep,
     response: Response,

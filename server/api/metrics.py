@@ -12,7 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from server.api.deps import DatabaseDep, RunDep, SessionDep
+from server.api.admission import StreamingSlot
+from server.api.deps import DatabaseDep, IngestTurn, RunDep, RunId, SessionDep
 from server.db import Database
 from server.models import utcnow
 from server.schemas import (
@@ -24,7 +25,7 @@ from server.schemas import (
     SeriesOut,
     SeriesSet,
 )
-from server.store import metrics
+from server.store import metrics, runs
 from server.store.errors import Invalid
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
@@ -35,19 +36,20 @@ _KEY = re.compile(KEY_PATTERN)
 MAX_KEYS = 200
 
 
-def parse_keys(keys: str | None) -> list[str] | None:
+def parse_keys(keys: str | None, field: str = "keys") -> list[str] | None:
+    """The comma-separated keys and ``prefix*`` patterns of the query parameter ``field`` (``*``: every key)."""
     if keys is None:
         return None
     parsed = [key.strip() for key in keys.split(",") if key.strip()]
     if len(parsed) > MAX_KEYS:
-        raise Invalid.field("keys", f"names {len(parsed)} keys; ask for at most {MAX_KEYS} per request")
+        raise Invalid.field(field, f"names {len(parsed)} keys; ask for at most {MAX_KEYS} per request")
     for key in parsed:
-        if not _KEY.match(key.removesuffix("*")) or len(key) > 251:
-            raise Invalid.field("keys", f"{key!r} is not a metric key or a 'prefix*' pattern")
+        if key != "*" and (not _KEY.match(key.removesuffix("*")) or len(key) > 251):
+            raise Invalid.field(field, f"{key!r} is not a metric key or a 'prefix*' pattern")
     return parsed
 
 
-@router.post("/metrics", summary="Write a batch of metric points (idempotent)")
+@router.post("/metrics", summary="Write a batch of metric points (idempotent)", dependencies=[IngestTurn])
 def ingest(run: RunDep, body: MetricBatch, session: SessionDep) -> IngestResult:
     """Up to 50,000 points in one transaction. A point repeating (key, step) overwrites the stored one, so
     retrying a request is safe. The answer says whether someone asked the run to stop."""
@@ -84,10 +86,17 @@ def read_latest(run: RunDep, session: SessionDep) -> LatestSet:
 
 
 def _points(database: Database, run_id: int, keys: list[str] | None) -> Iterator[tuple[str, int, float, str]]:
-    # Its own session: the request's has ended by the time the response streams.
+    # One transaction for the whole download, held between the chunks it sends: the request holds a
+    # database slot until the response has been sent (StreamingSlot), as any request holding one must.
     with database.transaction(write=False) as session:
         for key, step, value, time in metrics.iter_points(session=session, run_id=run_id, keys=keys):
             yield key, step, value, time.isoformat()
+
+
+def _existing(database: Database, run_id: int) -> int:
+    """404 before the download starts (its own short transaction, inside the request's slot)."""
+    with database.transaction(write=False) as session:
+        return runs.get(session=session, run_id=run_id).id
 
 
 def _chunks(lines: Iterator[str], size: int = 2000) -> Iterator[str]:
@@ -104,21 +113,22 @@ def _chunks(lines: Iterator[str], size: int = 2000) -> Iterator[str]:
     "/metrics.csv", summary="Every point as CSV (key, step, value, time)", response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}, "description": "A CSV file, streamed."}},
 )
-def export_csv(run: RunDep, database: DatabaseDep, keys: Keys = None) -> StreamingResponse:
+def export_csv(run_id: RunId, database: DatabaseDep, _slot: StreamingSlot, keys: Keys = None) -> StreamingResponse:
     selected = parse_keys(keys)
+    run_id = _existing(database, run_id)
 
     def lines() -> Iterator[str]:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(("key", "step", "value", "time"))
-        for row in _points(database, run.id, selected):
+        for row in _points(database, run_id, selected):
             writer.writerow(row)
             yield out.getvalue()
             out.seek(0)
             out.truncate()
         yield out.getvalue()
 
-    headers = {"Content-Disposition": f'attachment; filename="run-{run.id}-metrics.csv"'}
+    headers = {"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.csv"'}
     return StreamingResponse(_chunks(lines()), media_type="text/csv; charset=utf-8", headers=headers)
 
 
@@ -126,15 +136,16 @@ def export_csv(run: RunDep, database: DatabaseDep, keys: Keys = None) -> Streami
     "/metrics.json", summary="Every point as a JSON array of {key, step, value, time}", response_class=StreamingResponse,
     responses={200: {"content": {"application/json": {}}, "description": "A JSON array, streamed."}},
 )
-def export_json(run: RunDep, database: DatabaseDep, keys: Keys = None) -> StreamingResponse:
+def export_json(run_id: RunId, database: DatabaseDep, _slot: StreamingSlot, keys: Keys = None) -> StreamingResponse:
     selected = parse_keys(keys)
+    run_id = _existing(database, run_id)
 
     def lines() -> Iterator[str]:
         separator = "[\n"
-        for key, step, value, time in _points(database, run.id, selected):
+        for key, step, value, time in _points(database, run_id, selected):
             yield separator + json.dumps({"key": key, "step": step, "value": value, "time": time})
             separator = ",\n"
         yield "[]" if separator == "[\n" else "\n]"
 
-    headers = {"Content-Disposition": f'attachment; filename="run-{run.id}-metrics.json"'}
+    headers = {"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.json"'}
     return StreamingResponse(_chunks(lines()), media_type="application/json", headers=headers)

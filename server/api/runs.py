@@ -9,26 +9,51 @@ from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from sqlalchemy.orm import Session
 
 from server import policy
-from server.api.deps import ID_MAX, CallerDep, DispatcherDep, RunDep, SessionDep, SettingsDep
+from server.api.deps import (
+    ID_MAX,
+    CallerDep,
+    DispatcherDep,
+    RunDep,
+    SessionDep,
+    SettingsDep,
+    SubmissionTurn,
+)
+from server.api.metrics import parse_keys
 from server.db import after_commit
 from server.dispatch import BrokerUnavailable, Dispatcher
 from server.models import Run, Status
-from server.schemas import Name, RunClone, RunCreate, RunOut, RunPage, RunUpdate, Tag
+from server.schemas import TEXT_PATTERN, Name, RunClone, RunCreate, RunOut, RunPage, RunUpdate, Tag
 from server.settings import Settings
 from server.store import experiments, metrics, runs
 from server.store.paging import Page
 from trainer.config import TrainConfig
 
 router = APIRouter(prefix="/runs", tags=["runs"])
-Filter = Annotated[str | None, Query(max_length=200)]
+# No NUL: PostgreSQL cannot hold one in a text parameter (it answered 500).
+Filter = Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)]
 
 
 def run_out(session: Session, run: Run) -> RunOut:
     return RunOut.build(run, metrics.latest(session=session, run_ids=[run.id])[run.id])
 
 
-def page_out(session: Session, page: Page[Run]) -> RunPage:
-    latest = metrics.latest(session=session, run_ids=[run.id for run in page.items])
+def shown_keys(run: Run) -> list[str]:
+    """The latest values a row of a list carries unless asked for others: those the dashboard's tables show
+    (the gap, the losses, and each head's validation metric and utilization)."""
+    heads = [*(run.modalities or []), "fused"]
+    return ["util/delta", "loss/train", "loss/val", *(f"{kind}/{head}" for head in heads for kind in ("metric/val", "util"))]
+
+
+def page_out(session: Session, page: Page[Run], keys: list[str] | None = None) -> RunPage:
+    """The page's runs, each with the latest values of ``keys`` (default: `shown_keys`): a run may have
+    thousands of series, and a list sent them all in every row."""
+    run_ids = [run.id for run in page.items]
+    if keys is not None:
+        latest = metrics.latest(session=session, run_ids=run_ids, keys=keys)
+    else:
+        shown = {run.id: shown_keys(run) for run in page.items}
+        found = metrics.latest(session=session, run_ids=run_ids, keys=sorted({k for ks in shown.values() for k in ks}))
+        latest = {run_id: {k: v for k, v in found[run_id].items() if k in shown[run_id]} for run_id in run_ids}
     return RunPage(items=[RunOut.build(run, latest[run.id]) for run in page.items], next_cursor=page.next_cursor)
 
 
@@ -63,7 +88,9 @@ def enqueue_after_commit(session: Session, dispatcher: Dispatcher, run: Run) -> 
     after_commit(session, enqueue)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Submit a run, or start logging one")
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, summary="Submit a run, or start logging one", dependencies=[SubmissionTurn],
+)
 def create_run(
     body: RunCreate, session: SessionDep, settings: SettingsDep, dispatcher: DispatcherDep, caller: CallerDep,
     response: Response,
@@ -85,18 +112,24 @@ def list_runs(
     method: Filter = None,
     dataset: Filter = None,
     fusion: Filter = None,
-    experiment: Annotated[str | None, Query(max_length=200, description="Experiment name or id.")] = None,
+    experiment: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN, description="Experiment name or id.")] = None,
     tag: Annotated[list[Tag], Query(max_length=20, description="Runs having every tag given.")] = [],  # noqa: B006
-    q: Annotated[str | None, Query(max_length=200, description="Text in the run's name (any case).")] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN, description="Text in the run's name (any case).")] = None,
     id_: Annotated[list[Annotated[int, Query(ge=1, le=ID_MAX)]], Query(alias="id", max_length=500, description="Only these runs.")] = [],  # noqa: B006
     sort: Annotated[str | None, Query(max_length=40, description="created_at, name, status or id; '-' for descending. Default -created_at.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000, description="next_cursor of the previous page.")] = None,
+    latest: Annotated[str | None, Query(max_length=10_000, description=(
+        "Comma-separated metric keys ('util/*': every key starting with 'util/'; '*': all) whose latest values each "
+        "row carries. Default: those the dashboard's tables show: util/delta, loss/train, loss/val, and "
+        "metric/val/<head> and util/<head> for each modality and fused."
+    ))] = None,
 ) -> RunPage:
     filters = runs.RunFilters(
         status=status_, method=method, dataset=dataset, fusion=fusion, experiment=experiment, tags=tag, q=q, ids=id_,
     )
-    return page_out(session, runs.page(session=session, filters=filters, sort=sort, limit=limit, cursor=cursor))
+    keys = parse_keys(latest, "latest")
+    return page_out(session, runs.page(session=session, filters=filters, sort=sort, limit=limit, cursor=cursor), keys)
 
 
 @router.get("/{run_id}", summary="One run, with its latest metric values")
@@ -132,7 +165,10 @@ def cancel_run(run: RunDep, session: SessionDep) -> RunOut:
     return run_out(session, runs.cancel(session=session, run=run))
 
 
-@router.post("/{run_id}/clone", status_code=status.HTTP_201_CREATED, summary="Queue a copy of a run, with changes")
+@router.post(
+    "/{run_id}/clone", status_code=status.HTTP_201_CREATED, summary="Queue a copy of a run, with changes",
+    dependencies=[SubmissionTurn],
+)
 def clone_run(
     run: RunDep, body: RunClone, session: SessionDep, settings: SettingsDep, dispatcher: DispatcherDep,
     caller: CallerDep, response: Response,

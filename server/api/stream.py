@@ -16,6 +16,9 @@ Events (``event:`` name, ``data:`` JSON):
   again). ``status`` is ``"deleted"`` when the run was deleted.
 - ``reconnect`` ``{}``: the stream's lifetime (MILES_STREAM_LIFETIME) is over or the server is
   shutting down; it closes, and an ``EventSource`` reconnects by itself after ``retry``.
+- ``revoked`` ``{"detail"}``: the API token the stream was opened with has been revoked (it is
+  checked at every read, so within a few seconds); the server closes the stream. Close the
+  ``EventSource`` and sign in again: reconnecting would get 401.
 
 Every message has an ``id``: ``"<step>:<event>"`` says that every point of the steps up to
 ``<step>`` (-1: none yet) and every event up to id ``<event>`` was sent. The few points sent
@@ -47,11 +50,11 @@ from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from server.api.deps import ID_MAX, DatabaseDep, RunId, SettingsDep
+from server.api.deps import ID_MAX, CallerDep, DatabaseDep, RunId, SettingsDep
 from server.db import Database
 from server.live import Notices, Watch
 from server.models import FINAL_STATUSES, Run, RunEvent
-from server.store import events, feed, runs
+from server.store import events, feed, runs, tokens
 from server.store.errors import Invalid, NotFound
 from server.store.metrics import MAX_STEP
 
@@ -79,7 +82,14 @@ def parse_cursor(last_event_id: str | None, since_step: int | None, after_event:
         match = _CURSOR.match(last_event_id.strip())
         if match is None:
             raise Invalid.field("Last-Event-ID", f"{last_event_id[:60]!r} is not an id this stream sent (step:event)")
-        return Cursor(int(match[1]), int(match[2]), int(match[3] or 0))
+        cursor = Cursor(int(match[1]), int(match[2]), int(match[3] or 0))
+        # Checked here, before the stream opens: past these bounds the database would refuse the query mid-stream.
+        if cursor.step > MAX_STEP or cursor.event > ID_MAX:
+            raise Invalid.field("Last-Event-ID", (
+                f"{last_event_id[:60]!r} is not an id this stream sent: its step is at most {MAX_STEP} and its "
+                f"event at most {ID_MAX}"
+            ))
+        return cursor
     return Cursor(-1 if since_step is None else since_step, after_event or 0)
 
 
@@ -112,22 +122,34 @@ class Read:
         return self.status["status"] in FINAL_STATUSES
 
 
-class RunStream:
-    """The messages of one connection to the stream of run ``run_id``."""
+class TokenRevoked(Exception):
+    """The API token a stream was opened with has been revoked since."""
 
-    def __init__(self, database: Database, notices: Notices, run_id: int, cursor: Cursor, *, lifetime: float) -> None:
+
+class RunStream:
+    """The messages of one connection to the stream of run ``run_id``, opened with the token ``token_id``
+    (None: auth is off, or a public read)."""
+
+    def __init__(
+        self, database: Database, notices: Notices, run_id: int, cursor: Cursor, *, lifetime: float,
+        token_id: int | None = None,
+    ) -> None:
         self.database = database
         self.notices = notices
         self.run_id = run_id
         self.cursor = cursor
         self.deadline = time.monotonic() + lifetime
+        self.token_id = token_id
         self.sent_status: dict[str, Any] | None = None
 
     def read(self) -> Read | None:
-        """What is new since the cursor, from one snapshot of the database; None when the run is gone."""
+        """What is new since the cursor, from one snapshot of the database; None when the run is gone.
+        Raises `TokenRevoked` once the stream's token is revoked."""
         with self.database.transaction(write=False) as session:
             if self.database.dialect == "postgresql":  # one snapshot for all the reads below
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            if self.token_id is not None and not tokens.is_active(session=session, token_id=self.token_id):
+                raise TokenRevoked(self.token_id)
             try:
                 run = runs.get(session=session, run_id=self.run_id)
             except NotFound:
@@ -181,7 +203,11 @@ class RunStream:
         """Every message until the run ends (``end``), or the lifetime is over or ``shutdown`` is set (``reconnect``)."""
         async with self.notices.watch(self.run_id) as watch:  # listening before the first read: no race
             while True:
-                read = await run_in_threadpool(self.read)
+                try:
+                    read = await run_in_threadpool(self.read)
+                except TokenRevoked:
+                    yield self._message("revoked", {"detail": "the API token of this stream was revoked; sign in again"})
+                    return
                 if read is None:
                     yield self._message("end", {"status": "deleted"})
                     return
@@ -216,6 +242,7 @@ async def stream_run(
     request: Request,
     database: DatabaseDep,
     settings: SettingsDep,
+    caller: CallerDep,
     last_event_id: Annotated[str | None, Header(max_length=100, description="The id of the last message received.")] = None,
     since_step: Annotated[int | None, Query(ge=-1, le=MAX_STEP, description="Points of the steps after this one.")] = None,
     after_event: Annotated[int | None, Query(ge=0, le=ID_MAX, description="Events after this id.")] = None,
@@ -230,7 +257,9 @@ async def stream_run(
 
     await run_in_threadpool(exists)
     shutdown = anyio.Event()
-    stream = RunStream(database, request.app.state.notices, run_id, cursor, lifetime=settings.stream_lifetime)
+    stream = RunStream(
+        database, request.app.state.notices, run_id, cursor, lifetime=settings.stream_lifetime, token_id=caller.token_id,
+    )
     return EventSourceResponse(
         stream.messages(shutdown), ping=PING_SECONDS, send_timeout=30, shutdown_event=shutdown, shutdown_grace_period=1.0,
         headers={"Cache-Control": "no-store"},

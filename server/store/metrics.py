@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Row,
+    or_,
     select,
     text,
 )
@@ -138,15 +139,24 @@ class Latest(NamedTuple):
     value: float
 
 
-def latest(*, session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, Latest]]:
-    """For each run, its series' points of the highest step, by key."""
+def latest(
+    *, session: Session, run_ids: Sequence[int], keys: Sequence[str] | None = None,
+) -> dict[int, dict[str, Latest]]:
+    """For each run, its series' points of the highest step, by key: every key, or those ``keys`` name
+    (exact keys and ``prefix*`` patterns)."""
     found: dict[int, dict[str, Latest]] = {run_id: {} for run_id in run_ids}
     if run_ids:
         # Plain rows, not ORM objects: a page of 50 runs reads hundreds of these.
-        rows = session.execute(
-            select(LatestMetric.run_id, LatestMetric.key, LatestMetric.step, LatestMetric.value)
-            .where(LatestMetric.run_id.in_(run_ids)).order_by(LatestMetric.run_id, LatestMetric.key)
+        statement = select(LatestMetric.run_id, LatestMetric.key, LatestMetric.step, LatestMetric.value).where(
+            LatestMetric.run_id.in_(run_ids)
         )
+        if keys is not None:
+            exact = [key for key in keys if not key.endswith("*")]
+            prefixes = [key[:-1] for key in keys if key.endswith("*")]
+            statement = statement.where(or_(
+                LatestMetric.key.in_(exact), *(LatestMetric.key.startswith(prefix, autoescape=True) for prefix in prefixes)
+            ))
+        rows = session.execute(statement.order_by(LatestMetric.run_id, LatestMetric.key))
         for run_id, key, step, value in rows:
             found[run_id][key] = Latest(step, value)
     return found

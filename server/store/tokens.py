@@ -9,8 +9,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.models import ApiToken, utcnow
-from server.store.errors import Conflict, NotFound, StoreError
+from server.models import ROLES, ApiToken, utcnow
+from server.store.errors import Conflict, Invalid, NotFound, StoreError
 
 TOKEN_PREFIX = "miles_"
 # last_used_at is a convenience for `miles token list`: refreshing it at most once a minute
@@ -26,12 +26,15 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def create(*, session: Session, name: str) -> tuple[ApiToken, str]:
-    """A new token named ``name``: the row and the secret, which is never stored and cannot be shown again."""
+def create(*, session: Session, name: str, role: str = "member") -> tuple[ApiToken, str]:
+    """A new token named ``name`` with ``role`` (see `server.api.access`): the row and the secret, which is
+    never stored and cannot be shown again."""
+    if role not in ROLES:
+        raise Invalid.field("role", f"must be one of {', '.join(ROLES)}; got {role!r}")
     if session.scalar(select(ApiToken.id).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))) is not None:
         raise Conflict(f"an active token named {name!r} exists; revoke it first or choose another name")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 256 bits of entropy
-    token = ApiToken(name=name, hash=digest(secret), prefix=secret[: len(TOKEN_PREFIX) + 6])
+    token = ApiToken(name=name, hash=digest(secret), prefix=secret[: len(TOKEN_PREFIX) + 6], role=role)
     session.add(token)
     session.flush()
     return token, secret
@@ -74,8 +77,24 @@ def find(*, session: Session, ref: str) -> ApiToken:
 
 
 def revoke(*, session: Session, ref: str) -> ApiToken:
-    token = find(session=session, ref=ref)
+    return _revoked(session, find(session=session, ref=ref))
+
+
+def revoke_id(*, session: Session, token_id: int) -> None:
+    """Revoke the token ``token_id`` (the caller's own, from the page's menu); again is fine."""
+    token = session.get(ApiToken, token_id)
+    if token is not None:
+        _revoked(session, token)
+
+
+def _revoked(session: Session, token: ApiToken) -> ApiToken:
+    # From now on requests with it get 401, and its open live streams end (server.api.stream).
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         session.flush()
     return token
+
+
+def is_active(*, session: Session, token_id: int) -> bool:
+    """Whether the token ``token_id`` still exists and is not revoked (a live stream asks on every read)."""
+    return session.scalar(select(ApiToken.id).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))) is not None

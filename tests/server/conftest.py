@@ -59,7 +59,8 @@ def make_client(database: Database) -> Iterator[Callable[[Settings], TestClient]
 
     def make(settings: Settings) -> TestClient:
         shared = database if settings.database_url == database.url else None
-        client = TestClient(create_app(settings, database=shared))
+        # localhost: a server without auth answers only to loopback names (server.api.local).
+        client = TestClient(create_app(settings, database=shared), base_url="http://localhost")
         client.__enter__()
         clients.append(client)
         return client

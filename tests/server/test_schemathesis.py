@@ -1,6 +1,7 @@
 """Schemathesis over the OpenAPI schema: generated requests, valid and not, never make a server error.
 
 Responses must also match the schema: documented status codes, content types and bodies.
+Once with auth off (local mode), once with auth on and an admin's token.
 It runs against PostgreSQL, the stricter backend (NUL bytes, integer widths); the
 explicit bad-input tests run on both.
 """
@@ -17,6 +18,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from server.app import create_app
 from server.db import Database
 from server.settings import Settings
+from server.store import tokens
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # The schema does not depend on the database, so it is built here, at collection; the app
@@ -32,10 +34,13 @@ schema = schemathesis.openapi.from_dict(
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
-@pytest.fixture(scope="module")
-def postgres_app(db_url: str, shared_database: Database, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+@pytest.fixture(scope="module", params=["auth off", "auth on"])
+def postgres_app(
+    request: pytest.FixtureRequest, db_url: str, shared_database: Database, tmp_path_factory: pytest.TempPathFactory,
+) -> FastAPI:
     home = tmp_path_factory.mktemp("schemathesis")
-    return create_app(Settings(home=home, database_url=db_url, auth="off"), database=shared_database)
+    auth = "on" if request.param == "auth on" else "off"
+    return create_app(Settings(home=home, database_url=db_url, auth=auth), database=shared_database)
 
 
 @pytest.fixture
@@ -44,7 +49,18 @@ def api(postgres_app: FastAPI, database: Database) -> FastAPI:
     return postgres_app
 
 
+@pytest.fixture
+def headers(postgres_app: FastAPI, database: Database) -> dict[str, str]:
+    """A loopback Host (a server without auth answers only to those), and with auth on an admin's token,
+    so that generated requests reach every handler (their own Authorization headers are replaced)."""
+    if not postgres_app.state.settings.auth_enabled:
+        return {"Host": "localhost"}
+    with database.transaction() as session:
+        secret = tokens.create(session=session, name="schemathesis", role="admin")[1]
+    return {"Host": "localhost", "Authorization": f"Bearer {secret}"}
+
+
 @schema.parametrize()
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_request_makes_a_server_error(case, api):
-    case.call_and_validate(checks=CHECKS, app=api)
+def test_no_request_makes_a_server_error(case, api, headers):
+    case.call_and_validate(checks=CHECKS, app=api, headers=headers)

@@ -64,3 +64,17 @@ def test_revoking_an_unknown_token_says_so(miles):
     miles("db", "upgrade")
     result = miles("token", "revoke", "nobody")
     assert result.exit_code == 1 and "no active API token named 'nobody'" in result.output
+
+
+def test_a_token_is_a_member_unless_created_with_another_role_and_the_list_shows_it(miles):
+    miles("db", "upgrade")
+    assert "member token 'ci'" in miles("token", "create", "ci").stderr
+    assert "viewer token 'eyes'" in miles("token", "create", "eyes", "--role", "viewer").stderr
+    rows = {line.split()[1]: line.split()[2] for line in miles("token", "list").output.splitlines()[1:]}
+    assert rows == {"ci": "member", "eyes": "viewer"}
+
+
+def test_a_role_that_does_not_exist_is_refused_naming_the_roles(miles):
+    miles("db", "upgrade")
+    result = miles("token", "create", "boss", "--role", "owner")
+    assert result.exit_code == 2 and "'admin', 'member', 'viewer'" in result.output

@@ -32,7 +32,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     database = Database(settings.database_url)
     migrate.upgrade(database.engine)
     database.dispose()
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         yield client
 
 

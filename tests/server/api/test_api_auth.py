@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from server.store import runs, tokens
+from server.store.errors import Invalid
 
 RUNS = "/api/v1/runs"
 
@@ -75,12 +76,12 @@ def test_reads_need_a_token_unless_opened(make_client, make_settings, small_conf
 
 def test_health_and_the_session_are_open_to_all(secured):
     assert secured.get("/api/v1/health").status_code == 200
-    assert secured.get("/api/v1/session").json() == {"auth": True, "public_reads": False, "token": None}
+    assert secured.get("/api/v1/session").json() == {"auth": True, "public_reads": False, "token": None, "role": None}
 
 
 def test_logging_in_keeps_the_token_in_an_httponly_cookie(secured, secret, small_config):
     response = secured.post("/api/v1/login", json={"token": secret})
-    assert response.json() == {"token": "ci"}
+    assert response.json() == {"token": "ci", "role": "member"}
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert secured.get(RUNS).status_code == 200
@@ -119,3 +120,45 @@ def test_the_token_is_never_stored(database):
         token, secret = tokens.create(session=session, name="stored")
         assert secret not in (token.hash, token.prefix) and token.hash == tokens.digest(secret)
         assert secret.startswith(token.prefix) and len(secret) > 40
+
+
+def test_a_token_revokes_itself_and_is_refused_from_then_on(secured, secret, database):
+    assert secured.post("/api/v1/session/revoke", headers=bearer(secret)).status_code == 204
+    response = secured.get(RUNS, headers=bearer(secret))
+    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+    with database.transaction(write=False) as session:
+        assert tokens.all_tokens(session=session)[0].revoked_at is not None
+
+
+def test_signing_out_and_revoking_from_the_page_forgets_the_cookie_too(secured, secret):
+    secured.post("/api/v1/login", json={"token": secret})
+    response = secured.post("/api/v1/session/revoke")
+    assert response.status_code == 204 and 'miles_token=""' in response.headers["set-cookie"]
+    assert secured.get("/api/v1/session").json()["token"] is None
+    assert secured.post("/api/v1/login", json={"token": secret}).status_code == 401
+
+
+def test_a_cross_site_page_cannot_revoke_the_signed_in_token(secured, secret):
+    secured.post("/api/v1/login", json={"token": secret})
+    response = secured.post("/api/v1/session/revoke", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert secured.get(RUNS).status_code == 200
+
+
+def test_without_auth_there_is_no_token_to_revoke(client):
+    response = client.post("/api/v1/session/revoke")
+    assert response.status_code == 409 and "auth is off" in response.json()["detail"]
+
+
+def test_the_session_and_the_login_say_the_tokens_role(secured, database):
+    with database.transaction() as session:
+        viewer = tokens.create(session=session, name="eyes", role="viewer")[1]
+    assert secured.post("/api/v1/login", json={"token": viewer}).json() == {"token": "eyes", "role": "viewer"}
+    assert secured.get("/api/v1/session").json()["role"] == "viewer"
+
+
+def test_a_token_gets_a_role_the_store_knows_or_none(database):
+    with database.transaction() as session:
+        assert tokens.create(session=session, name="plain")[0].role == "member"  # the default
+        with pytest.raises(Invalid, match="admin, member, viewer"):
+            tokens.create(session=session, name="boss", role="owner")

@@ -45,7 +45,7 @@ def test_a_grid_becomes_one_queued_run_per_cell_in_its_experiment(client):
 
 def test_the_runs_are_handed_to_the_dispatcher_once_all_are_committed(database, settings):
     dispatcher = RecordingDispatcher(database)
-    with TestClient(create_app(settings, dispatcher=dispatcher)) as client:
+    with TestClient(create_app(settings, dispatcher=dispatcher), base_url="http://localhost") as client:
         runs = [cell["run"] for cell in client.post(GRIDS, json={"experiment": "e", "grid": grid()}).json()["cells"]]
     assert dispatcher.enqueued == [(run["id"], "cpu", "queued") for run in runs]
 

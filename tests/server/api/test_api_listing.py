@@ -85,3 +85,11 @@ def test_a_cursor_of_another_sort_is_refused(client, make_run):
     cursor = client.get(RUNS, params={"limit": 1, "sort": "name"}).json()["next_cursor"]
     response = client.get(RUNS, params={"limit": 1, "sort": "status", "cursor": cursor})
     assert response.status_code == 422 and "belongs to sort 'name'" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("name", ["q", "method", "dataset", "fusion", "experiment"])
+def test_a_filter_holding_a_nul_is_422_naming_it(client, name):
+    # PostgreSQL cannot hold NUL in a text parameter: it used to answer 500.
+    response = client.get("/api/v1/runs", params={name: "a\x00b"})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0] == {"field": name, "message": "may not contain NUL characters"}

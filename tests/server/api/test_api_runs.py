@@ -121,7 +121,7 @@ def test_cancelled_and_logged_runs_leave_room_under_the_active_limit(small_confi
 
 def test_a_run_is_handed_to_the_dispatcher_only_once_committed(small_config, database, settings):
     dispatcher = RecordingDispatcher(database)
-    with TestClient(create_app(settings, dispatcher=dispatcher)) as client:
+    with TestClient(create_app(settings, dispatcher=dispatcher), base_url="http://localhost") as client:
         gpu = client.post(RUNS, json={"config": small_config | {"device": "cuda"}}).json()
         cpu = client.post(RUNS, json={"config": small_config}).json()  # device auto: MILES_AUTO_QUEUE, cpu
         client.post(RUNS, json={"execute": False})
@@ -134,7 +134,7 @@ class DownBroker:
 
 
 def test_a_broker_outage_answers_503_and_keeps_the_run_queued(small_config, database, settings):
-    with TestClient(create_app(settings, dispatcher=DownBroker())) as client:
+    with TestClient(create_app(settings, dispatcher=DownBroker()), base_url="http://localhost") as client:
         response = client.post(RUNS, json={"config": small_config})
         assert response.status_code == 503
         assert "saved as queued" in response.json()["detail"] and "refused" in response.json()["detail"]

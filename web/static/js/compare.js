@@ -129,7 +129,11 @@ function fillKeys() {
 }
 
 async function loadRuns() {
-  const [page, results] = await Promise.all([api.get("/runs", { id: ids, limit: 500 }), api.get("/results", { id: ids })]);
+  // Every metric's latest value, not only those the tables show: the chooser of the chart offers them all.
+  const [page, results] = await Promise.all([
+    api.get("/runs", { id: ids, limit: 500, latest: "metric/*,loss/*,util/*,lr/*" }),
+    api.get("/results", { id: ids }),
+  ]);
   table = results;
   const found = new Map(page.items.map((run) => [run.id, run]));
   runs = ids.filter((id) => found.has(id)).map((id) => found.get(id));

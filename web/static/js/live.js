@@ -4,12 +4,13 @@
  * Events: `status` (first on connect, then on every change), `epoch` `{step, metrics}`,
  * `run_event` (a row of the run's log), `end` (the run finished: the server closes the
  * stream and we must not reconnect) and `reconnect` (the stream's lifetime is over: the
- * browser reconnects by itself, sending `Last-Event-ID`, and the server resumes after it).
+ * browser reconnects by itself, sending `Last-Event-ID`, and the server resumes after it),
+ * and `revoked` (the token this page signed in with was revoked: we stop and ask to sign in).
  * Message ids are cursors "<step>:<event id>". When the browser gives up (an HTTP error
  * while reconnecting), we open a new stream from the last cursor, backing off.
  */
 
-import { url } from "./api.js";
+import { signIn, url } from "./api.js";
 
 /**
  * @typedef {object} StreamHandlers
@@ -60,6 +61,11 @@ export function followRun(runId, from, handlers) {
       source.close();
       handlers.onState("ended");
       handlers.onEnd(data);
+    });
+    on("revoked", () => {
+      ended = true;
+      source.close();
+      signIn();
     });
     source.addEventListener("error", () => {
       if (ended) return;
