@@ -12,6 +12,7 @@ from server.commands import COMMANDS
 # torch behind `train`, which would add seconds to the start of every other command.
 LAZY_COMMANDS = {
     "train": "trainer.cli:train_command",
+    "data": "trainer.data_cli:data_group",
     "worker": "worker.cli:worker_command",
     "requeue": "worker.cli:requeue_command",
     "up": "worker.up:up_command",
