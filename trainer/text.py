@@ -50,16 +50,22 @@ class BertEncoder(nn.Module):
         return out.pooler_output
 
 
+def from_pretrained(kind: Any, source: str) -> Any:
+    """``kind.from_pretrained`` (a model or tokenizer class) of a local folder when ``source`` is one,
+    without touching the network; else of the hub name ``source``. Raises OSError or ValueError."""
+    local = Path(source).expanduser()
+    if local.exists():
+        return kind.from_pretrained(str(local), local_files_only=True)
+    return kind.from_pretrained(source)
+
+
 def load_bert(source: str | None) -> nn.Module:
     """A ``BertModel`` from a local directory or a hub name; BERT-base randomly initialised (with a
     `RandomInitWarning`) when ``source`` is None or cannot be loaded."""
     transformers = transformers_module()
     if source:
-        local = Path(source).expanduser()
         try:
-            if local.exists():
-                return transformers.BertModel.from_pretrained(str(local), local_files_only=True)
-            return transformers.BertModel.from_pretrained(source)
+            return from_pretrained(transformers.BertModel, source)
         except (OSError, ValueError) as error:
             warnings.warn(RandomInitWarning(
                 f"BERT weights {source!r} could not be loaded ({_first_line(error)}); the text encoder starts "

@@ -37,14 +37,13 @@ from pydantic import Field
 
 from trainer.datasets.base import (
     SPLITS,
-    Dataset,
     DatasetError,
     DatasetInfo,
     ModalitySpec,
     exact_stratified_indices,
     split_sizes,
 )
-from trainer.datasets.prepared import Preparation, Sample, StoredModality, load_prepared
+from trainer.datasets.prepared import Preparation, PreparedParams, Sample, StoredModality, reader
 from trainer.spec import SpecModel
 
 EMOTIONS = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
@@ -54,9 +53,6 @@ SPECTROGRAM = (WINDOW // 2 + 1, (RATE * SECONDS - OVERLAP) // (WINDOW - OVERLAP)
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 CLIPS = 7442
 
-
-class Params(SpecModel):
-    """No options: the preprocessing was fixed when the folder was prepared."""
 
 
 class PrepareSettings(SpecModel):
@@ -83,13 +79,8 @@ INFO = DatasetInfo(
     source="CREMA-D (Open Database License / Database Contents License; Cao et al. 2014)",
 )
 
-
-def describe(params: Params, data_path: str | None) -> DatasetInfo:
-    return INFO
-
-
-def load(params: Params, data_path: str | None, seed: int) -> Dataset:
-    return load_prepared(INFO, data_path)
+Params = PreparedParams
+describe, load = reader(INFO)
 
 
 def _frames_folder(source: Path, settings: PrepareSettings) -> Path:

@@ -42,13 +42,12 @@ from pydantic import Field
 
 from trainer.datasets.base import (
     SPLITS,
-    Dataset,
     DatasetError,
     DatasetInfo,
     ModalitySpec,
     exact_stratified_indices,
 )
-from trainer.datasets.prepared import Preparation, Sample, StoredModality, load_prepared
+from trainer.datasets.prepared import Preparation, PreparedParams, Sample, StoredModality, reader
 from trainer.spec import SpecModel
 
 # LUMA's 50 classes in LUMA's own order (its label_class_mapping).
@@ -65,9 +64,6 @@ CIFAR100 = ("cifar-100-python", ["train", "test"], "meta", "fine_label_names", "
 RATE, N_FFT, HOP, BANDS = 16_000, 400, 164, 96
 PAPER_CLASSES = 22
 
-
-class Params(SpecModel):
-    """No options: the classes and pairs were fixed when the folder was prepared."""
 
 
 class PrepareSettings(SpecModel):
@@ -93,13 +89,8 @@ INFO = DatasetInfo(
     source="LUMA (CC BY-SA 4.0; Bezirganyan et al.) with CIFAR-10/100 (Krizhevsky 2009)",
 )
 
-
-def describe(params: Params, data_path: str | None) -> DatasetInfo:
-    return INFO
-
-
-def load(params: Params, data_path: str | None, seed: int) -> Dataset:
-    return load_prepared(INFO, data_path)
+Params = PreparedParams
+describe, load = reader(INFO)
 
 
 class _ArraysOnly(pickle.Unpickler):

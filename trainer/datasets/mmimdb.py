@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from trainer.datasets.base import SPLITS, Dataset, DatasetError, DatasetInfo, ModalitySpec
-from trainer.datasets.prepared import Preparation, Sample, StoredModality, load_prepared
+from trainer.datasets.base import SPLITS, DatasetError, DatasetInfo, ModalitySpec
+from trainer.datasets.prepared import Preparation, PreparedParams, Sample, StoredModality, reader
 from trainer.spec import SpecModel
 
 GENRES = (
@@ -41,9 +41,6 @@ GENRES = (
 RELEASE_SPLITS = {"train": "train", "val": "dev", "test": "test"}
 MAX_JSON_BYTES = 10 * 2**20
 
-
-class Params(SpecModel):
-    """No options: the text and posters were fixed when the folder was prepared."""
 
 
 class PrepareSettings(SpecModel):
@@ -66,13 +63,8 @@ INFO = DatasetInfo(
     source="MM-IMDb (Arevalo et al. 2017; movie data from IMDb, for research use)",
 )
 
-
-def describe(params: Params, data_path: str | None) -> DatasetInfo:
-    return INFO
-
-
-def load(params: Params, data_path: str | None, seed: int) -> Dataset:
-    return load_prepared(INFO, data_path)
+Params = PreparedParams
+describe, load = reader(INFO)
 
 
 def _root(source: Path) -> Path:
@@ -115,14 +107,10 @@ def _layout(root: Path) -> dict[str, list[str]]:
 
 
 def tokenizer_for(source: str) -> Any:
-    from trainer.text import transformers_module
+    from trainer.text import from_pretrained, transformers_module
 
-    transformers = transformers_module()
-    local = Path(source).expanduser()
     try:
-        if local.exists():
-            return transformers.AutoTokenizer.from_pretrained(str(local), local_files_only=True)
-        return transformers.AutoTokenizer.from_pretrained(source)
+        return from_pretrained(transformers_module().AutoTokenizer, source)
     except (OSError, ValueError) as error:
         raise DatasetError(f"the tokenizer {source!r} cannot be loaded ({error}); give a local folder holding one") from None
 

@@ -50,6 +50,7 @@ from trainer.datasets.base import (
     Task,
     resolve_data_path,
 )
+from trainer.spec import SpecModel
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -418,6 +419,22 @@ class StoredSplit(Split):
             for m, values in self.rows(slice(start, start + rows)).items():
                 parts[m].append(values)
         return Split({m: np.concatenate(p) for m, p in parts.items()}, self.labels)
+
+
+class PreparedParams(SpecModel):
+    """No options: the preprocessing was fixed when the folder was prepared."""
+
+
+def reader(info: DatasetInfo) -> tuple[Callable[..., DatasetInfo], Callable[..., Dataset]]:
+    """A prepared dataset's ``describe`` and ``load`` for the registry (see `trainer.datasets`)."""
+
+    def describe(params: SpecModel, data_path: str | None) -> DatasetInfo:
+        return info
+
+    def load(params: SpecModel, data_path: str | None, seed: int) -> Dataset:
+        return load_prepared(info, data_path)
+
+    return describe, load
 
 
 def load_prepared(info: DatasetInfo, data_path: str | None) -> Dataset:

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from trainer.datasets.base import SPLITS, Dataset, DatasetError, DatasetInfo, ModalitySpec
-from trainer.datasets.prepared import Preparation, Sample, StoredModality, load_prepared
+from trainer.datasets.base import SPLITS, DatasetError, DatasetInfo, ModalitySpec
+from trainer.datasets.prepared import Preparation, PreparedParams, Sample, StoredModality, reader
 from trainer.spec import SpecModel
 
 RATE, N_FFT, HOP, SIDE = 8000, 512, 277, 28
@@ -48,9 +48,6 @@ MNIST_DIRS = ("mnist", "MNIST/raw")
 FSDD_DIRS = ("fsdd/recordings", "recordings")
 TEST_TAKES, VAL_TAKES = range(0, 5), range(5, 10)
 
-
-class Params(SpecModel):
-    """No options: the pairs were fixed when the folder was prepared."""
 
 
 class PrepareSettings(SpecModel):
@@ -74,13 +71,8 @@ INFO = DatasetInfo(
     source="MNIST (LeCun, Cortes and Burges) and the Free Spoken Digit Dataset (CC BY-SA 4.0, Jackson et al.)",
 )
 
-
-def describe(params: Params, data_path: str | None) -> DatasetInfo:
-    return INFO
-
-
-def load(params: Params, data_path: str | None, seed: int) -> Dataset:
-    return load_prepared(INFO, data_path)
+Params = PreparedParams
+describe, load = reader(INFO)
 
 
 def read_idx(path: Path) -> np.ndarray:

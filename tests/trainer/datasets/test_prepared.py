@@ -112,7 +112,7 @@ def test_a_folder_prepared_with_other_settings_is_never_mixed(tmp_path):
         prepare(toy({"size": 3}), tmp_path / "out")
 
 
-def test_an_unfinished_preparation_with_other_settings_is_not_continued(tmp_path, monkeypatch):
+def interrupted_after_one_chunk(preparation: Preparation, dest, monkeypatch) -> None:
     monkeypatch.setattr(prep, "CHUNK", 2)
 
     def stop(done, total):
@@ -120,20 +120,17 @@ def test_an_unfinished_preparation_with_other_settings_is_not_continued(tmp_path
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        prepare(toy({"size": 2}), tmp_path / "out", progress=stop)
+        prepare(preparation, dest, progress=stop)
+
+
+def test_an_unfinished_preparation_with_other_settings_is_not_continued(tmp_path, monkeypatch):
+    interrupted_after_one_chunk(toy({"size": 2}), tmp_path / "out", monkeypatch)
     with pytest.raises(DatasetError, match="holds an unfinished preparation of 'toy'"):
         prepare(toy({"size": 3}), tmp_path / "out")
 
 
 def test_a_source_that_changed_since_the_unfinished_preparation_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(prep, "CHUNK", 2)
-
-    def stop(done, total):
-        if done:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        prepare(toy(), tmp_path / "out", progress=stop)
+    interrupted_after_one_chunk(toy(), tmp_path / "out", monkeypatch)
     with pytest.raises(DatasetError, match="the source changed"):
         prepare(toy(sizes=(5, 2, 3)), tmp_path / "out")
 
