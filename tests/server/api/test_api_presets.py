@@ -43,3 +43,12 @@ def test_imagenet_and_bert_names_are_accepted_as_pretrained_weights(client):
     response = client.post(RUNS, json={"config": {"preset": "mmimdb", "data_path": "mmimdb"}})
     assert response.status_code == 201, response.text
     assert response.json()["config"]["model"]["pretrained"] == {"text": "bert-base-uncased", "image": "imagenet"}
+
+
+def test_a_clone_of_a_preset_run_onto_another_dataset_leaves_the_preset_and_its_encoders_behind(client):
+    source = client.post(RUNS, json={"config": {"preset": "cremad", "data_path": "cremad", "epochs": 5}}).json()
+    response = client.post(f"{RUNS}/{source['id']}/clone", json={"overrides": {"dataset": "synthetic"}})
+    assert response.status_code == 201, response.text
+    config = response.json()["config"]
+    assert config["preset"] is None and config["dataset"] == "synthetic"
+    assert config["model"]["encoders"] == {} and config["model"]["embed_dim"] == 512 and config["epochs"] == 5
