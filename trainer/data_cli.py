@@ -19,6 +19,7 @@ import click
 from pydantic import ValidationError
 
 from trainer.datasets import DATASETS, DatasetError, prepared
+from trainer.datasets.preparation import prepare
 from trainer.spec import explain, parse_assignment
 
 PREPARABLE = [name for name, entry in DATASETS.items() if entry.preparable]
@@ -69,7 +70,7 @@ def prepare_command(name: str, source: Path, dest: Path, options: tuple[str, ...
 
     try:
         preparation = entry.module.preparation(source.resolve(), settings)
-        manifest = prepared.prepare(preparation, dest.resolve(), workers=workers, progress=progress)
+        manifest = prepare(preparation, dest.resolve(), workers=workers, progress=progress)
     except DatasetError as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:

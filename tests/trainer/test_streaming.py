@@ -10,7 +10,7 @@ from trainer import loop
 from trainer.acceleration import Acceleration
 from trainer.config import TrainConfig
 from trainer.datasets import load_dataset, luma
-from trainer.datasets.prepared import prepare
+from trainer.datasets.preparation import prepare
 from trainer.loop import Batches, Training
 from trainer.reporting import MemoryReporter
 from trainer.streaming import StreamingBatches

@@ -11,7 +11,7 @@ from tests.services import MilesStack
 from tests.trainer.datasets.releases import write_smnist
 from tests.web.conftest import screenshot
 from trainer.datasets import smnist
-from trainer.datasets.prepared import prepare
+from trainer.datasets.preparation import prepare
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

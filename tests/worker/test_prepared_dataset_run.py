@@ -8,7 +8,7 @@ from tests.conftest import migrated
 from tests.services import MilesStack, training_epochs
 from tests.trainer.datasets.releases import write_luma
 from trainer.datasets import luma
-from trainer.datasets.prepared import prepare
+from trainer.datasets.preparation import prepare
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

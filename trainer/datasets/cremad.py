@@ -43,7 +43,8 @@ from trainer.datasets.base import (
     exact_stratified_indices,
     split_sizes,
 )
-from trainer.datasets.prepared import Preparation, PreparedParams, Sample, StoredModality, reader
+from trainer.datasets.preparation import Preparation, Sample, StoredModality
+from trainer.datasets.prepared import PreparedParams, reader
 from trainer.spec import SpecModel
 
 EMOTIONS = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")

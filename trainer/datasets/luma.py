@@ -47,7 +47,8 @@ from trainer.datasets.base import (
     ModalitySpec,
     exact_stratified_indices,
 )
-from trainer.datasets.prepared import Preparation, PreparedParams, Sample, StoredModality, reader
+from trainer.datasets.preparation import Preparation, Sample, StoredModality
+from trainer.datasets.prepared import PreparedParams, reader
 from trainer.spec import SpecModel
 
 # LUMA's 50 classes in LUMA's own order (its label_class_mapping).

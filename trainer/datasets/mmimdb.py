@@ -30,7 +30,8 @@ import numpy as np
 from pydantic import Field
 
 from trainer.datasets.base import SPLITS, DatasetError, DatasetInfo, ModalitySpec
-from trainer.datasets.prepared import Preparation, PreparedParams, Sample, StoredModality, reader
+from trainer.datasets.preparation import Preparation, Sample, StoredModality
+from trainer.datasets.prepared import PreparedParams, reader
 from trainer.spec import SpecModel
 
 GENRES = (

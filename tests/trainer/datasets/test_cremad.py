@@ -12,7 +12,8 @@ from tests.conftest import need
 from tests.trainer.datasets.releases import COLOURS, write_cremad, write_wav
 from trainer.datasets import DatasetError, cremad, video
 from trainer.datasets.audio import fit_length, log_spectrogram, read_wav
-from trainer.datasets.prepared import load_prepared, prepare
+from trainer.datasets.preparation import prepare
+from trainer.datasets.prepared import load_prepared
 
 SMALL = cremad.PrepareSettings(size=32)
 

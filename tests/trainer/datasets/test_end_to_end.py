@@ -18,7 +18,7 @@ from tests.trainer.datasets.releases import (
     write_tiny_bert,
 )
 from trainer.datasets import cremad, luma, mmimdb, smnist
-from trainer.datasets.prepared import prepare
+from trainer.datasets.preparation import prepare
 
 pytestmark = pytest.mark.slow
 

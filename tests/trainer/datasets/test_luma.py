@@ -11,7 +11,7 @@ import pytest
 from tests.trainer.datasets.releases import write_luma
 from trainer.datasets import DatasetError, luma
 from trainer.datasets.audio import read_wav
-from trainer.datasets.prepared import prepare
+from trainer.datasets.preparation import prepare
 
 SETTINGS = luma.PrepareSettings(samples_per_class=8, val_size=6, test_size=6)
 

@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import need
 from tests.trainer.datasets.releases import WORDS, write_mmimdb, write_tiny_bert
 from trainer.datasets import DatasetError, mmimdb
-from trainer.datasets.prepared import load_prepared, prepare
+from trainer.datasets.preparation import prepare
+from trainer.datasets.prepared import load_prepared
 
 
 @pytest.fixture(scope="module")

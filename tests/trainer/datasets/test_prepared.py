@@ -1,4 +1,4 @@
-"""The prepared-folder format: arrays per split and modality, a manifest, resumption and no mixing."""
+"""Preparing and reading prepared folders: arrays per split and modality, a manifest, resumption, no mixing."""
 
 from __future__ import annotations
 
@@ -7,17 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from trainer.datasets import DatasetError
+from trainer.datasets import DatasetError, preparation
 from trainer.datasets import prepared as prep
 from trainer.datasets.base import DatasetInfo, ModalitySpec, exact_stratified_indices, split_sizes
-from trainer.datasets.prepared import (
-    Codec,
-    Preparation,
-    Sample,
-    StoredModality,
-    load_prepared,
-    prepare,
-)
+from trainer.datasets.preparation import Preparation, Sample, StoredModality, prepare
+from trainer.datasets.prepared import Codec, load_prepared
 
 PROCESSED: list[int] = []  # the items processed in this process, for the resumption tests
 
@@ -81,7 +75,7 @@ def test_worker_processes_prepare_the_same_arrays(tmp_path):
 
 
 def test_an_interrupted_preparation_resumes_without_redoing_finished_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(prep, "CHUNK", 2)
+    monkeypatch.setattr(preparation, "CHUNK", 2)
 
     def stop_after_two_chunks(done, total):
         if done >= 4:
@@ -112,15 +106,15 @@ def test_a_folder_prepared_with_other_settings_is_never_mixed(tmp_path):
         prepare(toy({"size": 3}), tmp_path / "out")
 
 
-def interrupted_after_one_chunk(preparation: Preparation, dest, monkeypatch) -> None:
-    monkeypatch.setattr(prep, "CHUNK", 2)
+def interrupted_after_one_chunk(plan: Preparation, dest, monkeypatch) -> None:
+    monkeypatch.setattr(preparation, "CHUNK", 2)
 
     def stop(done, total):
         if done:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        prepare(preparation, dest, progress=stop)
+        prepare(plan, dest, progress=stop)
 
 
 def test_an_unfinished_preparation_with_other_settings_is_not_continued(tmp_path, monkeypatch):

@@ -9,7 +9,8 @@ import pytest
 
 from tests.trainer.datasets.releases import write_smnist
 from trainer.datasets import DatasetError, smnist
-from trainer.datasets.prepared import load_prepared, prepare
+from trainer.datasets.preparation import prepare
+from trainer.datasets.prepared import load_prepared
 
 SETTINGS = smnist.PrepareSettings(train_size=40, val_size=20, test_size=20)
 
