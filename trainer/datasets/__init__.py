@@ -6,7 +6,7 @@ classes and split sizes, without reading data; ``None`` when only its files
 can tell) and ``load(params, data_path, seed)``. The paper's four tasks are
 prepared from their public releases first (``miles data prepare``): their
 modules also provide ``PrepareSettings`` and ``preparation(source, settings)``
-(see `trainer.datasets.prepared`), and their data_path is the prepared folder.
+(see `trainer.datasets.preparation` and `trainer.datasets.prepared`); their data_path is the prepared folder.
 """
 
 from __future__ import annotations
