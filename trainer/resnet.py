@@ -24,6 +24,7 @@ over their RGB channels, which keeps each filter's response to a grey image.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 # torchvision's ImageNet checkpoints (IMAGENET1K_V1), fetched only when a user asks for "imagenet".
+DOWNLOAD_TIMEOUT = 60  # seconds without a byte before a download of weights gives up
 IMAGENET_WEIGHTS = {
     "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
     "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
@@ -151,10 +153,14 @@ def read_weights(name: str, source: str) -> Mapping[str, Tensor]:
     if source == "imagenet":
         if name not in IMAGENET_WEIGHTS:
             raise ValueError(f"there are no published ImageNet weights for {name}; give a local file instead")
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)  # torch.hub's urlopen has none: a silent network would hang the run
         try:
             return torch.hub.load_state_dict_from_url(IMAGENET_WEIGHTS[name], map_location="cpu", progress=False)
-        except Exception as error:  # urllib's errors, a partial download, a read-only cache
+        except Exception as error:  # urllib's errors, a timeout, a partial download, a read-only cache
             raise OSError(f"cannot download the ImageNet weights of {name}: {error}") from error
+        finally:
+            socket.setdefaulttimeout(previous)
     path = Path(source).expanduser()
     if not path.is_file():
         raise OSError(f"no weights file at {path}")
