@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 from pydantic import ValidationError
 
+from trainer.cli import train_command
 from trainer.config import TrainConfig
+from trainer.datasets import DatasetError
 from trainer.presets import PRESETS
 from trainer.spec import explain
 
@@ -60,3 +63,19 @@ def test_an_encoder_that_cannot_read_a_modality_is_refused_at_submission():
         TrainConfig.model_validate({"preset": "luma", "data_path": "l", "model": {"pretrained": {"image": "imagenet"}}})
     assert [p.field for p in explain(raised.value)] == ["model.pretrained.image"]
     assert "'imagenet' weights are published for resnet18 and resnet50 only" in str(raised.value)
+
+
+def test_on_the_command_line_only_the_options_given_override_the_preset(monkeypatch):
+    seen = {}
+
+    def capture(config, **kwargs):
+        seen["config"] = config
+        raise DatasetError("captured")  # the spec is all this test needs; the CLI reports this and exits
+
+    monkeypatch.setattr("trainer.loop.Training", capture)
+    result = CliRunner().invoke(train_command, ["--preset", "cremad", "--data-path", "c", "--lr", "0.01",
+                                                "--encoder", "visual=resnet6", "--tau", "0.3"])
+    assert result.exit_code == 1 and "captured" in result.output
+    config = seen["config"]
+    assert (config.epochs, config.batch_size, config.lr) == (200, 64, 0.01)  # not the command's own defaults (30 epochs)
+    assert config.model.encoders == {"audio": "resnet18", "visual": "resnet6"} and config.params["tau"] == 0.3
