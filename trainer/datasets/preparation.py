@@ -13,10 +13,12 @@ that holds, or has half-prepared, another dataset or other settings is refused.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -137,7 +139,9 @@ def _executor(workers: int) -> Iterator[Executor | None]:
     if workers <= 1:
         yield None
         return
-    with ProcessPoolExecutor(workers) as pool:
+    # Ctrl-C in a terminal reaches the whole process group: the workers leave it to this process,
+    # which stops after the chunk in progress (and says how to continue) instead of each printing a traceback.
+    with ProcessPoolExecutor(workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
         yield pool
 
 
@@ -178,11 +182,35 @@ def prepare(
     ``progress(done, total)`` is called after every chunk (and once at the start with what was done
     before). Returns the manifest; when ``dest`` already holds this preparation, nothing is redone.
     """
-    existing = check_destination(dest, preparation.dataset, preparation.settings)
-    if existing is not None:
-        return existing
+    if check_destination(dest, preparation.dataset, preparation.settings) is None:
+        (dest / WORK).mkdir(parents=True, exist_ok=True)
+    with _exclusive(dest):
+        # Checked again under the lock: another preparation may have finished in the meantime.
+        existing = check_destination(dest, preparation.dataset, preparation.settings)
+        return existing if existing is not None else _prepare(preparation, dest, workers, progress)
+
+
+@contextmanager
+def _exclusive(dest: Path) -> Iterator[None]:
+    """Hold ``dest``'s lock: one preparation writes into a folder at a time."""
+    lock = dest / WORK / "lock"
+    if not lock.parent.is_dir():  # ``dest`` is complete: there is nothing to write
+        yield
+        return
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DatasetError(
+                f"another `miles data prepare` is writing into {dest}; wait for it to finish, or stop it first"
+            ) from None
+        yield
+
+
+def _prepare(
+    preparation: Preparation, dest: Path, workers: int, progress: Callable[[int, int], None] | None,
+) -> Manifest:
     work = dest / WORK
-    work.mkdir(parents=True, exist_ok=True)
     state = {"dataset": preparation.dataset, "settings": preparation.settings, "plan": preparation.digest()}
     saved_path = work / "settings.json"
     if saved_path.exists():

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
+import signal
 import subprocess
 
 import pytest
@@ -51,6 +54,28 @@ def test_prepare_shows_progress_writes_the_folder_and_says_how_to_train_it(tmp_p
     again = miles("data", "prepare", "smnist", "--source", str(source), "--dest", str(tmp_path / "smnist"),
                   "--option", "train_size=30", "--option", "val_size=10", "--option", "test_size=10")
     assert again.returncode == 1 and "One folder holds one preparation" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_ctrl_c_stops_a_preparation_that_the_same_command_then_continues(tmp_path):
+    source = write_smnist(tmp_path / "release")
+    command = [MILES, "data", "prepare", "smnist", "--source", str(source), "--dest", str(tmp_path / "smnist"),
+               "--option", "train_size=3000", "--option", "val_size=500", "--option", "test_size=500", "--workers", "2"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen = ""
+    while "256/4000" not in seen:  # the first chunk of 256 samples is done
+        character = process.stderr.read(1)
+        assert character, f"prepare ended before its first chunk: {seen[-2000:]}"
+        seen += character
+    os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C in a terminal: to the command and its worker processes
+    rest = process.stderr.read()
+    assert process.wait(timeout=120) == 130, rest
+    assert "stopped; run the same command again to continue" in rest and "Traceback" not in rest
+    assert not (tmp_path / "smnist" / "manifest.json").exists()
+    again = miles(*command[1:])
+    assert again.returncode == 0, again.stderr
+    started = re.search(r"(\d+)/4000 \[", again.stderr)
+    assert started and int(started.group(1)) >= 256, "the second run started from nothing"
+    assert miles("data", "verify", str(tmp_path / "smnist")).returncode == 0
 
 
 def test_prepare_reports_a_wrong_layout_and_a_bad_option_without_a_traceback(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 
 import numpy as np
@@ -127,6 +128,15 @@ def test_a_source_that_changed_since_the_unfinished_preparation_is_refused(tmp_p
     interrupted_after_one_chunk(toy(), tmp_path / "out", monkeypatch)
     with pytest.raises(DatasetError, match="the source changed"):
         prepare(toy(sizes=(5, 2, 3)), tmp_path / "out")
+
+
+def test_a_folder_another_preparation_is_writing_into_is_refused(tmp_path):
+    (tmp_path / "out" / prep.WORK).mkdir(parents=True)
+    with (tmp_path / "out" / prep.WORK / "lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # what a running `miles data prepare` holds
+        with pytest.raises(DatasetError, match="another `miles data prepare` is writing into"):
+            prepare(toy(), tmp_path / "out")
+    assert prepare(toy(), tmp_path / "out").splits["train"] == 6
 
 
 def test_a_folder_holding_other_files_is_refused_as_destination(tmp_path):
