@@ -23,7 +23,8 @@ COPY server ./server
 COPY worker ./worker
 COPY web ./web
 COPY migrations ./migrations
-RUN pip install . && pip check
+# The text extra (transformers) lets the workers train MM-IMDb's BERT encoder.
+RUN pip install '.[text]' && pip check
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 # No compilers or build files in the final image; only the virtual environment.

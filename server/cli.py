@@ -13,6 +13,7 @@ from server.commands import COMMANDS
 LAZY_COMMANDS = {
     "train": "trainer.cli:train_command",
     "compare": "trainer.compare:compare_command",
+    "data": "trainer.data_cli:data_group",
     "worker": "worker.cli:worker_command",
     "requeue": "worker.cli:requeue_command",
     "up": "worker.up:up_command",

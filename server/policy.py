@@ -11,6 +11,7 @@ from server.schemas import checked_config
 from server.settings import Settings
 from server.store.errors import Invalid
 from trainer.config import TrainConfig
+from trainer.encoders import IMAGENET
 from trainer.spec import FieldError, explain
 
 
@@ -26,7 +27,7 @@ def validate_config(data: dict[str, Any], *, field: str) -> TrainConfig:
 
 
 def check_config(config: TrainConfig, settings: Settings, *, field: str) -> None:
-    """Refuse more epochs than MILES_MAX_EPOCHS and a data_path outside the data directory."""
+    """Refuse more epochs than MILES_MAX_EPOCHS, and a data_path or pretrained weights outside the data directory."""
     problems = []
     if config.epochs > settings.max_epochs:
         problems.append(FieldError(
@@ -38,6 +39,13 @@ def check_config(config: TrainConfig, settings: Settings, *, field: str) -> None
             f"{config.data_path!r} leads outside the server's data directory (MILES_DATA_DIR); give a path "
             "relative to it, without '..' or links that leave it",
         ))
+    for modality, source in config.model.pretrained.items():
+        if source != IMAGENET and resolve_inside(settings.data_root, source) is None:
+            problems.append(FieldError(
+                f"{field}.model.pretrained.{modality}",
+                f"{source!r} leads outside the server's data directory (MILES_DATA_DIR); give weights relative to it, "
+                "'imagenet', or a BERT name",
+            ))
     if problems:
         raise Invalid(problems)
 

@@ -465,6 +465,14 @@ class FusionOut(BaseModel):
     description: str
 
 
+class PresetOut(BaseModel):
+    name: str
+    title: str
+    description: str
+    metric: str = Field(description="The task's metric (accuracy, or F1 for multilabel tasks).")
+    config: dict[str, Any] = Field(description="The fields of a TrainConfig the preset sets; send {\"preset\": name} to use them.")
+
+
 class Limits(BaseModel):
     max_epochs: int
     max_active_runs: int
@@ -480,6 +488,7 @@ class Catalog(BaseModel):
     datasets: list[DatasetOut]
     methods: list[MethodOut]
     fusions: list[FusionOut]
+    presets: list[PresetOut] = Field(description="The paper's four tasks as named starting points of a run.")
     config_schema: dict[str, Any] = Field(description="JSON schema of TrainConfig, the job spec.")
     limits: Limits
 

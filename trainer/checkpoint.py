@@ -18,8 +18,8 @@ import torch
 LAST = "last.pt"
 BEST = "best.pt"
 FORMAT = 1
-# Fields that may differ between a run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "device"}
+# Fields that may differ between a run and its resumption (performance: how the machine is used).
+RESUMABLE_CHANGES = {"epochs", "device", "performance"}
 
 
 class CheckpointError(RuntimeError):
@@ -59,7 +59,7 @@ def trained_seconds(directory: Path) -> float:
 
 
 def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
-    """Refuse to resume with a spec that differs in anything but ``epochs`` and ``device``."""
+    """Refuse to resume with a spec that differs in anything but ``epochs``, ``device`` and ``performance``."""
     differing = sorted(
         key for key in saved.keys() | current.keys()
         if key not in RESUMABLE_CHANGES and saved.get(key) != current.get(key)
@@ -67,5 +67,5 @@ def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path)
     if differing:
         raise CheckpointError(
             f"{path} was written by a run with a different {', '.join(differing)}; "
-            "only epochs and device may change when resuming"
+            "only epochs, device and performance may change when resuming"
         )

@@ -15,8 +15,35 @@ from trainer.config import FUSIONS, TrainConfig
 from trainer.datasets import DATASETS, DatasetError
 from trainer.device import DeviceError
 from trainer.methods import METHODS
+from trainer.presets import PRESETS
 from trainer.reporting import ConsoleReporter, JsonlReporter, MultiReporter
 from trainer.spec import explain
+
+# Options that become a field of the spec as they are (the others are assembled below).
+PLAIN_FIELDS = ("dataset", "fusion", "method", "epochs", "batch_size", "lr", "weight_decay", "seed", "device", "data_path")
+
+
+def _assignments(values: tuple[str, ...], hint: str) -> dict[str, Any]:
+    return dict(parse_param(value, hint) for value in values)
+
+
+def _spec(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
+    """The run's spec from the command line. With --preset, only the options given on it (defaults are
+    the preset's); without, every option with its default."""
+    given = {name for name in options if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+    spec: dict[str, Any] = {name: options[name] for name in PLAIN_FIELDS if not options["preset"] or name in given}
+    params = _assignments(options["params"], "--param")
+    params.update({name: options[name] for name in ("tau", "mu") if options[name] is not None})
+    model = _assignments(options["model_params"], "--model-param")
+    for section, values, hint in (("encoders", options["encoders"], "--encoder"), ("pretrained", options["pretrained"], "--pretrained")):
+        if values:
+            model[section] = {k: str(v) for k, v in _assignments(values, hint).items()}
+    extra = {
+        "preset": options["preset"], "modalities": split_list(options["modalities"]), "params": params,
+        "dataset_params": _assignments(options["dataset_params"], "--dataset-param"), "model": model,
+        "performance": _assignments(options["performance"], "--performance"),
+    }
+    return spec | {k: v for k, v in extra.items() if v or not options["preset"]}
 
 
 def _read_last(directory: Path) -> dict[str, Any]:
@@ -40,6 +67,7 @@ def summary_table(summary: dict[str, Any], modalities: list[str]) -> str:
 
 
 @click.command("train")
+@click.option("--preset", type=click.Choice(list(PRESETS)), help="Start from the paper's settings for a task; other options override them.")
 @click.option("--dataset", type=click.Choice(list(DATASETS)), help="Dataset to train on.")
 @click.option("--modalities", help="Comma-separated modalities (default: the dataset's default pair).")
 @click.option("--fusion", type=click.Choice(list(FUSIONS)), default="concat", show_default=True)
@@ -54,7 +82,13 @@ def summary_table(summary: dict[str, Any], modalities: list[str]) -> str:
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--data-path", help="Data folder (folder dataset; avdigits overrides MILES_DATA_DIR).")
+@click.option("--data-path", help="Data folder: your own, one `miles data prepare` wrote, or avdigits' files.")
+@click.option("--encoder", "encoders", multiple=True, metavar="MODALITY=NAME", help="A modality's encoder, e.g. audio=resnet18 (repeatable).")
+@click.option("--pretrained", "pretrained", multiple=True, metavar="MODALITY=SOURCE",
+              help="A modality's pretrained weights: a file or folder, imagenet, or a BERT name (repeatable).")
+@click.option("--model-param", "model_params", multiple=True, metavar="NAME=VALUE", help="An encoder setting, e.g. embed_dim=256 (repeatable).")
+@click.option("--performance", "performance", multiple=True, metavar="NAME=VALUE",
+              help="How the machine is used, e.g. loader_workers=4 or mixed_precision=false (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write epochs, events and summary as JSON lines.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), help="Save checkpoints here after every epoch.")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run checkpointed in DIR (its spec; --epochs may extend it).")
@@ -74,27 +108,9 @@ def train_command(ctx: click.Context, **options: Any) -> None:
             spec["device"] = options["device"]
         checkpoint_dir: Path | None = resume
     else:
-        if not options["dataset"]:
-            raise click.UsageError("--dataset is required (or --resume DIR)")
-        params = dict(parse_param(p) for p in options["params"])
-        for name in ("tau", "mu"):
-            if options[name] is not None:
-                params[name] = options[name]
-        spec = {
-            "dataset": options["dataset"],
-            "data_path": options["data_path"],
-            "dataset_params": dict(parse_param(p, "--dataset-param") for p in options["dataset_params"]),
-            "modalities": split_list(options["modalities"]),
-            "fusion": options["fusion"],
-            "method": options["method"],
-            "params": params,
-            "epochs": options["epochs"],
-            "batch_size": options["batch_size"],
-            "lr": options["lr"],
-            "weight_decay": options["weight_decay"],
-            "seed": options["seed"],
-            "device": options["device"],
-        }
+        if not options["dataset"] and not options["preset"]:
+            raise click.UsageError("--dataset or --preset is required (or --resume DIR)")
+        spec = _spec(ctx, options)
         checkpoint_dir = options["checkpoint_dir"]
     try:
         config = TrainConfig.model_validate(spec)
@@ -102,7 +118,7 @@ def train_command(ctx: click.Context, **options: Any) -> None:
         raise click.UsageError("invalid run spec:\n  " + "\n  ".join(map(str, explain(error)))) from None
     try:
         training = Training(config, checkpoint_dir=checkpoint_dir)
-    except (DatasetError, DeviceError) as error:
+    except (DatasetError, DeviceError, ValueError) as error:  # ValueError: an encoder that cannot be built
         raise click.ClickException(str(error)) from None
     click.echo(f"{config.describe()}, {config.epochs} epochs on {training.device}", err=True)
     reporters: list[Any] = [ConsoleReporter(config.epochs, training.modalities, start=min(start, config.epochs), file=sys.stderr)]

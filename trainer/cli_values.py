@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
+
+from trainer.spec import parse_assignment
 
 
 def split_list(value: str | None) -> list[str] | None:
@@ -15,10 +16,7 @@ def split_list(value: str | None) -> list[str] | None:
 
 def parse_param(text: str, option: str = "--param") -> tuple[str, Any]:
     """``NAME=VALUE``, the value read as JSON when it is JSON (``0.1``, ``true``, ``[1, 2]``), else as text."""
-    name, sep, raw = text.partition("=")
-    if not sep or not name:
-        raise click.BadParameter(f"{text!r}: expected NAME=VALUE", param_hint=option)
     try:
-        return name, json.loads(raw)
-    except json.JSONDecodeError:
-        return name, raw
+        return parse_assignment(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from trainer.datasets import DATASETS
+from trainer.encoders import ENCODERS, EncoderName, resolved, unfit, unfit_pretrained
 from trainer.methods import METHODS
+from trainer.presets import PRESETS, with_preset
 from trainer.spec import SpecModel, field_error
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -22,7 +24,8 @@ FUSIONS: dict[str, str] = {
 
 
 class ModelConfig(SpecModel):
-    """Encoder sizes. Vectors get an MLP, 2-D inputs a small ResNet-style CNN."""
+    """Encoders: by default an MLP for vectors and a small ResNet-style CNN for 2-D inputs (their sizes
+    below); ``encoders`` gives a modality one of the paper's ResNets or BERT instead."""
 
     embed_dim: int = Field(128, ge=4, le=4096, description="Size of each modality's feature vector z_m.")
     hidden_dim: int = Field(256, ge=4, le=8192, description="Width of the MLP hidden layers (vector inputs).")
@@ -32,6 +35,48 @@ class ModelConfig(SpecModel):
     )
     cnn_width: int = Field(16, ge=4, le=256, description="Channels of the CNN's first stage.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before each encoder's output.")
+    encoders: dict[str, EncoderName] = Field(
+        default_factory=dict,
+        description="Encoder per modality, e.g. {\"audio\": \"resnet18\"}; unnamed modalities get 'auto'. "
+        + " ".join(f"{name}: {text}" for name, text in ENCODERS.items()),
+    )
+    pretrained: dict[str, str] = Field(
+        default_factory=dict,
+        description="Pretrained weights per modality: a local file or folder (relative to the data directory), "
+        "'imagenet' (ResNet-18 and -50, downloaded) or a BERT name such as 'bert-base-uncased'; an empty value "
+        "drops a preset's. Without them an encoder starts from random weights.",
+    )
+
+    @field_validator("pretrained")
+    @classmethod
+    def _drop_empty(cls, value: dict[str, str]) -> dict[str, str]:
+        return {modality: source for modality, source in value.items() if source.strip()}
+
+    @model_validator(mode="after")
+    def _pretrained_fits(self) -> ModelConfig:
+        for modality, source in self.pretrained.items():
+            problem = unfit_pretrained(self.encoders.get(modality, "auto"), source)
+            if problem:
+                raise field_error("ModelConfig", f"pretrained.{modality}", source, problem)
+        return self
+
+
+class PerformanceConfig(SpecModel):
+    """How a run uses its machine: nothing here changes what is learned beyond floating-point rounding."""
+
+    mixed_precision: bool = Field(
+        True, description="On CUDA: autocast to bfloat16 (float16 with loss scaling on GPUs without bfloat16). Off on CPU.",
+    )
+    channels_last: bool = Field(
+        True, description="On CUDA: the channels-last memory format for 2-D inputs and convolutions. Off on CPU.",
+    )
+    data_loading: Literal["auto", "memory", "stream"] = Field(
+        "auto",
+        description="Prepared datasets: 'memory' holds each split in memory; 'stream' reads batches from the prepared "
+        "folder through a DataLoader with worker processes and pinned memory; 'auto' streams when the data would "
+        "take more than 2 GiB in memory.",
+    )
+    loader_workers: int = Field(2, ge=0, le=64, description="DataLoader worker processes when streaming (0: read in the training process).")
 
 
 class TrainConfig(SpecModel):
@@ -55,9 +100,15 @@ class TrainConfig(SpecModel):
         }
     }
 
+    preset: str | None = Field(
+        None, description=f"A named preset ({', '.join(PRESETS)}): the paper's settings for its task. Every field "
+        "given beside it wins (nested objects key by key).",
+    )
     dataset: str = Field(description=f"Dataset name: one of {', '.join(DATASETS)}.")
     data_path: str | None = Field(
-        None, description="Folder of the data, for datasets read from disk (folder; avdigits overrides MILES_DATA_DIR)."
+        None, description="Folder of the data, for datasets read from disk: your own folder, a folder prepared with "
+        "`miles data prepare` (cremad, smnist, luma, mmimdb), or avdigits' files (instead of MILES_DATA_DIR). "
+        "Relative paths are under the data directory.",
     )
     dataset_params: dict[str, Any] = Field(default_factory=dict, description="Options of the dataset.")
     modalities: list[str] | None = Field(
@@ -67,6 +118,7 @@ class TrainConfig(SpecModel):
     method: str = Field("miles", description=f"Training method: one of {', '.join(METHODS)}.")
     params: dict[str, Any] = Field(default_factory=dict, description="Hyperparameters of the method.")
     model: ModelConfig = Field(default_factory=ModelConfig)
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     epochs: int = Field(30, ge=1, le=1000, description="Training epochs.")
     batch_size: int = Field(64, ge=1, le=4096, description="Samples per batch.")
     lr: float = Field(1e-3, gt=0, le=1, description="Global learning rate alpha of Adam.")
@@ -77,6 +129,16 @@ class TrainConfig(SpecModel):
         description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.",
         json_schema_extra={"pattern": DEVICE_PATTERN.pattern},
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("preset") is None:
+            return data
+        preset = PRESETS.get(data["preset"]) if isinstance(data["preset"], str) else None
+        if preset is None:
+            raise field_error("TrainConfig", "preset", data["preset"], f"unknown preset {data['preset']!r}; allowed: {', '.join(PRESETS)}")
+        return with_preset(preset, data)
 
     @field_validator("device")
     @classmethod
@@ -117,8 +179,10 @@ class TrainConfig(SpecModel):
         if self.data_path is not None and not entry.reads_disk:
             readers = ", ".join(name for name, e in DATASETS.items() if e.reads_disk)
             raise field_error("TrainConfig", "data_path", self.data_path, f"dataset {self.dataset!r} is built in; data_path applies to {readers}")
-        if self.dataset == "folder" and not self.data_path:
-            raise field_error("TrainConfig", "data_path", None, "the folder dataset needs data_path: a directory with train.npz, val.npz and test.npz")
+        if entry.needs_path and not self.data_path:
+            what = (f"the folder `miles data prepare {self.dataset}` wrote" if entry.preparable
+                    else "a directory with train.npz, val.npz and test.npz")
+            raise field_error("TrainConfig", "data_path", None, f"the {self.dataset} dataset needs data_path: {what}")
         info = entry.describe(entry.params.model_validate(self.dataset_params), self.data_path)
         if info is not None:
             if self.modalities is None:
@@ -129,6 +193,7 @@ class TrainConfig(SpecModel):
                     "TrainConfig", "modalities", self.modalities,
                     f"{', '.join(map(repr, unknown))} not in dataset {self.dataset!r}; available: {', '.join(info.modalities)}",
                 )
+            self._encoders_fit(info.modalities)
         if self.modalities is not None:
             if METHODS[self.method].single_modality and len(self.modalities) != 1:
                 raise field_error(
@@ -139,6 +204,23 @@ class TrainConfig(SpecModel):
             if len(set(self.modalities)) != len(self.modalities):
                 raise field_error("TrainConfig", "modalities", self.modalities, "each modality may appear only once")
         return self
+
+    def _encoders_fit(self, modalities: dict[str, Any]) -> None:
+        for section in ("encoders", "pretrained"):
+            unknown = [m for m in getattr(self.model, section) if m not in modalities]
+            if unknown:
+                raise field_error(
+                    "TrainConfig", f"model.{section}", getattr(self.model, section),
+                    f"{', '.join(map(repr, unknown))} not in dataset {self.dataset!r}; available: {', '.join(modalities)}",
+                )
+        for modality, name in self.model.encoders.items():
+            problem = unfit(name, modalities[modality])
+            if problem:
+                raise field_error("TrainConfig", f"model.encoders.{modality}", name, problem)
+        for modality, source in self.model.pretrained.items():
+            problem = unfit_pretrained(resolved(self.model.encoders.get(modality, "auto"), modalities[modality]), source)
+            if problem:
+                raise field_error("TrainConfig", f"model.pretrained.{modality}", source, problem)
 
     def describe(self) -> str:
         """A short human title, e.g. ``miles on mfeat (pix+fou, concat)``."""

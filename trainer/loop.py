@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +22,22 @@ import torch
 from torch import Tensor
 
 from trainer import checkpoint
+from trainer.acceleration import Acceleration
 from trainer.config import TrainConfig
-from trainer.datasets import Dataset, Split, load_dataset
+from trainer.datasets import SPLITS, Dataset, Split, load_dataset
+from trainer.datasets.prepared import StoredSplit
 from trainer.device import resolve_device
+from trainer.encoders import RandomInitWarning
 from trainer.methods import METHODS
 from trainer.metrics import HeadMeters, loss_fn
 from trainer.miles import conditional_utilization, utilization_gap
 from trainer.models import MultiHeadFusionNet
 from trainer.reporting import BaseReporter, Reporter
 from trainer.strategies.base import EpochResult, SplitScores, Strategy
+from trainer.streaming import EVAL_BATCH, StreamingBatches
 
-EVAL_BATCH = 512
+# A prepared dataset larger than this in memory (as float32 inputs) streams from disk under data_loading "auto".
+STREAM_ABOVE_BYTES = 2 * 2**30
 
 
 @dataclass
@@ -81,18 +87,26 @@ class Training:
         self.reporter: Reporter = reporter or BaseReporter()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.device = resolve_device(config.device)
-        torch.manual_seed(config.seed)
-        data = dataset if dataset is not None else load_dataset(config)
-        self.info = data.info
-        self.modalities = list(config.modalities or data.info.default_modalities)
-        self.heads = ["fused", *self.modalities]
-        self.train_data, self.val_data, self.test_data = (
-            Batches(data.split(s), self.device) for s in ("train", "val", "test")
+        self.acceleration = Acceleration(
+            self.device, mixed_precision=config.performance.mixed_precision, channels_last=config.performance.channels_last,
         )
-        self.criterion = loss_fn(data.info.task)
-        self.model = MultiHeadFusionNet(
-            {m: data.info.modalities[m] for m in self.modalities}, config.fusion, data.info.num_classes, config.model
-        ).to(self.device)
+        torch.manual_seed(config.seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RandomInitWarning)
+            data = dataset if dataset is not None else load_dataset(config)
+            self.info = data.info
+            self.modalities = list(config.modalities or data.info.default_modalities)
+            self.heads = ["fused", *self.modalities]
+            self.train_data, self.val_data, self.test_data = self._batches(data)
+            self.criterion = loss_fn(data.info.task)
+            self.model = self.acceleration.prepare_model(MultiHeadFusionNet(
+                {m: data.info.modalities[m] for m in self.modalities}, config.fusion, data.info.num_classes, config.model
+            ).to(self.device))
+        # Said once the run starts: what the data preparation left out, encoders without their weights.
+        self.notes = [*data.notes, *(str(w.message) for w in caught if issubclass(w.category, RandomInitWarning))]
+        for warning in caught:
+            if not issubclass(warning.category, RandomInitWarning):
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         method = METHODS[config.method]
         self.strategy: Strategy = method.strategy_class()(
             method.params.model_validate(config.params), self.modalities, config.lr
@@ -108,6 +122,19 @@ class Training:
         self.best_val: dict[str, float] = {}
         self.best_state: dict[str, Tensor] | None = None
         self.elapsed = 0.0
+
+    def _batches(self, data: Dataset) -> list[Batches | StreamingBatches]:
+        """Each split in memory, or streamed from its prepared folder (``performance.data_loading``)."""
+        splits = [data.split(s) for s in SPLITS]
+        loading = self.config.performance.data_loading
+        self.streaming = all(isinstance(s, StoredSplit) for s in splits) and (
+            loading == "stream"
+            or (loading == "auto" and sum(s.decoded_bytes() for s in splits) > STREAM_ABOVE_BYTES)  # type: ignore[attr-defined]
+        )
+        if self.streaming:
+            workers = self.config.performance.loader_workers
+            return [StreamingBatches(s, self.device, workers) for s in splits]  # type: ignore[arg-type]
+        return [Batches(s.in_memory() if isinstance(s, StoredSplit) else s, self.device) for s in splits]
 
     # -- measuring -------------------------------------------------------------------------
 
@@ -127,17 +154,18 @@ class Training:
         masked.update([self.model.fuse_without(detached, m) for m in self.modalities], labels)
 
     @torch.no_grad()
-    def evaluate(self, data: Batches) -> SplitScores:
+    def evaluate(self, data: Batches | StreamingBatches) -> SplitScores:
         """Metric and loss of every head on a split (and the masked fusions, for > 2 modalities)."""
         self.model.eval()
         meters = self._meters(self.heads)
         masked = self._meters(self.modalities) if len(self.modalities) > 2 else None
         for inputs, labels in data:
-            outputs = self.model(inputs)
-            logits = [outputs.fused, *outputs.heads.values()]
-            meters.update(logits, labels, [self.criterion(head, labels) for head in logits])
-            if masked:
-                self._update_masked(masked, outputs.features, labels)
+            with self.acceleration.autocast():
+                outputs = self.model(self.acceleration.inputs(inputs))
+                logits = [outputs.fused, *outputs.heads.values()]
+                meters.update(logits, labels, [self.criterion(head, labels) for head in logits])
+                if masked:
+                    self._update_masked(masked, outputs.features, labels)
         self.model.train()
         return self._scores(meters, masked)
 
@@ -152,16 +180,17 @@ class Training:
         for inputs, labels in self.train_data.shuffled(self.config.batch_size, self.shuffle):
             if self.reporter.should_stop():
                 return None
-            outputs = self.model(inputs)
-            logits = [outputs.fused, *outputs.heads.values()]
-            losses = [self.criterion(head, labels) for head in logits]
+            with self.acceleration.autocast():
+                outputs = self.model(self.acceleration.inputs(inputs))
+                logits = [outputs.fused, *outputs.heads.values()]
+                losses = [self.criterion(head, labels) for head in logits]
             self.optimizer.zero_grad(set_to_none=True)
-            self._objective(losses).backward()
+            self.acceleration.backward(self._objective(losses), self.optimizer)
             self.strategy.after_backward(self.model, outputs, labels)
-            self.optimizer.step()
+            self.acceleration.step(self.optimizer)
             meters.update(logits, labels, losses)
             if masked:
-                with torch.no_grad():
+                with torch.no_grad(), self.acceleration.autocast():
                     self._update_masked(masked, outputs.features, labels)
         return self._scores(meters, masked)
 
@@ -196,7 +225,13 @@ class Training:
             self._event("run.resumed", f"resumed after epoch {self.epoch} from {self.checkpoint_dir}")
         else:
             sizes = " / ".join(f"{b.size} {s}" for s, b in zip(("train", "val", "test"), self._splits(), strict=True))
-            self._event("run.started", f"training {self.config.describe()} on {self.device}: {sizes}")
+            how = [self.acceleration.describe()] if self.device.type == "cuda" else []
+            if self.streaming:
+                how.append(f"streaming from disk with {self.config.performance.loader_workers} loader workers")
+            self._event("run.started", f"training {self.config.describe()} on {self.device}"
+                        + (f" ({'; '.join(how)})" if how else "") + f": {sizes}")
+            for note in self.notes:
+                self._event("run.note", note)
         while self.epoch < self.config.epochs:
             started = time.perf_counter()
             rates = self.strategy.learning_rates()  # the rates in effect during this epoch
@@ -229,7 +264,7 @@ class Training:
                 break
         return self._finish()
 
-    def _splits(self) -> tuple[Batches, Batches, Batches]:
+    def _splits(self) -> tuple[Batches | StreamingBatches, ...]:
         return self.train_data, self.val_data, self.test_data
 
     def _test_metrics(self) -> dict[str, float]:
@@ -298,6 +333,7 @@ class Training:
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "strategy": self.strategy.state_dict(),
+                "scaler": self.acceleration.state_dict(),
                 "rng": rng,
                 "best": {"epoch": self.best_epoch, "val": self.best_val},
                 "elapsed": self.elapsed,
@@ -312,6 +348,7 @@ class Training:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.strategy.load_state_dict(state["strategy"])
+        self.acceleration.load_state_dict(state.get("scaler", {}))
         torch.set_rng_state(state["rng"]["torch"].cpu())
         self.shuffle.set_state(state["rng"]["shuffle"].cpu())
         if "cuda" in state["rng"] and self.device.type == "cuda":

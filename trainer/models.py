@@ -1,7 +1,8 @@
 """Multi-head joint fusion networks (MILES.md section 2).
 
-One encoder per modality (an MLP for vectors, a small ResNet-style CNN for
-2-D inputs), a fusion of the encoded features followed by ONE linear layer
+One encoder per modality (by default an MLP for vectors, a small ResNet-style
+CNN for 2-D inputs and BERT for text; ``model.encoders`` picks the paper's
+ResNets or BERT, see `trainer.backbones`), a fusion of the encoded features followed by ONE linear layer
 (the fused head), and one linear auxiliary head per modality.
 """
 
@@ -15,6 +16,7 @@ from torch import Tensor, nn
 
 from trainer.config import ModelConfig
 from trainer.datasets import ModalitySpec
+from trainer.encoders import resolved, unfit, unfit_pretrained
 
 FUSION_GROUP = "fusion"
 
@@ -74,12 +76,22 @@ class ConvEncoder(nn.Module):
         return self.project(self.features(x))
 
 
-def make_encoder(spec: ModalitySpec, config: ModelConfig) -> nn.Module:
-    if spec.is_2d:
+def make_encoder(spec: ModalitySpec, config: ModelConfig, modality: str | None = None) -> nn.Module:
+    """The encoder ``config.encoders`` names for ``modality`` (by default the one for its kind of input)."""
+    name = resolved(config.encoders.get(modality, "auto") if modality else "auto", spec)
+    problem = unfit(name, spec)
+    if problem:
+        raise ValueError(f"modality {modality!r}: {problem}")
+    pretrained = config.pretrained.get(modality) if modality else None
+    if pretrained and unfit_pretrained(name, pretrained):
+        raise ValueError(f"modality {modality!r}: {unfit_pretrained(name, pretrained)}")
+    if name not in ("cnn", "mlp"):
+        from trainer.backbones import build_backbone
+
+        return build_backbone(name, spec, config, pretrained)
+    if name == "cnn":
         return ConvEncoder(spec.shape[0], config)
-    if len(spec.shape) == 1:
-        return MLPEncoder(spec.shape[0], config)
-    raise ValueError(f"no encoder for inputs of shape {spec.shape}; expected (D,) or (C, H, W)")
+    return MLPEncoder(spec.shape[0], config)
 
 
 class Fusion(nn.Module):
@@ -168,7 +180,7 @@ class MultiHeadFusionNet(nn.Module):
         if FUSION_GROUP in modalities or "fused" in modalities:
             raise ValueError(f"'{FUSION_GROUP}' and 'fused' are reserved names; rename that modality")
         self.modalities = list(modalities)
-        self.encoders = nn.ModuleDict({m: make_encoder(s, config) for m, s in modalities.items()})
+        self.encoders = nn.ModuleDict({m: make_encoder(s, config, m) for m, s in modalities.items()})
         self.aux_heads = nn.ModuleDict({m: nn.Linear(config.embed_dim, num_classes) for m in modalities})
         self.fusion = FUSIONS[fusion](config.embed_dim, len(modalities))
         self.head = nn.Linear(self.fusion.out_dim, num_classes)

@@ -8,6 +8,7 @@ ones, and a value out of range is reported with the whole allowed range
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,3 +105,15 @@ def explain(error: ValidationError) -> list[FieldError]:
         FieldError(".".join(str(part) for part in item["loc"]), item["msg"])
         for item in error.errors()
     ]
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` from the command line: the value as JSON when it is JSON (``3``, ``true``,
+    ``[1, 2]``), else as text. Raises ValueError without the ``=``."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"{text!r}: expected NAME=VALUE")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw

@@ -3,7 +3,10 @@
 Each dataset module provides ``Params`` (its options, validated like every
 spec), ``describe(params, data_path)`` (its modalities, kinds, shapes,
 classes and split sizes, without reading data; ``None`` when only its files
-can tell) and ``load(params, data_path, seed)``.
+can tell) and ``load(params, data_path, seed)``. The paper's four tasks are
+prepared from their public releases first (``miles data prepare``): their
+modules also provide ``PrepareSettings`` and ``preparation(source, settings)``
+(see `trainer.datasets.preparation` and `trainer.datasets.prepared`); their data_path is the prepared folder.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from trainer.datasets import avdigits, folder, mfeat, synthetic
+from trainer.datasets import avdigits, cremad, folder, luma, mfeat, mmimdb, smnist, synthetic
 from trainer.datasets.base import SPLITS, Dataset, DatasetError, DatasetInfo, ModalitySpec, Split
 from trainer.spec import SpecModel
 
@@ -27,6 +30,12 @@ class DatasetEntry:
     name: str
     module: ModuleType
     reads_disk: bool  # whether data_path means anything to it
+    needs_path: bool = False  # whether it cannot load without data_path
+
+    @property
+    def preparable(self) -> bool:
+        """Whether ``miles data prepare`` makes its data_path from a public release."""
+        return hasattr(self.module, "preparation")
 
     @property
     def params(self) -> type[SpecModel]:
@@ -50,7 +59,11 @@ DATASETS: dict[str, DatasetEntry] = {
         DatasetEntry("mfeat", mfeat, reads_disk=False),
         DatasetEntry("avdigits", avdigits, reads_disk=True),
         DatasetEntry("synthetic", synthetic, reads_disk=False),
-        DatasetEntry("folder", folder, reads_disk=True),
+        DatasetEntry("folder", folder, reads_disk=True, needs_path=True),
+        DatasetEntry("cremad", cremad, reads_disk=True, needs_path=True),
+        DatasetEntry("smnist", smnist, reads_disk=True, needs_path=True),
+        DatasetEntry("luma", luma, reads_disk=True, needs_path=True),
+        DatasetEntry("mmimdb", mmimdb, reads_disk=True, needs_path=True),
     )
 }
 

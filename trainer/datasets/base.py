@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-Kind = Literal["vector", "image", "spectrogram"]
+Kind = Literal["vector", "image", "spectrogram", "text"]
 Task = Literal["single_label", "multilabel"]
 SPLITS = ("train", "val", "test")
 
@@ -25,7 +25,8 @@ class DatasetError(ValueError):
 @dataclass(frozen=True)
 class ModalitySpec:
     kind: Kind
-    shape: tuple[int, ...]  # one sample: (D,) for vectors, (C, H, W) for 2-D inputs
+    shape: tuple[int, ...]  # one sample: (D,) for vectors, (C, H, W) for 2-D inputs, (tokens,) for text
+    vocab_size: int | None = None  # text: the size of the tokenizer's vocabulary the ids come from
 
     @property
     def is_2d(self) -> bool:
@@ -130,6 +131,42 @@ def stratified_indices(
         members = rng.permutation(np.flatnonzero(labels == label))
         n_val = round(len(members) * fractions[0])
         n_test = round(len(members) * fractions[1])
+        parts[2].append(members[:n_test])
+        parts[1].append(members[n_test : n_test + n_val])
+        parts[0].append(members[n_test + n_val :])
+    train, val, test = (np.sort(np.concatenate(p)) for p in parts)
+    return train, val, test
+
+
+def split_sizes(total: int, fractions: tuple[float, float]) -> tuple[int, int, int]:
+    """Train, validation and test sizes of ``total`` samples for the given val and test fractions."""
+    val, test = round(total * fractions[0]), round(total * fractions[1])
+    return total - val - test, val, test
+
+
+def exact_stratified_indices(
+    labels: np.ndarray, sizes: tuple[int, int, int], seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split indices into train / val / test of exactly ``sizes``, each class spread over the three in
+    proportion to its size (largest remainders decide the odd samples)."""
+    if sum(sizes) != len(labels):
+        raise ValueError(f"split sizes {sizes} do not add up to the {len(labels)} samples")
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    share = np.zeros((len(classes), 3), dtype=np.int64)
+    for part in (1, 2):  # val and test; train takes the rest of each class
+        wanted = counts * sizes[part] / len(labels)
+        share[:, part] = np.floor(wanted)
+        short = sizes[part] - int(share[:, part].sum())
+        order = np.argsort(-(wanted - np.floor(wanted)), kind="stable")
+        share[order[:short], part] += 1
+    share[:, 0] = counts - share[:, 1] - share[:, 2]
+    if (share[:, 0] < 0).any():
+        raise ValueError(f"a class has too few samples for split sizes {sizes}")
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for row, label in enumerate(classes):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_val, n_test = share[row, 1], share[row, 2]
         parts[2].append(members[:n_test])
         parts[1].append(members[n_test : n_test + n_val])
         parts[0].append(members[n_test + n_val :])

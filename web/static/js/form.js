@@ -1,10 +1,5 @@
 /**
  * The new-run form, built from `GET /api/v1/catalog`: the datasets with their
- * modalities, the methods with their hyperparameters, and TrainConfig's own schema
- * for everything else. The server validates; each of its errors is shown next to
- * the field it names. `?clone=ID` fills the form from run ID. Several methods or
- * fusions make a grid: one run per method, fusion and seed, submitted together as
- * the runs of an experiment (see grid-fields.js).
  */
 
 import * as api from "./api.js";
@@ -76,6 +71,26 @@ class SelectField extends FieldBase {
   read() {
     return this.select.value;
   }
+}
+
+/** The preset select: its name is sent (the server records it), or nothing for "None". */
+class PresetField extends SelectField {
+  read() {
+    return this.select.value || undefined;
+  }
+}
+
+/** A config's values as the form's field paths: {"epochs": 3, "model": {"embed_dim": 8}} -> config.epochs, config.model.embed_dim. */
+function fieldValues(config) {
+  const values = [];
+  for (const [name, value] of Object.entries(config)) {
+    if (value && typeof value === "object" && !Array.isArray(value) && name !== "params" && name !== "dataset_params") {
+      for (const [inner, item] of Object.entries(value)) values.push([`config.${name}.${inner}`, item]);
+    } else {
+      values.push([`config.${name}`, value]);
+    }
+  }
+  return values;
 }
 
 /** "0", "0, 1, 2" or "0-4": one run per seed. Errors from `config.seed` land here too. */
@@ -354,12 +369,29 @@ async function build() {
   }
   byId("experiment-names").replaceChildren(...experiments.items.map((e) => h("option", { value: e.name })));
 
+  const presetSelect = byId("preset");
+  fillSelect(presetSelect, [["", "None"], ...catalog.presets.map((p) => [p.name, p.title])], config.preset ?? "");
+  fields.set("config.preset", new PresetField("config.preset", presetSelect));
+  const presetOf = () => catalog.presets.find((p) => p.name === presetSelect.value);
+  const describePreset = () => {
+    const preset = presetOf();
+    showHelp("preset-help", preset ? `${preset.description} Metric: ${preset.metric}. Any field can still be changed.`
+      : "The paper's setting for one of its four tasks: choose one to fill the form with it.");
+  };
+  describePreset();
+
   const datasetSelect = byId("dataset");
   fillSelect(datasetSelect, catalog.datasets.map((d) => [d.name, d.title]), config.dataset);
   fields.set("config.dataset", new SelectField("config.dataset", datasetSelect));
   const datasetOf = () => catalog.datasets.find((d) => d.name === datasetSelect.value);
   showDataset(catalog, datasetOf(), config);
-  datasetSelect.addEventListener("change", () => showDataset(catalog, datasetOf()));
+  datasetSelect.addEventListener("change", () => {
+    showDataset(catalog, datasetOf());
+    // Encoders and weights are named by modality: another dataset's modalities do not have them.
+    for (const name of ["encoders", "pretrained"]) fields.get(`config.model.${name}`)?.write({});
+    if (presetOf() && presetOf().config.dataset !== datasetSelect.value) presetSelect.value = "";
+    describePreset();
+  });
 
   const methods = add(new ChoicesField("config.method", {
     legend: "Methods", what: "method", checked: [config.method ?? schema.properties.method.default],
@@ -370,7 +402,7 @@ async function build() {
   showMethods(catalog, methods.checked(), config.params);
   methods.element.addEventListener("change", () => showMethods(catalog, methods.checked()));
 
-  add(new ChoicesField("config.fusion", {
+  const fusions = add(new ChoicesField("config.fusion", {
     legend: "Fusions", what: "fusion", checked: [config.fusion ?? schema.properties.fusion.default],
     help: "How the modality features are fused before the fused head (a method of one modality alone has none).",
     choices: catalog.fusions.map((f) => ({ value: f.name, label: f.name, title: f.description })),
@@ -387,10 +419,27 @@ async function build() {
   }), training);
   add(new SeedsField(source ? String(source.seed ?? 0) : "0"), training);
 
-  const model = schema.$defs?.ModelConfig?.properties ?? {};
-  for (const [name, property] of Object.entries(model)) {
-    add(new SchemaField(`config.model.${name}`, property, { value: config.model?.[name] }), byId("model-fields"));
+  for (const [section, definition, container] of [["model", "ModelConfig", "model-fields"], ["performance", "PerformanceConfig", "performance-fields"]]) {
+    for (const [name, property] of Object.entries(schema.$defs?.[definition]?.properties ?? {})) {
+      add(new SchemaField(`config.${section}.${name}`, property, { value: config[section]?.[name] }), byId(container));
+    }
   }
+
+  presetSelect.addEventListener("change", () => {
+    describePreset();
+    const preset = presetOf();
+    if (!preset) return;
+    datasetSelect.value = preset.config.dataset;
+    showDataset(catalog, datasetOf(), preset.config);
+    methods.write([preset.config.method]);
+    showMethods(catalog, methods.checked());
+    fusions.write([preset.config.fusion]);
+    const params = Object.entries(preset.config.params ?? {}).map(([name, value]) => [`params.${preset.config.method}.${name}`, value]);
+    for (const [path, value] of [...fieldValues(preset.config), ...params]) {
+      const field = fields.get(path);
+      if (field instanceof SchemaField) field.write(value);
+    }
+  });
 
   const runFields = byId("run-fields");
   add(new SchemaField("name", { type: "string", maxLength: 200, description: "Default: a description of the config." }, {

@@ -35,6 +35,11 @@ export class ChoicesField extends FieldBase {
     return values;
   }
 
+  /** Check exactly ``values`` (a preset's method or fusion). */
+  write(values) {
+    for (const box of this.controls) box.checked = values.includes(box.value);
+  }
+
   /** The checked values, or none when nothing is checked (for counting while the user types). */
   checked() {
     return this.controls.filter((box) => box.checked).map((box) => box.value);
