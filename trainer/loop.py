@@ -108,6 +108,9 @@ class Training:
         self.best_val: dict[str, float] = {}
         self.best_state: dict[str, Tensor] | None = None
         self.elapsed = 0.0
+        # Training samples this process has passed through the model: a worker's sampling thread reads it
+        # for the throughput (sys/samples_per_s); an int attribute costs the loop one addition per batch.
+        self.samples_seen = 0
 
     # -- measuring -------------------------------------------------------------------------
 
@@ -159,6 +162,7 @@ class Training:
             self._objective(losses).backward()
             self.strategy.after_backward(self.model, outputs, labels)
             self.optimizer.step()
+            self.samples_seen += labels.shape[0]
             meters.update(logits, labels, losses)
             if masked:
                 with torch.no_grad():
