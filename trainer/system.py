@@ -209,11 +209,17 @@ def _installed(package: str) -> str | None:
         return None
 
 
-def machine_facts(device: str, gpu: Gpu | None = None, *, cuda: str | None = None) -> MachineFacts:
+def machine_facts(
+    device: str, gpu: Gpu | None = None, *, cuda: str | None = None, cuda_name: str | None = None,
+) -> MachineFacts:
     """The facts of this machine for a process training on ``device`` ("cuda" or "cpu") with ``gpu``.
 
-    ``cuda``: torch's CUDA version (``torch.version.cuda``), which the caller that imported torch knows."""
-    name = gpu.name() if gpu is not None else ("CUDA device" if device == "cuda" else cpu_name())
+    ``cuda``: torch's CUDA version (``torch.version.cuda``), and ``cuda_name`` the device's name as torch
+    tells it (for a GPU that NVML cannot see), which the caller that imported torch knows."""
+    if gpu is not None:
+        name = gpu.name()
+    else:
+        name = (cuda_name or "CUDA device") if device == "cuda" else cpu_name()
     return MachineFacts(
         host=socket.gethostname(), device=device, device_name=name,
         gpu_memory_mib=gpu.memory_total_mib() if gpu is not None else None,

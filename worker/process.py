@@ -54,7 +54,8 @@ def monitor_for(
     from trainer.device import cuda_uuid
 
     gpu = Gpu.open(uuid=cuda_uuid(), visible=os.environ.get("CUDA_VISIBLE_DEVICES")) if queue == "gpu" else None
-    facts = machine_facts("cuda" if queue == "gpu" else "cpu", gpu, cuda=torch.version.cuda)
+    named = torch.cuda.get_device_name(0) if queue == "gpu" and gpu is None and torch.cuda.is_available() else None
+    facts = machine_facts("cuda" if queue == "gpu" else "cpu", gpu, cuda=torch.version.cuda, cuda_name=named)
     registration = Registration(
         name=worker_id, host=facts.host, pid=os.getpid(), process=name, queue=queue, facts=facts.as_dict(),
     )
