@@ -15,6 +15,11 @@ per-round ratios, so that drift in the machine's speed cancels out.
   a minimal hand-written loop (forward, the same loss, backward, step) on the
   same model and the same batches.
 
+- ``system_sampling_on_over_off_epoch_time``: a full epoch while the worker's monitor
+  thread samples the system (psutil, NVML on a GPU, the throughput counter) and writes
+  the ``sys/`` points into a SQLite database every 0.1 s, 100 times as often as the
+  default MILES_SYSTEM_INTERVAL, over the same epoch without it. Should be about 1.
+
 ``avdigits`` needs MILES_DATA_DIR (see trainer/datasets/avdigits.py).
 """
 
@@ -22,11 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # Run as a script, this file (bench/trainer.py) would shadow the trainer package: drop bench/ from the path.
@@ -84,6 +92,73 @@ def alternate(first, second, rounds: int) -> tuple[list[float], list[float]]:
     return a, b
 
 
+SAMPLING_INTERVAL = 0.1  # seconds: 100 times the default MILES_SYSTEM_INTERVAL, so that its cost would show
+
+
+def epochs(training: Training, count: int) -> float:
+    """Seconds of ``count`` full epochs."""
+    return sum(one_epoch(training) for _ in range(count))
+
+
+def sampled(training: Training, folder: Path, count: int) -> tuple[Callable[[], float], Callable[[], int]]:
+    """``count`` epochs with the worker's monitor sampling the system for their run, and how many samples it stored."""
+    from sqlalchemy import func, select
+
+    from server import migrate
+    from server.db import Database
+    from server.live import Publisher
+    from server.models import Metric
+    from server.store import runs
+    from server.store.workers import Registration
+    from trainer.system import SystemProbe, machine_facts
+    from worker.monitor import WorkerMonitor
+
+    database = Database(f"sqlite:///{folder / 'bench.db'}")
+    migrate.upgrade(database.engine)
+    with database.transaction() as session:
+        run_id = runs.create(session=session, config=training.config, execute=True).id
+        runs.claim(session=session, run_id=run_id, worker="bench:1")
+    with database.transaction(write=False) as session:
+        started = runs.get(session=session, run_id=run_id).started_at
+    facts = machine_facts("cpu").as_dict()
+    registration = Registration(name="bench:1", host=facts["host"], pid=os.getpid(), process="cpu0", queue="cpu", facts=facts)
+
+    def epoch() -> float:
+        monitor = WorkerMonitor(database=database, publisher=Publisher(None), registration=registration,
+                                probe=SystemProbe(), timeout=60, interval=SAMPLING_INTERVAL)
+        with monitor:  # registering and leaving the registry happen outside the timed epoch
+            monitor.watch(run_id, started)
+            monitor.count_samples(lambda: training.samples_seen)
+            seconds = epochs(training, count)
+            monitor.unwatch()
+        return seconds
+
+    def stored() -> int:
+        with database.transaction(write=False) as session:
+            return session.scalar(select(func.count(func.distinct(Metric.step))).where(Metric.run_id == run_id)) or 0
+
+    return epoch, stored
+
+
+def bench_sampling(build: Callable[[str], Training], repeats: int) -> dict[str, object]:
+    """Rounds of at least a second (several short epochs), so that every round holds several samples."""
+    plain, watched = build("joint"), build("joint")
+    count = max(1, math.ceil(1.0 / one_epoch(plain)))
+    with tempfile.TemporaryDirectory(prefix="miles-bench-") as folder:
+        sampled_epochs, stored = sampled(watched, Path(folder), count)
+        sampled_epochs()  # warm-up
+        before = stored()
+        off_s, on_s = alternate(lambda: epochs(plain, count), sampled_epochs, repeats)
+        samples = stored() - before
+    return {
+        "system_sampling_on_over_off_epoch_time": round(statistics.median(n / f for n, f in zip(on_s, off_s, strict=True)), 4),
+        "system_sampling": {
+            "interval_seconds": SAMPLING_INTERVAL, "epochs_per_round": count, "samples_stored": samples,
+            "epoch_seconds": {"off": round(statistics.median(off_s) / count, 4), "on": round(statistics.median(on_s) / count, 4)},
+        },
+    }
+
+
 def bench_dataset(name: str, repeats: int) -> dict[str, object]:
     base = TrainConfig(dataset=name, epochs=repeats, batch_size=64, lr=1e-3, device="cpu", seed=0)
     data = load_dataset(base)
@@ -108,6 +183,7 @@ def bench_dataset(name: str, repeats: int) -> dict[str, object]:
         },
         "train_samples": samples,
         "rounds": repeats,
+        **bench_sampling(build, repeats),
     }
 
 

@@ -125,7 +125,8 @@ class WorkerMonitor:
             reading = self._sample(watched) if sample_due else None
             if now >= next_beat or reading is not None or current != beaten:
                 if self._beat(current, reading):
-                    beaten, next_beat = current, now + beat_every
+                    beaten = current
+                next_beat = now + beat_every  # a failed beat is tried again at the next one, not at once
             with self._lock:
                 wait = min(next_beat, self._next_sample if self.interval > 0 else next_beat) - time.monotonic()
             self._wake.wait(max(0.0, wait))

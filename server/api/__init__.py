@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from server.api import artifacts, auth, catalog, events, experiments, health, metrics, runs, stream, workers
+from server.api import (
+    artifacts,
+    auth,
+    catalog,
+    events,
+    experiments,
+    health,
+    metrics,
+    runs,
+    stream,
+    workers,
+)
 from server.api.deps import authenticate
 from server.api.errors import ERROR_RESPONSES
 
