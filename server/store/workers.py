@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from server.models import Run, Worker, utcnow
@@ -109,11 +109,13 @@ def listing(*, session: Session) -> list[Listed]:
     return sorted(found, key=lambda item: (item.lost, item.worker.state != "busy", item.worker.host, item.worker.process))
 
 
+def serving_query(queues: Collection[str], now: datetime) -> Select[tuple[str]]:
+    """The queues among ``queues`` that a worker live at ``now`` consumes: a range of the (queue, expires_at) index."""
+    return select(Worker.queue).where(Worker.queue.in_(sorted(queues)), Worker.expires_at > now).distinct()
+
+
 def serving(*, session: Session, queues: Collection[str]) -> set[str]:
-    """Which of ``queues`` at least one live worker consumes: one query on the (queue, expires_at) index."""
+    """Which of ``queues`` at least one live worker consumes (one indexed query)."""
     if not queues:
         return set()
-    rows = session.scalars(
-        select(Worker.queue).where(Worker.queue.in_(sorted(queues)), Worker.expires_at > utcnow()).distinct()
-    )
-    return set(rows)
+    return set(session.scalars(serving_query(queues, utcnow())))

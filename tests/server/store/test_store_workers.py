@@ -96,3 +96,19 @@ def test_serving_names_the_queues_a_live_worker_consumes(database):
     with database.transaction(write=False) as session:
         assert workers.serving(session=session, queues={"cpu", "gpu"}) == {"cpu"}
         assert workers.serving(session=session, queues=set()) == set()
+
+
+def test_the_served_queues_are_read_from_the_index_not_by_a_scan(database):
+    statement = workers.serving_query({"cpu", "gpu"}, utcnow())
+    with database.transaction() as session:
+        connection = session.connection()
+        compiled = statement.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+        if database.dialect == "postgresql":
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table: can the index serve it?
+            rows = connection.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params).all()
+        else:
+            values = tuple(compiled.params[name] for name in compiled.positiontup)
+            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", values).all()
+    plan = "\n".join(str(row[-1]) for row in rows)
+    assert "ix_worker_queue_expires_at" in plan, plan
+    assert "Seq Scan" not in plan and "SCAN worker" not in plan, plan
