@@ -85,7 +85,9 @@ def workers_page(page: Page, out: Path) -> None:
     page.goto("/workers")
     page.wait_for_selector("#workers-table tr[data-status='busy'] svg.sparkline path", timeout=120_000)
     page.wait_for_timeout(400)
-    page.screenshot(path=str(out))
+    bottom = page.locator("#workers-wrap").bounding_box()
+    assert bottom is not None
+    page.screenshot(path=str(out), clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": bottom["y"] + bottom["height"] + 24})
 
 
 def system_card(page: Page, run: dict[str, Any], out: Path) -> None:

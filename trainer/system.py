@@ -83,19 +83,21 @@ class Gpu:
             log.debug("NVML is not available (%s): no GPU metrics", error)
             return None
         first = (visible or "").split(",")[0].strip() if visible is not None else "0"
-        try:
-            if uuid:
-                handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
-            elif first.startswith(("GPU-", "MIG-")):
-                handle = pynvml.nvmlDeviceGetHandleByUUID(first)
-            elif first.isdigit():
-                handle = pynvml.nvmlDeviceGetHandleByIndex(int(first))
-            else:  # CUDA_VISIBLE_DEVICES="" (or -1): this process sees no GPU
-                return None
-        except pynvml.NVMLError as error:
-            log.warning("NVML cannot find the GPU %s (%s): no GPU metrics", uuid or first, error)
-            return None
-        return cls(pynvml, handle)
+        if not (uuid or first.startswith(("GPU-", "MIG-")) or first.isdigit()):
+            return None  # CUDA_VISIBLE_DEVICES="" (or -1): this process sees no GPU
+        problems = []
+        for name in (uuid, first):  # torch's uuid when it gave one; else (or if NVML does not know it) the first visible
+            if not name:
+                continue
+            try:
+                if name.startswith(("GPU-", "MIG-")):
+                    return cls(pynvml, pynvml.nvmlDeviceGetHandleByUUID(name))
+                if name.isdigit():
+                    return cls(pynvml, pynvml.nvmlDeviceGetHandleByIndex(int(name)))
+            except pynvml.NVMLError as error:
+                problems.append(f"{name}: {error}")
+        log.warning("NVML cannot find this process's GPU (%s): no GPU metrics", "; ".join(problems) or first)
+        return None
 
     def _read(self, what: str, read: Callable[[], float]) -> float | None:
         if what in self._unsupported:

@@ -91,6 +91,18 @@ def test_the_gpu_is_found_by_uuid_else_by_the_first_visible_device(nvml, uuid, v
     assert module.asked == [asked]
 
 
+def test_a_uuid_nvml_does_not_know_falls_back_to_the_first_visible_device(nvml):
+    module = nvml()
+
+    def unknown(uuid: str) -> object:
+        module.asked.append(("uuid", uuid))
+        raise NVMLError("Not Found")
+
+    module.nvmlDeviceGetHandleByUUID = unknown
+    assert Gpu.open(uuid="GPU-from-torch", visible="1") is not None
+    assert module.asked == [("uuid", "GPU-from-torch"), ("index", 1)]
+
+
 def test_a_process_that_sees_no_gpu_has_no_gpu_sampler(nvml):
     nvml()
     assert Gpu.open(visible="") is None
