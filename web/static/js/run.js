@@ -51,9 +51,9 @@ function showHeader() {
 
   const strip = byId("progress-strip");
   strip.hidden = !run.progress.epochs && !run.progress.epoch;
-  strip.replaceChildren(progressBar(run, true),
-    run.status === "queued" ? h("span", { class: "muted" }, `waiting for a worker on the ${run.queue ?? "default"} queue`) : "",
-    run.status === "queued" ? unservedNote(run) ?? "" : "");
+  const waiting = run.status !== "queued" ? ""
+    : unservedNote(run) ?? h("span", { class: "muted" }, `waiting for a worker on the ${run.queue ?? "default"} queue`);
+  strip.replaceChildren(progressBar(run, true), waiting);
   if (run.status === "failed") {
     showAlert(alertBox, `The run failed: ${run.error ?? "no reason was recorded"}${run.error_detail ? ` (${run.error_detail})` : ""}`);
   }
