@@ -175,7 +175,10 @@ def bench_sampling(build: Callable[[str], Training], repeats: int) -> dict[str, 
         for label, interval in (("default", DEFAULT_INTERVAL), ("stress", STRESS_INTERVAL)):
             count = max(1, math.ceil(max(1.0, interval) / epoch_seconds))
             before = run.stored()
-            off_s, on_s = alternate(lambda: epochs(plain, count), lambda: run.epochs(count, interval), repeats)
+            off_s, on_s = alternate(
+                lambda count=count: epochs(plain, count), lambda count=count, interval=interval: run.epochs(count, interval),
+                repeats,
+            )
             results[label] = {
                 "interval_seconds": interval, "epochs_per_round": count, "samples_stored": run.stored() - before,
                 "on_over_off_epoch_time": round(statistics.median(n / f for n, f in zip(on_s, off_s, strict=True)), 4),
