@@ -1,8 +1,10 @@
 """The task ``miles.run_training(run_id)``: run one queued run to its end.
 
 1. Claim the run: a compare-and-set ``queued`` -> ``running`` that records this worker
-   (``host:pid``), the start time and the attempt. A second delivery of the same run
-   finds it claimed (or ended) and leaves it.
+   (``host:pid``), the start time and the attempt, and, in the same transaction, the
+   machine it trains on (``run.machine``) and this worker busy with it in the workers
+   list. A second delivery of the same run finds it claimed (or ended) and leaves it.
+   While it trains, the worker's monitor thread samples its system metrics.
 2. Build its `TrainConfig` from the stored spec, refusing what this server's limits do
    not allow, and train it with the `DatabaseReporter`, checkpoints under
    ``<artifact_dir>/runs/<id>/checkpoints``, resuming after ``last.pt`` when an earlier
@@ -25,6 +27,8 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -125,12 +129,19 @@ class Job:
             raise ClaimFailed(str(error.orig or error)) from error
         if claimed is None:
             return "skipped"
+        with self._sampled(claimed):
+            return self._train(claimed)
+
+    @contextmanager
+    def _sampled(self, claimed: Claimed) -> Iterator[None]:
+        """While the run trains here, the worker's monitor samples its system metrics and shows the worker busy."""
         monitor = self.context.monitor
         if monitor is None:
-            return self._train(claimed)
+            yield
+            return
         monitor.watch(self.run_id, claimed.started_at)
         try:
-            return self._train(claimed)
+            yield
         finally:
             monitor.unwatch()
 
