@@ -16,10 +16,10 @@ def test_the_workers_page_shows_the_worker_busy_with_its_run_linked_then_idle(pa
     page.goto("/")
     page.get_by_role("link", name="Workers").click()
     row = page.locator("#workers-table tbody tr").first
-    expect(row).to_have_attribute("data-status", "idle")
     expect(row).to_contain_text("cpu0")
 
     run = dashboard.submit(tiny_config(epochs=1000), name="keeps the worker busy")
+    dashboard.wait_for_status(run["id"], "running", timeout=120)
     expect(row).to_have_attribute("data-status", "busy", timeout=30_000)  # the page polls: no reload
     expect(row.get_by_role("link", name="keeps the worker busy")).to_have_attribute("href", f"/runs/{run['id']}")
     wait_until(lambda: page.locator("#workers-table svg.sparkline path").count() > 0, 15, "a sparkline drawn")
