@@ -14,11 +14,11 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.api.stream import Cursor, parse_cursor
+from server.api.stream import Cursor
 from server.store import runs
 from tests.worker.conftest import claimed_run
 from tests.worker.test_monitor import monitor_of
-from tests.worker.test_stream_resume import EPOCHS, content, stream, training
+from tests.worker.test_stream_resume import EPOCHS, content, received_with_drops, stream, training
 from worker.monitor import Watched
 
 SECONDS = (1, 11, 21, 31, 41)  # one sample a second after the start, then every 10 s (plus the test's own time)
@@ -53,19 +53,7 @@ def system_points(messages) -> list[tuple[str, int]]:
 @given(data=st.data())
 def test_a_client_resuming_from_its_last_id_gets_every_system_sample_once(database, data):
     run_id = claimed_run(database)
-    live = stream(database, run_id, Cursor())
-    received = []
-    for write in with_samples(database, run_id):
-        write()
-        batch = live.messages_of(live.read())
-        cut = data.draw(st.none() | st.integers(0, max(0, len(batch) - 1)), label="drop after")
-        if cut is None:
-            received += batch
-            continue
-        received += batch[:cut]
-        last_id = received[-1].id if received else None
-        live = stream(database, run_id, parse_cursor(last_id, None, None))
-        received += live.messages_of(live.read())
+    received = received_with_drops(database, run_id, with_samples(database, run_id), data)
 
     everything = stream(database, run_id, Cursor())
     assert sorted(content(received)) == sorted(content(everything.messages_of(everything.read())))
