@@ -15,6 +15,12 @@ per-round ratios, so that drift in the machine's speed cancels out.
   a minimal hand-written loop (forward, the same loss, backward, step) on the
   same model and the same batches.
 
+- ``system_sampling_on_over_off_epoch_time``: a full epoch while the worker's monitor
+  thread samples the system (psutil, NVML on a GPU, the throughput counter) and writes
+  the ``sys/`` points into a SQLite database every MILES_SYSTEM_INTERVAL (10 s), over
+  the same epoch without it; ``system_sampling.stress`` the same every 0.1 s, and
+  ``cpu_ms_per_sample`` the CPU time of one sample taken and written. Should be about 1.
+
 ``avdigits`` needs MILES_DATA_DIR (see trainer/datasets/avdigits.py).
 """
 
@@ -22,12 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 # Run as a script, this file (bench/trainer.py) would shadow the trainer package: drop bench/ from the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -84,6 +94,104 @@ def alternate(first, second, rounds: int) -> tuple[list[float], list[float]]:
     return a, b
 
 
+DEFAULT_INTERVAL = 10.0  # seconds: MILES_SYSTEM_INTERVAL's default
+STRESS_INTERVAL = 0.1  # 100 times as often, so that the cost would show
+
+
+def epochs(training: Training, count: int) -> float:
+    """Seconds of ``count`` full epochs."""
+    return sum(one_epoch(training) for _ in range(count))
+
+
+class SampledRun:
+    """A run in a SQLite database of its own, claimed by a worker whose monitor samples the system for it."""
+
+    def __init__(self, folder: Path, training: Training) -> None:
+        from server import migrate
+        from server.db import Database
+        from server.store import runs
+        from server.store.workers import Registration
+        from trainer.system import machine_facts
+
+        self.training = training
+        self.database = Database(f"sqlite:///{folder / 'bench.db'}")
+        migrate.upgrade(self.database.engine)
+        with self.database.transaction() as session:
+            self.run_id = runs.create(session=session, config=training.config, execute=True).id
+            runs.claim(session=session, run_id=self.run_id, worker="bench:1")
+        with self.database.transaction(write=False) as session:
+            self.started = runs.get(session=session, run_id=self.run_id).started_at
+        facts = machine_facts("cpu").as_dict()
+        self.registration = Registration(
+            name="bench:1", host=facts["host"], pid=os.getpid(), process="cpu0", queue="cpu", facts=facts,
+        )
+
+    def monitor(self, interval: float) -> Any:
+        from server.live import Publisher
+        from trainer.system import SystemProbe
+        from worker.monitor import WorkerMonitor
+
+        return WorkerMonitor(database=self.database, publisher=Publisher(None), registration=self.registration,
+                             probe=SystemProbe(), timeout=60, interval=interval)
+
+    def epochs(self, count: int, interval: float) -> float:
+        """Seconds of ``count`` epochs while the monitor samples every ``interval`` s (registering and leaving the
+        registry happen outside the timed part)."""
+        with self.monitor(interval) as monitor:
+            monitor.watch(self.run_id, self.started)
+            monitor.count_samples(lambda: self.training.samples_seen)
+            seconds = epochs(self.training, count)
+            monitor.unwatch()
+        return seconds
+
+    def stored(self) -> int:
+        from sqlalchemy import func, select
+
+        from server.models import Metric
+
+        with self.database.transaction(write=False) as session:
+            return session.scalar(select(func.count(func.distinct(Metric.step))).where(Metric.run_id == self.run_id)) or 0
+
+    def cpu_per_sample(self, samples: int = 50) -> float:
+        """CPU seconds of one sample taken and written, as the monitor's thread does it (psutil, one transaction)."""
+        monitor = self.monitor(DEFAULT_INTERVAL)
+        from worker.monitor import Watched
+
+        watched = Watched(self.run_id, self.started)
+        started = time.thread_time()
+        for _ in range(samples):
+            monitor._record(watched, monitor.probe.sample())  # what the thread does each interval
+        return (time.thread_time() - started) / samples
+
+
+def bench_sampling(build: Callable[[str], Training], repeats: int) -> dict[str, object]:
+    """Epoch time with the monitor sampling, over without, at the default interval and at 0.1 s. A round lasts
+    at least one interval (several short epochs), so that every sampled round holds samples."""
+    plain, watched = build("joint"), build("joint")
+    epoch_seconds = one_epoch(plain)
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="miles-bench-") as folder:
+        run = SampledRun(Path(folder), watched)
+        for label, interval in (("default", DEFAULT_INTERVAL), ("stress", STRESS_INTERVAL)):
+            count = max(1, math.ceil(max(1.0, interval) / epoch_seconds))
+            before = run.stored()
+            off_s, on_s = alternate(
+                lambda count=count: epochs(plain, count), lambda count=count, interval=interval: run.epochs(count, interval),
+                repeats,
+            )
+            results[label] = {
+                "interval_seconds": interval, "epochs_per_round": count, "samples_stored": run.stored() - before,
+                "on_over_off_epoch_time": round(statistics.median(n / f for n, f in zip(on_s, off_s, strict=True)), 4),
+                "epoch_seconds": {"off": round(statistics.median(off_s) / count, 4), "on": round(statistics.median(on_s) / count, 4)},
+            }
+        cpu = run.cpu_per_sample()
+    return {
+        "system_sampling_on_over_off_epoch_time": results["default"]["on_over_off_epoch_time"],
+        "system_sampling": {**results, "cpu_ms_per_sample": round(cpu * 1000, 3),
+                            "cpu_share_at_default_interval": round(cpu / DEFAULT_INTERVAL, 6)},
+    }
+
+
 def bench_dataset(name: str, repeats: int) -> dict[str, object]:
     base = TrainConfig(dataset=name, epochs=repeats, batch_size=64, lr=1e-3, device="cpu", seed=0)
     data = load_dataset(base)
@@ -108,6 +216,7 @@ def bench_dataset(name: str, repeats: int) -> dict[str, object]:
         },
         "train_samples": samples,
         "rounds": repeats,
+        **bench_sampling(build, repeats),
     }
 
 

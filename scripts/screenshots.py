@@ -1,11 +1,13 @@
 """Regenerate the README's screenshots from a real `miles server` and `miles worker --cpu`.
 
-    python scripts/screenshots.py            # writes docs/images/run-page.png and docs/images/compare.png
+    python scripts/screenshots.py            # docs/images/run-page.png, compare.png, workers.png, system-card.png
+    python scripts/screenshots.py --pages workers,system   # only those
 
 It starts both processes on a fresh SQLite file (local mode, as `miles up` does, with
 the process helpers of the test suite), trains a few runs on a built-in dataset, and
 photographs the run page while its run is still training (charts partly drawn, MILES's
-marks visible) and the compare page once its runs have finished. Needs Chromium
+marks visible), the compare page once its runs have finished, and, while a longer run
+trains (system metrics every second), the Workers page and that run's System card. Needs Chromium
 (Debian's `chromium`, or set CHROMIUM) and Playwright; takes a few minutes on two cores.
 """
 
@@ -71,19 +73,48 @@ def compare_page(page: Page, stack: MilesStack, seeds: int, epochs: int, out: Pa
     page.screenshot(path=str(out), full_page=True)
 
 
+def sampled_run(stack: MilesStack) -> dict[str, Any]:
+    """A run whose epochs take about a second each on two cores, so that its System card fills while it trains."""
+    return stack.submit({
+        "dataset": "synthetic", "dataset_params": {"dim": 256, "classes": 10, "train_size": 6000},
+        "model": {"embed_dim": 128, "hidden_dim": 512}, "method": "miles", "epochs": 60, "device": "cpu",
+    }, name="miles on synthetic, sampled every second", experiment="system metrics")
+
+
+def workers_page(page: Page, out: Path) -> None:
+    page.goto("/workers")
+    page.wait_for_selector("#workers-table tr[data-status='busy'] svg.sparkline path", timeout=120_000)
+    page.wait_for_timeout(400)
+    bottom = page.locator("#workers-wrap").bounding_box()
+    assert bottom is not None
+    page.screenshot(path=str(out), clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": bottom["y"] + bottom["height"] + 24})
+
+
+def system_card(page: Page, run: dict[str, Any], out: Path) -> None:
+    page.goto(f"/runs/{run['id']}")
+    page.wait_for_function(
+        "() => ((document.getElementById('chart-system-util').data || [])[0]?.x.length ?? 0) >= 40", timeout=300_000,
+    )
+    page.wait_for_timeout(400)
+    page.locator("#system-card").screenshot(path=str(out))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT, help="Folder for the images (default docs/images).")
     parser.add_argument("--epochs", type=int, default=30, help="Epochs of the run photographed mid-run.")
     parser.add_argument("--seeds", type=int, default=3, help="Seeds per method on the compare page.")
     parser.add_argument("--scheme", choices=("light", "dark"), default="light")
+    parser.add_argument("--pages", default="run,compare,workers,system", help="Which images (comma-separated).")
     args = parser.parse_args()
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
     if not chromium:
         sys.exit("Chromium is needed: apt-get install chromium (or set CHROMIUM to its path)")
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="miles-screenshots-") as home:
-        stack = MilesStack(home=Path(home), database_url=migrated(f"sqlite:///{home}/miles.db"), redis=None)
+        stack = MilesStack(home=Path(home), database_url=migrated(f"sqlite:///{home}/miles.db"), redis=None,
+                           settings={"system_interval": 1})
+        pages = set(args.pages.split(","))
         try:
             server, _ = stack.start("--cpu")
             with sync_playwright() as playwright:
@@ -91,10 +122,18 @@ def main() -> None:
                 context = browser.new_context(base_url=server.url, viewport=VIEWPORT, color_scheme=args.scheme)
                 page = context.new_page()
                 started = time.monotonic()
-                run_page(page, stack, args.epochs, args.out / "run-page.png")
-                compare_page(page, stack, args.seeds, 12, args.out / "compare.png")
+                if "run" in pages:
+                    run_page(page, stack, args.epochs, args.out / "run-page.png")
+                if "compare" in pages:
+                    compare_page(page, stack, args.seeds, 12, args.out / "compare.png")
+                if pages & {"workers", "system"}:
+                    run = sampled_run(stack)
+                    if "system" in pages:
+                        system_card(page, run, args.out / "system-card.png")
+                    if "workers" in pages:  # by now with forty readings to draw
+                        workers_page(page, args.out / "workers.png")
                 browser.close()
-            print(f"wrote {args.out / 'run-page.png'} and {args.out / 'compare.png'} in {time.monotonic() - started:.0f} s")
+            print(f"wrote {', '.join(sorted(pages))} into {args.out} in {time.monotonic() - started:.0f} s")
         finally:
             stack.close()
 

@@ -1,4 +1,4 @@
-"""The tables: experiments, runs and their tags, metrics (points, latest values, rollups), events, API tokens.
+"""The tables: experiments, runs and their tags, metrics (points, latest values, rollups), events, API tokens, workers.
 
 Integer ids throughout. Times are stored in UTC and come back timezone-aware on
 every backend. Free-form documents (the job spec, params, summary, event data)
@@ -151,6 +151,8 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_detail: Mapped[str | None] = mapped_column(Text)  # e.g. the last line of the traceback
     summary: Mapped[dict[str, Any] | None]
+    # Where its latest attempt trains: trainer.system.MachineFacts and the worker, written when a worker claims it.
+    machine: Mapped[dict[str, Any] | None]
     owner_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id", ondelete="SET NULL"))
 
     experiment: Mapped[Experiment | None] = relationship(lazy="joined")
@@ -251,3 +253,39 @@ class RunEvent(Base):
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     key: Mapped[str | None] = mapped_column(String(200))
+
+
+WorkerState = Literal["idle", "busy"]
+WORKER_STATES: tuple[str, ...] = get_args(WorkerState)
+
+
+class Worker(Base):
+    """One `miles worker` process, as it last reported itself (server.store.workers).
+
+    A worker renews ``expires_at`` with every heartbeat; one whose ``expires_at`` has
+    passed is lost. A worker that stops cleanly deletes its row; a lost one is kept
+    for a day, then pruned.
+    """
+
+    __tablename__ = "worker"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({', '.join(repr(s) for s in WORKER_STATES)})", name="state"),
+        # "Does a live worker consume this queue?": an index range per queue, not a scan (runs.unserved).
+        Index("ix_worker_queue_expires_at", "queue", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)  # host:pid, as runs record their worker
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    process: Mapped[str] = mapped_column(String(64))  # the supervisor's name for it: gpu0, cpu1, ...
+    queue: Mapped[str] = mapped_column(String(32))
+    facts: Mapped[dict[str, Any]]  # trainer.system.MachineFacts: device and its name, GPU memory, versions
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(8), default="idle")
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"))
+    # The last readings of trainer.system, [unix seconds, cpu %, gpu % or null], oldest first, for the
+    # Workers page's small chart.
+    recent: Mapped[list[Any]] = mapped_column(Document, default=list)

@@ -2,7 +2,8 @@
 
 - `sweep`: runs ``running`` without a heartbeat for MILES_HEARTBEAT_TIMEOUT are re-queued
   (and enqueued) to resume from their checkpoint, or failed as "worker lost" after
-  MILES_MAX_ATTEMPTS starts (`store.leases.sweep`). The `miles worker` supervisor sweeps
+  MILES_MAX_ATTEMPTS starts (`store.leases.sweep`); workers lost for a day leave the
+  registry (`store.workers.prune`). The `miles worker` supervisor sweeps
   every MILES_SWEEP_INTERVAL seconds, and the server once at start-up.
 - `requeue`: enqueue every ``queued`` run again, for runs submitted while the broker was
   down (or a broker that lost its messages). Duplicates are harmless: a run is claimed
@@ -19,15 +20,16 @@ from server.dispatch import BrokerUnavailable, Dispatcher
 from server.live import Publisher
 from server.queue import CeleryDispatcher
 from server.settings import Settings
-from server.store import leases
+from server.store import leases, workers
 
 log = logging.getLogger("miles.recovery")
 
 
 def sweep(settings: Settings, database: Database, dispatcher: Dispatcher, publisher: Publisher) -> leases.Swept:
-    """Recover the runs whose worker was lost; the re-queued ones are enqueued at once."""
+    """Recover the runs whose worker was lost (the re-queued ones are enqueued at once); forget workers lost a day ago."""
     with database.transaction() as session:
         swept = leases.sweep(session=session, timeout=settings.heartbeat_timeout, max_attempts=settings.max_attempts)
+        workers.prune(session=session)
     for status, run_ids in (("queued", list(swept.requeued)), ("cancelled", swept.cancelled), ("failed", swept.failed)):
         for run_id in run_ids:
             log.warning("run %d: its worker was lost; now %s", run_id, status)

@@ -195,6 +195,27 @@ class LatestValue(BaseModel):
     value: float
 
 
+class MachineOut(BaseModel):
+    """Where a run trained (its latest attempt), as its worker reported it."""
+
+    worker: str | None = Field(None, description="The worker process, host:pid.")
+    host: str | None = None
+    device: str | None = Field(None, description="cuda or cpu.")
+    device_name: str | None = Field(None, description="The GPU's name, or the CPU's model.")
+    gpu_memory_mib: int | None = None
+    cuda: str | None = Field(None, description="The CUDA version torch was built with.")
+    torch: str | None = None
+    version: str | None = Field(None, description="The version of miles-dashboard that trained it.")
+
+
+class Unserved(BaseModel):
+    """A queued run that no live worker would take."""
+
+    queue: str
+    command: str = Field(description="A command that starts a worker for this queue, e.g. 'miles worker --cpu'.")
+    message: str
+
+
 class RunOut(BaseModel):
     id: int
     name: str
@@ -226,9 +247,13 @@ class RunOut(BaseModel):
         "The point of the highest step of each metric key; in a list, only those the dashboard's tables show, "
         "unless ?latest= names others."
     ))
+    machine: MachineOut | None = Field(None, description="Where it trained; null until a worker claims it.")
+    unserved: Unserved | None = Field(
+        None, description="Set while the run is queued on a queue that no live worker consumes: it would wait forever.",
+    )
 
     @classmethod
-    def build(cls, run: Run, latest: dict[str, Latest]) -> RunOut:
+    def build(cls, run: Run, latest: dict[str, Latest], *, unserved: Unserved | None = None) -> RunOut:
         return cls(
             id=run.id, name=run.name, experiment_id=run.experiment_id,
             experiment=run.experiment.name if run.experiment else None, status=run.status, execute=run.execute,
@@ -238,12 +263,44 @@ class RunOut(BaseModel):
             attempts=run.attempts, cancel_requested=run.cancel_requested, error=run.error,
             error_detail=run.error_detail, summary=run.summary, progress=Progress(epoch=run.epoch, epochs=run.epochs),
             latest={key: LatestValue(step=row.step, value=row.value) for key, row in latest.items()},
+            machine=MachineOut.model_validate(run.machine) if run.machine else None, unserved=unserved,
         )
 
 
 class RunPage(BaseModel):
     items: list[RunOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+# -- workers --------------------------------------------------------------------------------------
+
+
+class WorkerRun(BaseModel):
+    id: int
+    name: str | None
+
+
+class WorkerOut(BaseModel):
+    name: str = Field(description="host:pid, as the runs it claims record it.")
+    host: str
+    pid: int
+    process: str = Field(description="Its name among its supervisor's processes: gpu0, cpu1, ...")
+    queues: list[str] = Field(description="The queues it consumes.")
+    status: Literal["busy", "idle", "lost"] = Field(description="lost: no heartbeat within its heartbeat timeout.")
+    device: str
+    device_name: str
+    gpu_memory_mib: int | None
+    cuda: str | None
+    torch: str | None
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    run: WorkerRun | None = Field(description="The run it is training (or was, when lost).")
+    recent: list[list[float | None]] = Field(description="Its latest readings, oldest first: [unix seconds, CPU %, GPU % or null].")
+
+
+class WorkerList(BaseModel):
+    items: list[WorkerOut] = Field(description="Live workers first (busy, then idle), then those lost in the last day.")
 
 
 # -- metrics --------------------------------------------------------------------------------------

@@ -55,7 +55,12 @@ class Settings(BaseSettings):
         "cpu", description="Queue of runs whose device is 'auto': cpu (any worker can run them) or gpu."
     )
     heartbeat_timeout: float = Field(
-        60, ge=1, le=86_400, description="Seconds without a heartbeat after which a running run's worker counts as lost."
+        60, ge=1, le=86_400,
+        description="Seconds without a heartbeat after which a worker, and the run it was training, count as lost.",
+    )
+    system_interval: float = Field(
+        10, ge=0, le=3600, description="Seconds between two samples of a training run's system metrics (CPU, memory, "
+        "GPU, throughput: the sys/ keys), taken by its worker; at least 1, or 0 to take none.",
     )
     sweep_interval: float = Field(
         15, ge=0.2, le=3600, description="Seconds between two searches for lost runs by `miles worker`."
@@ -70,6 +75,14 @@ class Settings(BaseSettings):
     stream_lifetime: float = Field(
         300, ge=1, le=86_400, description="Seconds an SSE stream stays open before the browser is told to reconnect."
     )
+
+    @field_validator("system_interval")
+    @classmethod
+    def _whole_seconds_apart(cls, value: float) -> float:
+        # A sample's step is the whole second since the run started: two in one second would collide.
+        if 0 < value < 1:
+            raise ValueError("must be 0 (no system metrics) or at least 1 second")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -10,7 +10,7 @@
                        experiment="joint vs miles")  # every method x fusion x seed, as one experiment
     client.results(experiment="joint vs miles")  # its table: mean ± sd over seeds per method and fusion
 
-    with client.track("my loop", params={"lr": 1e-3}) as tracked:  # log your own training loop
+    with client.track("my loop", params={"lr": 1e-3}, system=True) as tracked:  # log your own training loop
         for step in range(100):
             tracked.log(step, {"loss/train": 1 / (step + 1)})
 
@@ -226,13 +226,19 @@ class Tracker:
     point overwrites. Leaving the ``with`` block flushes and sets the final status:
     ``succeeded``, ``failed`` with the exception's message when the loop raised, or
     ``cancelled`` (Ctrl-C, or a cancel from the dashboard: see `cancel_requested`).
+
+    System metrics (off by default): ``system=True`` samples this process's CPU use and memory,
+    and the first GPU it can see (NVML), every ``system_interval`` seconds into the ``sys/...``
+    keys, as a worker does for the runs it trains; `log_system` takes one sample now.
     """
 
     def __init__(
         self, client: MilesClient, name: str, *, params: Mapping[str, Any] | None = None, config: Any = None,
         experiment: str | None = None, tags: Sequence[str] = (), batch_size: int = 1000, flush_interval: float = 2.0,
-        max_retries: int = 8, max_buffer: int = 1_000_000,
+        max_retries: int = 8, max_buffer: int = 1_000_000, system: bool = False, system_interval: float = 10.0,
     ) -> None:
+        if system and system_interval < 1:
+            raise ValueError("system_interval must be at least 1 second (a system sample's step is its second)")
         self.client = client
         self._create = {
             "name": name, "execute": False, "experiment": experiment, "tags": list(tags),
@@ -252,14 +258,45 @@ class Tracker:
         self._failure: MilesAPIError | None = None
         self._warned: set[str] = set()
         self._thread = threading.Thread(target=self._flush_forever, name="miles-tracker", daemon=True)
+        self.system_interval = system_interval if system else 0.0
+        self._probe: Any = None  # trainer.system.SystemProbe, made on first use (it imports psutil)
+        self._started = 0.0
 
     def __enter__(self) -> Tracker:
         run = self._retry(lambda: self.client.request("POST", "/runs", json={
             k: v for k, v in self._create.items() if v is not None
         }))
         self.id = run["id"]
+        self._started = time.monotonic()
         self._thread.start()
+        if self.system_interval:
+            threading.Thread(target=self._sample_forever, name="miles-tracker-system", daemon=True).start()
         return self
+
+    def log_system(self) -> dict[str, float]:
+        """Sample this process's system metrics now (``sys/...``: CPU, memory, GPU) and log them at the
+        second since the run started; the values logged."""
+        from trainer.system import Gpu, SystemProbe
+
+        if self._probe is None:
+            self._probe = SystemProbe(Gpu.open(visible=os.environ.get("CUDA_VISIBLE_DEVICES")))
+        values = self._probe.sample()
+        self.log(round(time.monotonic() - self._started), values)
+        return values
+
+    def _sample_forever(self) -> None:
+        next_at = time.monotonic()  # once at the start, then every interval
+        while True:
+            with self._changed:  # woken by every batch sent too: wait out the interval
+                while not self._stopping and (left := next_at - time.monotonic()) > 0:
+                    self._changed.wait(left)
+                if self._stopping:
+                    return
+            try:
+                self.log_system()
+            except MilesAPIError:  # the dashboard refused this run's points; __exit__ reports it
+                return
+            next_at += self.system_interval
 
     def log(self, step: int, values: Mapping[str, float], *, at: float | None = None) -> None:
         """Record ``values`` (``{key: number}``) at ``step`` (measured ``at``, Unix seconds, default now).

@@ -21,3 +21,15 @@ def resolve_device(spec: str) -> torch.device:
         if device.index is not None and device.index >= count:
             raise DeviceError(f"device {spec!r} does not exist: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
     return device
+
+
+def cuda_uuid(index: int = 0) -> str | None:
+    """The NVML name of CUDA device ``index`` (``GPU-<uuid>``), to find it in NVML whatever the device order;
+    None without CUDA or where torch does not report it."""
+    if not torch.cuda.is_available():
+        return None
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    if uuid is None:
+        return None
+    text = str(uuid)
+    return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"

@@ -122,6 +122,9 @@ class Training:
         self.best_val: dict[str, float] = {}
         self.best_state: dict[str, Tensor] | None = None
         self.elapsed = 0.0
+        # Training samples this process has passed through the model: a worker's sampling thread reads it
+        # for the throughput (sys/samples_per_s); an int attribute costs the loop one addition per batch.
+        self.samples_seen = 0
 
     def _batches(self, data: Dataset) -> list[Batches | StreamingBatches]:
         """Each split in memory, or streamed from its prepared folder (``performance.data_loading``)."""
@@ -188,6 +191,7 @@ class Training:
             self.acceleration.backward(self._objective(losses), self.optimizer)
             self.strategy.after_backward(self.model, outputs, labels)
             self.acceleration.step(self.optimizer)
+            self.samples_seen += labels.shape[0]
             meters.update(logits, labels, losses)
             if masked:
                 with torch.no_grad(), self.acceleration.autocast():

@@ -89,6 +89,11 @@ def experiment_page(request: Request, experiment_id: IdParam) -> HTMLResponse:
     return page(request, "experiment.html", f"Experiment {experiment_id}", "runs", experiment_id=experiment_id)
 
 
+@router.get("/workers", response_class=HTMLResponse)
+def workers_page(request: Request) -> HTMLResponse:
+    return page(request, "workers.html", "Workers", "workers")
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> HTMLResponse:
     return page(request, "login.html", "Sign in", "login")

@@ -25,9 +25,12 @@ from celery import signals
 from server.db import Database
 from server.live import Publisher
 from server.queue import QUEUES
-from server.settings import load_settings
+from server.settings import Settings, load_settings
+from server.store.workers import Registration
+from trainer.system import Gpu, SystemProbe, machine_facts
 from worker import tasks
 from worker.app import create_worker_app
+from worker.monitor import WorkerMonitor
 
 log = logging.getLogger("miles.worker")
 PR_SET_PDEATHSIG = 1
@@ -40,6 +43,26 @@ def die_with_parent(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # it died before the line above took effect
         sys.exit(0)
+
+
+def monitor_for(
+    settings: Settings, database: Database, publisher: Publisher, *, queue: str, name: str, worker_id: str,
+) -> WorkerMonitor:
+    """The heartbeat and system sampling of this process, with the facts of the device it trains on."""
+    import torch
+
+    from trainer.device import cuda_uuid
+
+    gpu = Gpu.open(uuid=cuda_uuid(), visible=os.environ.get("CUDA_VISIBLE_DEVICES")) if queue == "gpu" else None
+    named = torch.cuda.get_device_name(0) if queue == "gpu" and gpu is None and torch.cuda.is_available() else None
+    facts = machine_facts("cuda" if queue == "gpu" else "cpu", gpu, cuda=torch.version.cuda, cuda_name=named)
+    registration = Registration(
+        name=worker_id, host=facts.host, pid=os.getpid(), process=name, queue=queue, facts=facts.as_dict(),
+    )
+    return WorkerMonitor(
+        database=database, publisher=publisher, registration=registration, probe=SystemProbe(gpu),
+        timeout=settings.heartbeat_timeout, interval=settings.system_interval,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     # The trainer resolves relative data paths under MILES_DATA_DIR: the same root the server checked them against.
     os.environ["MILES_DATA_DIR"] = str(settings.data_root)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    database, publisher = Database(settings.database_url), Publisher(settings.redis_url)
+    monitor = monitor_for(settings, database, publisher, queue=args.queue, name=args.name, worker_id=worker_id)
     tasks.configure(tasks.WorkerContext(
-        settings=settings, database=Database(settings.database_url), publisher=Publisher(settings.redis_url),
-        worker_id=worker_id,
+        settings=settings, database=database, publisher=publisher, worker_id=worker_id, monitor=monitor,
     ))
 
     def shutting_down(**_: Any) -> None:
@@ -78,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         # second of start-up and need a fanout exchange the local transport lacks.
         without_mingle=True, without_gossip=True, without_heartbeat=True,
     )
-    worker.start()
+    with monitor:  # registered while it consumes; a clean stop leaves the workers list
+        worker.start()
     return worker.exitcode or 0
 
 

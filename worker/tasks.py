@@ -1,8 +1,10 @@
 """The task ``miles.run_training(run_id)``: run one queued run to its end.
 
 1. Claim the run: a compare-and-set ``queued`` -> ``running`` that records this worker
-   (``host:pid``), the start time and the attempt. A second delivery of the same run
-   finds it claimed (or ended) and leaves it.
+   (``host:pid``), the start time and the attempt, and, in the same transaction, the
+   machine it trains on (``run.machine``) and this worker busy with it in the workers
+   list. A second delivery of the same run finds it claimed (or ended) and leaves it.
+   While it trains, the worker's monitor thread samples its system metrics.
 2. Build its `TrainConfig` from the stored spec, refusing what this server's limits do
    not allow, and train it with the `DatabaseReporter`, checkpoints under
    ``<artifact_dir>/runs/<id>/checkpoints``, resuming after ``last.pt`` when an earlier
@@ -25,7 +27,10 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,13 +42,14 @@ from server import policy
 from server.db import Database
 from server.live import Publisher
 from server.settings import Settings
-from server.store import leases, runs
+from server.store import leases, runs, workers
 from server.store.errors import NotFound, StoreError
 from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.loop import Training, TrainResult
 from trainer.spec import explain
 from worker.lease import Lease
+from worker.monitor import WorkerMonitor
 from worker.reporter import DatabaseReporter, LeaseLost
 
 log = logging.getLogger("miles.worker")
@@ -62,6 +68,7 @@ class WorkerContext:
     database: Database
     publisher: Publisher
     worker_id: str  # host:pid, recorded on the runs this process claims
+    monitor: WorkerMonitor | None = None  # the heartbeat in the workers list, and system sampling
 
 
 _context: WorkerContext | None = None
@@ -103,6 +110,7 @@ class ClaimFailed(Exception):
 class Claimed:
     spec: dict[str, Any]
     attempt: int
+    started_at: datetime
 
 
 class Job:
@@ -121,6 +129,23 @@ class Job:
             raise ClaimFailed(str(error.orig or error)) from error
         if claimed is None:
             return "skipped"
+        with self._sampled(claimed):
+            return self._train(claimed)
+
+    @contextmanager
+    def _sampled(self, claimed: Claimed) -> Iterator[None]:
+        """While the run trains here, the worker's monitor samples its system metrics and shows the worker busy."""
+        monitor = self.context.monitor
+        if monitor is None:
+            yield
+            return
+        monitor.watch(self.run_id, claimed.started_at)
+        try:
+            yield
+        finally:
+            monitor.unwatch()
+
+    def _train(self, claimed: Claimed) -> Outcome:
         self._announce("running")
         # MILES_MAX_RUN_HOURS bounds the run's training across attempts: earlier ones left their time in the checkpoint.
         budget = self.settings.max_run_hours * 3600 - checkpoint.trained_seconds(self.checkpoint_dir)
@@ -131,7 +156,10 @@ class Job:
         )
         with lease:
             try:
-                result = Training(self._config(claimed.spec), reporter, checkpoint_dir=self.checkpoint_dir).run(resume=True)
+                training = Training(self._config(claimed.spec), reporter, checkpoint_dir=self.checkpoint_dir)
+                if self.context.monitor is not None:
+                    self.context.monitor.count_samples(lambda: training.samples_seen)
+                result = training.run(resume=True)
             except LeaseLost:
                 return "lost"
             except OperationalError as error:
@@ -153,8 +181,12 @@ class Job:
                 log.info("run %d is %s, not queued: this delivery leaves it alone", self.run_id, status)
                 return None
             run = runs.get(session=session, run_id=self.run_id)
+            if self.context.monitor is not None:
+                run.machine = {"worker": self.worker, **self.context.monitor.registration.facts}
+                workers.assign(session=session, name=self.worker, run_id=self.run_id)
             log.info("run %d claimed by %s (attempt %d)", self.run_id, self.worker, run.attempts)
-            return Claimed(spec=dict(run.spec or {}), attempt=run.attempts)
+            assert run.started_at is not None  # set by the claim
+            return Claimed(spec=dict(run.spec or {}), attempt=run.attempts, started_at=run.started_at)
 
     def _config(self, spec: dict[str, Any]) -> TrainConfig:
         try:

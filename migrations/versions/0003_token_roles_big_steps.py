@@ -1,6 +1,6 @@
 """Give API tokens a role (admin, member, viewer; existing tokens become members); store a run's progress in 64 bits
 
-Revision ID: 0003_token_roles_big_steps
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-05 10:00:00.000000
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_token_roles_big_steps"
+revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

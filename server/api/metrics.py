@@ -27,6 +27,7 @@ from server.schemas import (
 )
 from server.store import metrics, runs
 from server.store.errors import Invalid
+from trainer.system import is_system
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
 Keys = Annotated[str | None, Query(
@@ -56,9 +57,10 @@ def ingest(run: RunDep, body: MetricBatch, session: SessionDep) -> IngestResult:
     now = utcnow()
     points = [metrics.Point(p["key"], p["step"], p["value"], p.get("time") or now) for p in body.points]
     accepted = metrics.ingest(session=session, run_id=run.id, points=points)
-    if not run.execute and points:
+    epochs = [point.step for point in points if not is_system(point.key)]  # sys/ steps are seconds, not epochs
+    if not run.execute and epochs:
         # A logged run's steps are its epochs (as a worker's are): its progress follows them.
-        run.epoch = min(max(run.epoch, *(point.step for point in points)), run.epochs or metrics.MAX_STEP)
+        run.epoch = min(max(run.epoch, *epochs), run.epochs or metrics.MAX_STEP)
     return IngestResult(accepted=accepted, cancel_requested=run.cancel_requested)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response, status
@@ -22,9 +23,19 @@ from server.api.metrics import parse_keys
 from server.db import after_commit
 from server.dispatch import BrokerUnavailable, Dispatcher
 from server.models import Run, Status
-from server.schemas import TEXT_PATTERN, Name, RunClone, RunCreate, RunOut, RunPage, RunUpdate, Tag
+from server.schemas import (
+    TEXT_PATTERN,
+    Name,
+    RunClone,
+    RunCreate,
+    RunOut,
+    RunPage,
+    RunUpdate,
+    Tag,
+    Unserved,
+)
 from server.settings import Settings
-from server.store import experiments, metrics, runs
+from server.store import experiments, metrics, runs, workers
 from server.store.paging import Page
 from trainer.config import TrainConfig
 
@@ -34,7 +45,8 @@ Filter = Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)]
 
 
 def run_out(session: Session, run: Run) -> RunOut:
-    return RunOut.build(run, metrics.latest(session=session, run_ids=[run.id])[run.id])
+    unserved = unserved_queues(session, [run])
+    return RunOut.build(run, metrics.latest(session=session, run_ids=[run.id])[run.id], unserved=unserved.get(run.queue))
 
 
 def shown_keys(run: Run) -> list[str]:
@@ -54,7 +66,28 @@ def page_out(session: Session, page: Page[Run], keys: list[str] | None = None) -
         shown = {run.id: shown_keys(run) for run in page.items}
         found = metrics.latest(session=session, run_ids=run_ids, keys=sorted({k for ks in shown.values() for k in ks}))
         latest = {run_id: {k: v for k, v in found[run_id].items() if k in shown[run_id]} for run_id in run_ids}
-    return RunPage(items=[RunOut.build(run, latest[run.id]) for run in page.items], next_cursor=page.next_cursor)
+    unserved = unserved_queues(session, page.items)
+    return RunPage(
+        items=[RunOut.build(run, latest[run.id], unserved=unserved.get(run.queue)) for run in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+def unserved_queues(session: Session, shown: Sequence[Run]) -> dict[str | None, Unserved]:
+    """The warning for each queue of the queued runs in ``shown`` that no live worker consumes (one query)."""
+    waiting = {run.queue for run in shown if run.execute and run.status == "queued" and run.queue}
+    if not waiting:
+        return {}
+    served = workers.serving(session=session, queues=waiting)
+    return {queue: unserved_warning(queue) for queue in waiting - served}
+
+
+def unserved_warning(queue: str) -> Unserved:
+    command = workers.SERVE_COMMANDS.get(queue, f"miles worker (for the {queue} queue)")
+    return Unserved(
+        queue=queue, command=command,
+        message=f"No live worker consumes the {queue} queue, so this run waits until one starts: run `{command}`.",
+    )
 
 
 def submit(

@@ -10,6 +10,8 @@ Events (``event:`` name, ``data:`` JSON):
 - ``epoch`` ``{"step": s, "metrics": {key: value}}``: the points of one step, one message per
   step, in step order. A later message may carry more keys of an earlier step (the test
   metrics of the last and of the best epoch, at the end): merge by (key, step).
+- ``system`` ``{"step": s, "metrics": {key: value}}``: the system metrics (``sys/...`` keys) of one
+  sample, whose step ``s`` is seconds since the run started (not an epoch), in step order.
 - ``run_event`` ``{"id", "step", "time", "kind", "message", "data"}``: the run's events, in id order.
 - ``end`` ``{"status"}``: the run has ended and everything was sent; the server closes the
   stream. Close the ``EventSource`` then (it would reconnect and get ``status`` and ``end``
@@ -23,12 +25,14 @@ Events (``event:`` name, ``data:`` JSON):
 Every message has an ``id``: ``"<step>:<event>"`` says that every point of the steps up to
 ``<step>`` (-1: none yet) and every event up to id ``<event>`` was sent. The few points sent
 with an event rather than in step order (see `server.store.feed`) carry
-``"<step>:<event>:<n>"``: n of them were sent after event ``<event>``. Treat ids as opaque.
+``"<step>:<event>:<n>"``: n of them were sent after event ``<event>``. Once system metrics were
+sent, ``"/<second>"`` follows: those of every second up to ``<second>`` were sent. Treat ids as opaque.
 
 Resuming without a gap or a duplicate: a reconnecting ``EventSource`` sends the last id as
 ``Last-Event-ID``, and the stream continues after it. A page that first loaded the history
 (``GET .../metrics``, ``GET .../events``) connects with ``?since_step=<last step loaded>&
-after_event=<last event id loaded>``; ``Last-Event-ID``, when present, wins.
+after_event=<last event id loaded>`` (and ``since_system=<last second of sys/ points loaded>``);
+``Last-Event-ID``, when present, wins.
 
 Comments (``: ping``) keep idle connections open every 15 s; ``retry`` is 2 s. A stream
 reads what it has not sent from the database by its cursor, waking on the run's Redis
@@ -64,7 +68,7 @@ RETRY_MS = 2000
 PING_SECONDS = 15
 STEPS_PER_READ = 500  # a long backlog is sent a few hundred steps at a time
 EVENTS_PER_READ = 500
-_CURSOR = re.compile(r"^(-1|\d{1,16}):(\d{1,10})(?::(\d{1,6}))?$")
+_CURSOR = re.compile(r"^(-1|\d{1,16}):(\d{1,10})(?::(\d{1,6}))?(?:/(\d{1,16}))?$")
 
 
 @dataclass
@@ -72,25 +76,31 @@ class Cursor:
     step: int = -1  # every point of the steps up to this one was sent
     event: int = 0  # every event up to this id was sent
     bundled: int = 0  # points bundled with the next event already sent
+    system: int = -1  # the system metrics of every second up to this one were sent
 
     def __str__(self) -> str:
-        return f"{self.step}:{self.event}" + (f":{self.bundled}" if self.bundled else "")
+        return (
+            f"{self.step}:{self.event}" + (f":{self.bundled}" if self.bundled else "")
+            + (f"/{self.system}" if self.system >= 0 else "")
+        )
 
 
-def parse_cursor(last_event_id: str | None, since_step: int | None, after_event: int | None) -> Cursor:
+def parse_cursor(
+    last_event_id: str | None, since_step: int | None, after_event: int | None, since_system: int | None = None,
+) -> Cursor:
     if last_event_id:
         match = _CURSOR.match(last_event_id.strip())
         if match is None:
             raise Invalid.field("Last-Event-ID", f"{last_event_id[:60]!r} is not an id this stream sent (step:event)")
-        cursor = Cursor(int(match[1]), int(match[2]), int(match[3] or 0))
+        cursor = Cursor(int(match[1]), int(match[2]), int(match[3] or 0), int(match[4]) if match[4] else -1)
         # Checked here, before the stream opens: past these bounds the database would refuse the query mid-stream.
-        if cursor.step > MAX_STEP or cursor.event > ID_MAX:
+        if cursor.step > MAX_STEP or cursor.event > ID_MAX or cursor.system > MAX_STEP:
             raise Invalid.field("Last-Event-ID", (
                 f"{last_event_id[:60]!r} is not an id this stream sent: its step is at most {MAX_STEP} and its "
                 f"event at most {ID_MAX}"
             ))
         return cursor
-    return Cursor(-1 if since_step is None else since_step, after_event or 0)
+    return Cursor(-1 if since_step is None else since_step, after_event or 0, system=-1 if since_system is None else since_system)
 
 
 def status_of(run: Run) -> dict[str, Any]:
@@ -115,6 +125,7 @@ class Read:
     steps: list[feed.StepPoints]
     events: list[dict[str, Any]]
     bundles: dict[int, list[feed.StepPoints]] = field(default_factory=dict)
+    system: list[feed.StepPoints] = field(default_factory=list)
     complete: bool = True  # False: more backlog than one read returns
 
     @property
@@ -159,10 +170,12 @@ class RunStream:
                 bundles=run.execute, hold_last=not run.execute and not run.is_final,
             )
             found = events.page(session=session, run_id=self.run_id, after_id=self.cursor.event, limit=EVENTS_PER_READ)
+            system = feed.system_after(session=session, run_id=self.run_id, after=self.cursor.system, max_steps=STEPS_PER_READ)
             return Read(
                 status=status_of(run), steps=steps, events=[event_of(e) for e in found],
                 bundles=feed.bundled(session=session, run_id=self.run_id, events=found) if run.execute else {},
-                complete=len(steps) < STEPS_PER_READ and len(found) < EVENTS_PER_READ,
+                system=system,
+                complete=len(steps) < STEPS_PER_READ and len(found) < EVENTS_PER_READ and len(system) < STEPS_PER_READ,
             )
 
     def _message(self, event: str, data: dict[str, Any]) -> ServerSentEvent:
@@ -187,6 +200,9 @@ class RunStream:
         for points in read.steps:
             self.cursor.step = points.step
             out.append(self._epoch(points))
+        for points in read.system:
+            self.cursor.system = points.step
+            out.append(self._message("system", {"step": points.step, "metrics": points.metrics}))
         for event in read.events:
             for points in read.bundles.get(event["id"], [])[self.cursor.bundled:]:
                 self.cursor.bundled += 1
@@ -246,10 +262,13 @@ async def stream_run(
     last_event_id: Annotated[str | None, Header(max_length=100, description="The id of the last message received.")] = None,
     since_step: Annotated[int | None, Query(ge=-1, le=MAX_STEP, description="Points of the steps after this one.")] = None,
     after_event: Annotated[int | None, Query(ge=0, le=ID_MAX, description="Events after this id.")] = None,
+    since_system: Annotated[int | None, Query(
+        ge=-1, le=MAX_STEP, description="System metrics (sys/ keys) of the seconds after this one.",
+    )] = None,
 ) -> EventSourceResponse:
     """Server-sent events: ``status``, ``epoch``, ``run_event``, then ``end`` (or ``reconnect``). Resume with
     ``Last-Event-ID``, or after loading the history with ``since_step`` and ``after_event``."""
-    cursor = parse_cursor(last_event_id, since_step, after_event)
+    cursor = parse_cursor(last_event_id, since_step, after_event, since_system)
 
     def exists() -> None:
         with database.transaction(write=False) as session:

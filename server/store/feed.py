@@ -3,6 +3,10 @@
 A stream sends a run's points a step at a time, in step order, and its events in id
 order; its cursor says up to which step and which event it has sent everything.
 
+System metrics (``sys/...`` keys) have their own axis, seconds since the run started
+(`trainer.system`), so they are left out of the step order and read apart by their own
+cursor (`system_after`).
+
 Points reported for a step the trainer has already passed (the test metrics of the
 last and of the best epoch, reported at the end) would fall behind such a cursor. The
 worker writes them in one transaction with the next event, stamped with that event's
@@ -22,6 +26,7 @@ from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
 from server.models import LatestMetric, Metric, RunEvent
+from trainer.system import PREFIX as SYSTEM_PREFIX
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,13 @@ def _group(rows: Sequence[Any]) -> list[StepPoints]:
     return [StepPoints(step, metrics) for step, metrics in sorted(grouped.items())]
 
 
+def is_system(key: Any) -> ColumnElement[bool]:
+    """Whether the metric key column ``key`` holds a system metric (a time axis, not epochs).
+
+    substr, not LIKE: SQLite's LIKE ignores case, and the prefix is exact everywhere else."""
+    return func.substr(key, 1, len(SYSTEM_PREFIX)) == SYSTEM_PREFIX
+
+
 def _not_bundled() -> ColumnElement[bool]:
     return ~exists().where(RunEvent.run_id == Metric.run_id, RunEvent.time == Metric.time)
 
@@ -55,10 +67,12 @@ def steps_after(
     """
     # The highest step first, from the few latest values: an idle poll (nothing after the cursor) stops
     # here, since ``step > after`` cannot use the primary key (run_id, key, step) and would read the whole run.
-    highest = session.scalar(select(func.max(LatestMetric.step)).where(LatestMetric.run_id == run_id))
+    highest = session.scalar(
+        select(func.max(LatestMetric.step)).where(LatestMetric.run_id == run_id, ~is_system(LatestMetric.key))
+    )
     if highest is None or highest <= after + (1 if hold_last else 0):
         return []
-    where = [Metric.run_id == run_id, Metric.step > after]
+    where = [Metric.run_id == run_id, Metric.step > after, ~is_system(Metric.key)]
     if bundles:
         where.append(_not_bundled())
     if hold_last:
@@ -81,10 +95,29 @@ def bundled(*, session: Session, run_id: int, events: Sequence[RunEvent]) -> dic
         return {}
     rows = session.execute(
         select(Metric.time, Metric.key, Metric.step, Metric.value)
-        .where(Metric.run_id == run_id, Metric.time.in_(list(by_time)))
+        .where(Metric.run_id == run_id, Metric.time.in_(list(by_time)), ~is_system(Metric.key))
         .order_by(Metric.step, Metric.key)
     )
     per_event: dict[int, list[tuple[str, int, float]]] = defaultdict(list)
     for time, key, step, value in rows:
         per_event[by_time[time]].append((key, step, value))
     return {event_id: _group(points) for event_id, points in per_event.items()}
+
+
+def system_after(*, session: Session, run_id: int, after: int, max_steps: int) -> list[StepPoints]:
+    """The run's system metrics of the next ``max_steps`` seconds after second ``after`` that have any, by second."""
+    # Their few keys from the latest values first: an idle poll stops here, and the read below is one index
+    # range of (run_id, key, step) per key.
+    keys = list(session.scalars(
+        select(LatestMetric.key).where(LatestMetric.run_id == run_id, is_system(LatestMetric.key), LatestMetric.step > after)
+    ))
+    if not keys:
+        return []
+    where = [Metric.run_id == run_id, Metric.key.in_(keys), Metric.step > after]
+    last = session.scalar(
+        select(func.max(select(Metric.step).distinct().where(*where).order_by(Metric.step).limit(max_steps).subquery().c.step))
+    )
+    rows = session.execute(
+        select(Metric.key, Metric.step, Metric.value).where(*where, Metric.step <= last).order_by(Metric.step, Metric.key)
+    )
+    return _group(rows.all())

@@ -42,9 +42,16 @@ def test_auto_auth_is_on_unless_bound_to_loopback(monkeypatch, host, auth_on):
     ("MILES_AUTH", "maybe", "MILES_AUTH: Input should be 'auto', 'on' or 'off' (got 'maybe')"),
     ("MILES_MAX_EPOCHS", "0", "MILES_MAX_EPOCHS: must satisfy 1 <= max_epochs <= 1000000 (got '0')"),
     ("MILES_PUBLIC_READS", "perhaps", "MILES_PUBLIC_READS: Input should be a valid boolean"),
+    ("MILES_SYSTEM_INTERVAL", "0.5", "MILES_SYSTEM_INTERVAL: must be 0 (no system metrics) or at least 1 second (got '0.5')"),
 ])
 def test_an_invalid_variable_stops_start_up_naming_it(monkeypatch, variable, value, message):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError) as error:
         load_settings()
     assert message in str(error.value)
+
+
+def test_system_metrics_are_sampled_every_ten_seconds_by_default_and_can_be_turned_off(monkeypatch):
+    assert load_settings().system_interval == 10
+    monkeypatch.setenv("MILES_SYSTEM_INTERVAL", "0")
+    assert load_settings().system_interval == 0

@@ -43,10 +43,11 @@ def browser() -> Iterator[Browser]:
 def dashboard(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[MilesStack]:
     """`miles server` and `miles worker --cpu` on one SQLite file (local mode), for the whole session."""
     home = tmp_path_factory.mktemp("dashboard")
-    # Streams live 2 s, so that every page watching a run must reconnect (and resume) a few times.
+    # Streams live 2 s, so that every page watching a run must reconnect (and resume) a few times; system
+    # metrics every second, so that a run of a few seconds fills its System card.
     stack = MilesStack(
         home=home, database_url=migrated(f"sqlite:///{home / 'miles.db'}"), redis=None,
-        settings={"stream_lifetime": STREAM_LIFETIME},
+        settings={"stream_lifetime": STREAM_LIFETIME, "system_interval": 1},
     )
     failed_before = request.session.testsfailed
     try:

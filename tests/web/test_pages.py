@@ -28,6 +28,7 @@ def test_every_page_renders_without_a_console_error(page: Page, finished_runs: F
         "compare": (f"/compare?ids={ids}", ".results-table"),
         "experiment": (f"/experiments/{finished_runs.experiment_id}", ".results-table"),
         "login": ("/login", "#login-form"),
+        "workers": ("/workers", "#workers-table tbody tr"),
     }
     for name, (path, ready) in pages.items():
         page.goto(path)

@@ -23,7 +23,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 WEB = Path(__file__).resolve().parents[2] / "web"
-PAGES = ("/", "/runs/new", "/runs/new?clone=3", "/runs/3", "/compare?ids=1,2", "/experiments/2", "/login")
+PAGES = ("/", "/runs/new", "/runs/new?clone=3", "/runs/3", "/compare?ids=1,2", "/experiments/2", "/login", "/workers")
 
 
 @pytest.fixture
@@ -93,7 +93,8 @@ def test_every_module_the_templates_load_and_every_import_exists():
         assert source.is_file(), f"{path} is loaded but missing"
         for target in re.findall(r'^import .* from "(\./[^"]+)";$', source.read_text(), re.MULTILINE):
             pending.append((Path(path).parent / target).as_posix())
-    assert {"js/runs.js", "js/form.js", "js/run.js", "js/compare.js", "js/experiment.js", "js/login.js"} <= seen
+    assert {"js/runs.js", "js/form.js", "js/run.js", "js/compare.js", "js/experiment.js", "js/login.js", "js/workers.js",
+            "js/system-card.js", "js/sparkline.js"} <= seen
 
 
 def test_the_web_package_imports_nothing_from_the_server_or_the_worker():

@@ -57,13 +57,12 @@ def points(messages) -> list[tuple[str, int]]:
     return [(key, data["step"]) for m in messages if m.event == "epoch" for data in [json.loads(m.data)] for key in data["metrics"]]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_a_client_resuming_from_its_last_id_misses_nothing_and_receives_nothing_twice(database, data):
-    run_id = claimed_run(database)
+def received_with_drops(database, run_id: int, writes: list[Callable[[], object]], data: st.DataObject) -> list:
+    """What a client receives while ``writes`` happen, its connection dropping where Hypothesis chooses and
+    resuming by the last id it got."""
     live = stream(database, run_id, Cursor())
     received = []
-    for write in training(database, run_id):
+    for write in writes:
         write()
         batch = live.messages_of(live.read())
         cut = data.draw(st.none() | st.integers(0, max(0, len(batch) - 1)), label="drop after")
@@ -74,6 +73,14 @@ def test_a_client_resuming_from_its_last_id_misses_nothing_and_receives_nothing_
         last_id = received[-1].id if received else None
         live = stream(database, run_id, parse_cursor(last_id, None, None))
         received += live.messages_of(live.read())
+    return received
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_client_resuming_from_its_last_id_misses_nothing_and_receives_nothing_twice(database, data):
+    run_id = claimed_run(database)
+    received = received_with_drops(database, run_id, training(database, run_id), data)
 
     everything = stream(database, run_id, Cursor())
     reference = everything.messages_of(everything.read())

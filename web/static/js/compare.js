@@ -23,12 +23,22 @@ let table = null;
 
 const colorBy = byId("color-by");
 
-/** Runs are coloured by method and fusion (seeds of one setting share a colour) or one colour each. */
+/**
+ * Runs are coloured by method and fusion (seeds of one setting share a colour), by the device or the
+ * host they trained on (`run.machine`), or one colour each.
+ */
+const GROUPS = {
+  method: methodOf,
+  device: (run) => run.machine?.device_name ?? "not trained by a worker",
+  host: (run) => run.machine?.host ?? "not trained by a worker",
+};
+
 function colorIndex(runId) {
   const index = runs.findIndex((run) => run.id === runId);
-  if (colorBy.value !== "method") return index;
-  const groups = [...new Set(runs.map(methodOf))];
-  return groups.indexOf(methodOf(runs[index]));
+  const group = GROUPS[colorBy.value];
+  if (!group) return index;
+  const groups = [...new Set(runs.map(group))];
+  return groups.indexOf(group(runs[index]));
 }
 
 function methodOf(run) {

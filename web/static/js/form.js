@@ -303,12 +303,14 @@ async function submitGrid(body, choices) {
 /** One method and fusion: a run per seed, then that run's page (or the list of them). */
 async function submitSeeds(body, seeds) {
   const created = [];
+  let unserved = null;
   try {
     for (const seed of seeds) {
       submitStatus.textContent = seeds.length > 1 ? `Submitting run ${created.length + 1} of ${seeds.length}…` : "Submitting…";
       const name = body.name && seeds.length > 1 ? `${body.name} (seed ${seed})` : body.name;
       const run = await api.post("/runs", { ...body, name, config: { ...body.config, seed } });
       created.push(run.id);
+      unserved ??= run.unserved;
     }
   } catch (error) {
     submitStatus.textContent = "";
@@ -319,7 +321,26 @@ async function submitSeeds(body, seeds) {
     return;
   }
   submitStatus.textContent = "Submitted.";
-  location.assign(api.url(created.length === 1 ? `/runs/${created[0]}` : `/?ids=${created.join(",")}`));
+  const target = api.url(created.length === 1 ? `/runs/${created[0]}` : `/?ids=${created.join(",")}`);
+  if (unserved) {
+    showUnserved(unserved, created, target);
+    return;
+  }
+  location.assign(target);
+}
+
+/** The runs were queued, but no live worker consumes their queue: say so, with the command, before leaving. */
+function showUnserved(unserved, created, target) {
+  const box = byId("form-warning");
+  const what = created.length === 1 ? `Run #${created[0]} is queued` : `${created.length} runs are queued`;
+  box.replaceChildren(
+    h("strong", {}, `${what}, but no live worker consumes the ${unserved.queue} queue`),
+    h("p", {}, "It waits until one starts. On a machine that reaches this server's database and queue, run ",
+      h("code", {}, unserved.command), "."),
+    h("p", {}, h("a", { href: target, class: "button" }, created.length === 1 ? "Open the run" : "Open the runs"),
+      " ", h("a", { href: api.url("/workers") }, "See the workers")));
+  box.hidden = false;
+  box.focus();
 }
 
 /** "Start run", "Start 3 runs", "Start a grid of 12 runs". */

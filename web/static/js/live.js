@@ -2,11 +2,12 @@
  * The live stream of a run: server-sent events from `/api/v1/runs/{id}/stream`.
  *
  * Events: `status` (first on connect, then on every change), `epoch` `{step, metrics}`,
+ * `system` `{step, metrics}` (system metrics; the step is seconds since the run started),
  * `run_event` (a row of the run's log), `end` (the run finished: the server closes the
  * stream and we must not reconnect) and `reconnect` (the stream's lifetime is over: the
  * browser reconnects by itself, sending `Last-Event-ID`, and the server resumes after it),
  * and `revoked` (the token this page signed in with was revoked: we stop and ask to sign in).
- * Message ids are cursors "<step>:<event id>". When the browser gives up (an HTTP error
+ * Message ids are cursors "<step>:<event id>[/<second>]". When the browser gives up (an HTTP error
  * while reconnecting), we open a new stream from the last cursor, backing off.
  */
 
@@ -16,6 +17,7 @@ import { signIn, url } from "./api.js";
  * @typedef {object} StreamHandlers
  * @property {(status: object) => void} onStatus
  * @property {(step: number, metrics: Record<string, number>) => void} onEpoch
+ * @property {(second: number, metrics: Record<string, number>) => void} [onSystem]
  * @property {(event: object) => void} onEvent
  * @property {(final: {status: string}) => void} onEnd
  * @property {(state: "live" | "reconnecting" | "ended") => void} onState
@@ -24,7 +26,7 @@ import { signIn, url } from "./api.js";
 /**
  * Follow run `runId` from the cursor `(sinceStep, afterEvent)` (the history already loaded).
  * @param {number} runId
- * @param {{sinceStep: number | null, afterEvent: number | null}} from
+ * @param {{sinceStep: number | null, afterEvent: number | null, sinceSystem?: number | null}} from
  * @param {StreamHandlers} handlers
  * @returns {{close: () => void}}
  */
@@ -35,8 +37,14 @@ export function followRun(runId, from, handlers) {
   let ended = false;
 
   const remember = (message) => {
-    const [step, eventId] = (message.lastEventId || "").split(":").map(Number);
-    if (Number.isInteger(step)) cursor = { sinceStep: step, afterEvent: Number.isInteger(eventId) ? eventId : cursor.afterEvent };
+    const [main, system] = (message.lastEventId || "").split("/");
+    const [step, eventId] = main.split(":").map(Number);
+    if (!Number.isInteger(step)) return;
+    cursor = {
+      sinceStep: step,
+      afterEvent: Number.isInteger(eventId) ? eventId : cursor.afterEvent,
+      sinceSystem: system !== undefined && Number.isInteger(Number(system)) ? Number(system) : cursor.sinceSystem,
+    };
   };
   const on = (name, handle) => source.addEventListener(name, (message) => {
     remember(message);
@@ -47,6 +55,7 @@ export function followRun(runId, from, handlers) {
     const target = new URL(url(`/api/v1/runs/${runId}/stream`), location.origin);
     if (cursor.sinceStep !== null && cursor.sinceStep !== undefined) target.searchParams.set("since_step", String(cursor.sinceStep));
     if (cursor.afterEvent !== null && cursor.afterEvent !== undefined) target.searchParams.set("after_event", String(cursor.afterEvent));
+    if (cursor.sinceSystem !== null && cursor.sinceSystem !== undefined) target.searchParams.set("since_system", String(cursor.sinceSystem));
     source = new EventSource(target);
     source.addEventListener("open", () => {
       retryMs = 1000;
@@ -54,6 +63,7 @@ export function followRun(runId, from, handlers) {
     });
     on("status", handlers.onStatus);
     on("epoch", (data) => handlers.onEpoch(data.step, data.metrics));
+    on("system", (data) => handlers.onSystem?.(data.step, data.metrics));
     on("run_event", handlers.onEvent);
     on("reconnect", () => handlers.onState("reconnecting"));
     on("end", (data) => {

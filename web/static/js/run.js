@@ -9,13 +9,15 @@ import { byId, h, showAlert } from "./dom.js";
 import * as fmt from "./format.js";
 import { followRun } from "./live.js";
 import { RunCharts } from "./run-charts.js";
-import { methodParams, progressBar, statusBadge } from "./runs-table.js";
+import { methodParams, progressBar, statusBadge, unservedNote } from "./runs-table.js";
+import { isSystem, SystemCard } from "./system-card.js";
 
 const runId = Number(byId("run-page").dataset.runId);
 const alertBox = byId("run-alert");
 const seenEvents = new Set();
 let run = null;
 let charts = null;
+let system = null;
 let stream = null;
 let lastEventId = null;
 /** Seconds per epoch (`time/epoch`), by epoch. */
@@ -49,8 +51,9 @@ function showHeader() {
 
   const strip = byId("progress-strip");
   strip.hidden = !run.progress.epochs && !run.progress.epoch;
-  strip.replaceChildren(progressBar(run, true),
-    run.status === "queued" ? h("span", { class: "muted" }, `waiting for a worker on the ${run.queue ?? "default"} queue`) : "");
+  const waiting = run.status !== "queued" ? ""
+    : unservedNote(run) ?? h("span", { class: "muted" }, `waiting for a worker on the ${run.queue ?? "default"} queue`);
+  strip.replaceChildren(progressBar(run, true), waiting);
   if (run.status === "failed") {
     showAlert(alertBox, `The run failed: ${run.error ?? "no reason was recorded"}${run.error_detail ? ` (${run.error_detail})` : ""}`);
   }
@@ -85,9 +88,22 @@ function showDetails() {
     ["Learning rate", run.config ? fmt.number(run.config.lr) : null],
     ["Weight decay", run.config ? fmt.number(run.config.weight_decay) : null],
     ["Device", run.config?.device],
+    ...machineRows(run.machine),
   ];
   byId("details").replaceChildren(...rows.filter(([, value]) => value).flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
   byId("config-json").textContent = JSON.stringify(run.config ?? run.params ?? {}, null, 2);
+}
+
+/** Where the run trained (its latest attempt), as its worker reported it. */
+function machineRows(machine) {
+  if (!machine) return [];
+  const memory = Number.isFinite(machine.gpu_memory_mib) ? `, ${(machine.gpu_memory_mib / 1024).toFixed(0)} GiB` : "";
+  const versions = [machine.torch && `torch ${machine.torch}`, machine.cuda && `CUDA ${machine.cuda}`, machine.version && `miles ${machine.version}`];
+  return [
+    ["Host", machine.host],
+    ["Trained on", machine.device_name ? `${machine.device_name}${memory} (${machine.device})` : machine.device],
+    ["Versions", versions.filter(Boolean).join(", ")],
+  ];
 }
 
 // -- summary and downloads -----------------------------------------------------------------------
@@ -197,8 +213,8 @@ function addEvents(events) {
 
 const LIVE_LABELS = { live: "Live", reconnecting: "Reconnecting…", ended: "" };
 
-function follow(sinceStep) {
-  stream = followRun(runId, { sinceStep, afterEvent: lastEventId }, {
+function follow(sinceStep, sinceSystem) {
+  stream = followRun(runId, { sinceStep, afterEvent: lastEventId, sinceSystem }, {
     onStatus(status) {
       Object.assign(run, {
         status: status.status, error: status.error, error_detail: status.error_detail, worker: status.worker,
@@ -211,6 +227,9 @@ function follow(sinceStep) {
       for (const [key, value] of Object.entries(metrics)) addPoint(key, step, value);
       noteEpoch(step);
       showHeaderSoon();
+    },
+    onSystem(second, metrics) {
+      system.addSample(second, metrics);
     },
     onEvent(event) {
       addEvents([event]);
@@ -261,9 +280,23 @@ function addPoint(key, step, value) {
 
 function addSeries(series) {
   for (const [key, { steps, values }] of Object.entries(series)) {
+    if (isSystem(key)) {
+      steps.forEach((second, i) => system.addPoint(key, second, values[i]));
+      continue;
+    }
     steps.forEach((step, i) => addPoint(key, step, values[i]));
     if (steps.length) noteEpoch(steps.at(-1));
   }
+}
+
+/** The last step of the series loaded, epochs and system seconds apart; null where none. */
+function lastSteps(series) {
+  const last = { epoch: -1, system: -1 };
+  for (const [key, { steps }] of Object.entries(series)) {
+    const kind = isSystem(key) ? "system" : "epoch";
+    last[kind] = Math.max(last[kind], steps.at(-1) ?? -1);
+  }
+  return { epoch: last.epoch >= 0 ? last.epoch : null, system: last.system >= 0 ? last.system : null };
 }
 
 function showAll() {
@@ -317,6 +350,7 @@ async function start() {
   const task = catalog?.datasets.find((d) => d.name === run.dataset)?.task;
   byId("metrics-title").textContent = `Metrics (${fmt.metricName(task)})`;
   charts = new RunCharts(run, fmt.metricName(task));
+  system = new SystemCard();
   showAll();
   wireActions();
   const [history, events] = await Promise.all([
@@ -329,8 +363,8 @@ async function start() {
   showDetails();
   showDownloads();
   if (fmt.ACTIVE.has(run.status)) {
-    const last = Object.values(history.series).reduce((top, series) => Math.max(top, series.steps.at(-1) ?? -1), -1);
-    follow(last >= 0 ? last : null);
+    const last = lastSteps(history.series);
+    follow(last.epoch, last.system);
   }
 }
 

@@ -42,6 +42,13 @@ export function statusBadge(run) {
   }, stopping ? "Stopping" : fmt.STATUS_LABELS[run.status] ?? run.status);
 }
 
+/** The warning of a queued run that no live worker would take, with the command that serves its queue. */
+export function unservedNote(run) {
+  if (!run.unserved) return null;
+  return h("span", { class: "unserved", role: "note", title: run.unserved.message },
+    `No worker on the ${run.unserved.queue} queue: run `, h("code", {}, run.unserved.command));
+}
+
 /** A progress bar with "epoch of epochs". */
 export function progressBar(run, large = false) {
   const { epoch, epochs } = run.progress;
@@ -92,7 +99,7 @@ const COLUMNS = {
   method: (run) => [JSON.stringify([run.method, run.config?.params]), () => [
     run.method ?? DASH(), methodParams(run) ? h("span", { class: "sub" }, methodParams(run)) : null,
   ]],
-  status: (run) => [`${run.status}${run.cancel_requested}`, () => [statusBadge(run)]],
+  status: (run) => [`${run.status}${run.cancel_requested}${run.unserved?.queue}`, () => [statusBadge(run), unservedNote(run)]],
   progress: (run) => [JSON.stringify([run.progress, run.status]), () => [progressBar(run)]],
   fused: (run) => {
     const { split, fused } = headline(run);
