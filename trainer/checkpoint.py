@@ -18,8 +18,8 @@ import torch
 LAST = "last.pt"
 BEST = "best.pt"
 FORMAT = 1
-# Fields that may differ between a run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "device"}
+# Fields that may differ between a run and its resumption (evaluate_test only acts once training ends).
+RESUMABLE_CHANGES = {"epochs", "device", "evaluate_test"}
 
 
 class CheckpointError(RuntimeError):
