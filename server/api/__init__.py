@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from server.api import artifacts, auth, catalog, events, experiments, health, metrics, runs, stream
+from server.api import (
+    artifacts,
+    auth,
+    catalog,
+    events,
+    experiments,
+    health,
+    metrics,
+    runs,
+    stream,
+    sweeps,
+)
 from server.api.deps import authenticate
 from server.api.errors import ERROR_RESPONSES
 
@@ -14,6 +25,6 @@ router.include_router(health.router)
 router.include_router(auth.router)
 # Everything else needs a token when auth is on (reads too, unless MILES_PUBLIC_READS).
 protected = APIRouter(dependencies=[Depends(authenticate)])
-for module in (runs, metrics, events, artifacts, experiments, catalog, stream):
+for module in (runs, metrics, events, artifacts, experiments, catalog, stream, sweeps):
     protected.include_router(module.router)
 router.include_router(protected)

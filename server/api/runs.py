@@ -35,7 +35,7 @@ def page_out(session: Session, page: Page[Run]) -> RunPage:
 def submit(
     session: Session, settings: Settings, dispatcher: Dispatcher, caller_token: int | None, *, config: TrainConfig | None,
     execute: bool, field: str, name: str | None = None, experiment: str | None = None, tags: list[str] | None = None,
-    params: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None, sweep_id: int | None = None,
 ) -> Run:
     """Create a run; an executed one is handed to the dispatcher once its row is committed."""
     if config is not None:
@@ -44,6 +44,7 @@ def submit(
         session=session, config=config, execute=execute, name=name, params=params, tags=tags or [],
         experiment=experiments.ensure(session=session, name=experiment) if experiment else None,
         owner_token_id=caller_token, max_active=settings.max_active_runs, auto_queue=settings.auto_queue,
+        sweep_id=sweep_id,
     )
     if execute:
         run_id, queue = run.id, run.queue  # every executed run has one (runs.create)
