@@ -89,6 +89,22 @@ def experiment_page(request: Request, experiment_id: IdParam) -> HTMLResponse:
     return page(request, "experiment.html", f"Experiment {experiment_id}", "runs", experiment_id=experiment_id)
 
 
+@router.get("/sweeps", response_class=HTMLResponse)
+def sweeps_page(request: Request) -> HTMLResponse:
+    return page(request, "sweeps.html", "Sweeps", "sweeps")
+
+
+@router.get("/sweeps/new", response_class=HTMLResponse)
+def new_sweep_page(request: Request) -> HTMLResponse:
+    return page(request, "new_sweep.html", "New sweep", "sweeps")
+
+
+@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse)
+def sweep_page(request: Request, sweep_id: IdParam) -> HTMLResponse:
+    # The parallel-coordinates trace is in Plotly's full bundle only: this page names it itself.
+    return page(request, "sweep.html", f"Sweep {sweep_id}", "sweeps", sweep_id=sweep_id, plotly_full_url=plotly_url())
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> HTMLResponse:
     return page(request, "login.html", "Sign in", "login")

@@ -85,12 +85,14 @@ def list_runs(
     tag: Annotated[list[Tag], Query(max_length=20, description="Runs having every tag given.")] = [],  # noqa: B006
     q: Annotated[str | None, Query(max_length=200, description="Text in the run's name (any case).")] = None,
     id_: Annotated[list[Annotated[int, Query(ge=1, le=ID_MAX)]], Query(alias="id", max_length=500, description="Only these runs.")] = [],  # noqa: B006
+    sweep: Annotated[int | None, Query(ge=1, le=ID_MAX, description="Only the runs of this sweep.")] = None,
     sort: Annotated[str | None, Query(max_length=40, description="created_at, name, status or id; '-' for descending. Default -created_at.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000, description="next_cursor of the previous page.")] = None,
 ) -> RunPage:
     filters = runs.RunFilters(
         status=status_, method=method, dataset=dataset, fusion=fusion, experiment=experiment, tags=tag, q=q, ids=id_,
+        sweep=sweep,
     )
     return page_out(session, runs.page(session=session, filters=filters, sort=sort, limit=limit, cursor=cursor))
 

@@ -7,6 +7,7 @@
 
 import * as api from "./api.js";
 import { byId, h, showAlert } from "./dom.js";
+import { FieldSet, SelectField, fillSelect, showDataset, showHelp } from "./form-fields.js";
 import { FieldBase, LocalError, SchemaField } from "./schema-fields.js";
 
 const form = byId("run-form");
@@ -16,64 +17,12 @@ const submitStatus = byId("submit-status");
 const MAX_SEEDS = 50;
 const LABELS = {
   epochs: "Epochs", batch_size: "Batch size", lr: "Learning rate", weight_decay: "Weight decay", device: "Device",
-  data_path: "Data path",
 };
 
-/** @type {Map<string, FieldBase>} every field of the form, by the API's name for it */
-const fields = new Map();
-
-function add(field, container) {
-  fields.set(field.path, field);
-  container.append(field.element);
-  return field;
-}
-
-/** Remove the fields under `prefix` (when another dataset or method is chosen). */
-function dropFields(prefix) {
-  for (const path of [...fields.keys()]) if (path.startsWith(prefix)) fields.delete(path);
-}
-
-/** The modalities of a dataset, as checkboxes; the dataset's default pair checked. */
-class ModalitiesField extends FieldBase {
-  constructor(dataset, chosen) {
-    super("config.modalities", "modalities");
-    this.names = Object.keys(dataset.modalities);
-    const picked = new Set(chosen ?? dataset.default_modalities);
-    const boxes = this.names.map((name) => {
-      const spec = dataset.modalities[name];
-      return h("label", { class: "check modality" },
-        h("input", { type: "checkbox", name: "modality", value: name, id: `modality-${name}`, checked: picked.has(name) }),
-        h("span", { class: "modality-name" }, name),
-        h("span", { class: "muted" }, `${spec.kind} · ${spec.shape.join("×")}`));
-    });
-    this.element.append(h("fieldset", { class: "checks", "aria-describedby": this.helpId },
-      h("legend", {}, "Modalities"), ...boxes,
-      h("p", { class: "help", id: this.helpId }, `At least two. Default pair: ${dataset.default_modalities.join(" + ")}.`),
-      this.error));
-  }
-
-  get controls() {
-    return [...this.element.querySelectorAll("input")];
-  }
-
-  read() {
-    return this.controls.filter((box) => box.checked).map((box) => box.value);
-  }
-}
-
-/** A select of the template (dataset, method, fusion) with its help and error lines. */
-class SelectField extends FieldBase {
-  constructor(path, select) {
-    super(path, select.id);
-    this.select = select;
-    this.element = select.closest(".field");
-    this.error = byId(this.errorId);
-  }
-
-  read() {
-    return this.select.value;
-  }
-}
+const fieldSet = new FieldSet(alertBox);
+const fields = fieldSet.fields;
+const add = (field, container) => fieldSet.add(field, container);
+const dropFields = (prefix) => fieldSet.drop(prefix);
 
 /** "0", "0, 1, 2" or "0-4": one run per seed. Errors from `config.seed` land here too. */
 class SeedsField extends FieldBase {
@@ -105,46 +54,6 @@ class SeedsField extends FieldBase {
     if (seeds.length > MAX_SEEDS) throw new LocalError(`may name at most ${MAX_SEEDS} seeds at once`);
     return [...new Set(seeds)];
   }
-}
-
-function showHelp(id, text) {
-  byId(id).textContent = text ?? "";
-}
-
-function fillSelect(select, items, value) {
-  select.replaceChildren(...items.map(([name, label]) => h("option", { value: name }, label)));
-  if (value !== undefined && items.some(([name]) => name === value)) select.value = value;
-}
-
-/** Build the parts that depend on the dataset: modalities, data path, options. */
-function showDataset(catalog, dataset, values = {}) {
-  showHelp("dataset-help", dataset.description);
-  dropFields("config.modalities");
-  dropFields("config.data_path");
-  dropFields("config.dataset_params.");
-  const modalities = byId("modalities-slot");
-  modalities.replaceChildren();
-  if (Object.keys(dataset.modalities).length) {
-    add(new ModalitiesField(dataset, values.modalities), modalities);
-  } else {
-    add(new SchemaField("config.modalities", catalog.config_schema.properties.modalities, {
-      label: "Modalities", value: values.modalities, placeholder: "names of the arrays, e.g. audio, image",
-    }), modalities);
-  }
-  const dataPath = byId("data-path-slot");
-  dataPath.replaceChildren();
-  if (dataset.reads_disk) {
-    add(new SchemaField("config.data_path", catalog.config_schema.properties.data_path, {
-      label: LABELS.data_path, value: values.data_path,
-    }), dataPath);
-  }
-  const options = byId("dataset-params");
-  options.replaceChildren();
-  const properties = Object.entries(dataset.params.properties ?? {});
-  for (const [name, schema] of properties) {
-    add(new SchemaField(`config.dataset_params.${name}`, schema, { value: values.dataset_params?.[name] }), options);
-  }
-  byId("dataset-options").hidden = properties.length === 0;
 }
 
 function showMethod(method, values = {}) {
@@ -194,45 +103,12 @@ function setPath(path, value, config, body) {
   node[rest.at(-1)] = value;
 }
 
-/** The field that an API error names, or the nearest field above it ("config.modalities.1" -> modalities). */
-function fieldFor(name) {
-  for (let path = name; path; path = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "") {
-    if (fields.has(path)) return fields.get(path);
-  }
-  return null;
-}
-
-function clearErrors() {
-  showAlert(alertBox, "");
-  for (const field of fields.values()) field.clearError();
-}
-
-/** Put each error next to its field; those without a field go in the alert above the form. */
-function showErrors(detail, errors) {
-  const unplaced = [];
-  let first = null;
-  for (const error of errors) {
-    const field = fieldFor(error.field);
-    if (field) {
-      field.showError(error.message);
-      first ??= field;
-    } else {
-      unplaced.push(`${error.field}: ${error.message}`);
-    }
-  }
-  const count = errors.length - unplaced.length;
-  const summary = count ? `${count === 1 ? "One field needs" : `${count} fields need`} attention.` : detail;
-  showAlert(alertBox, [summary, ...unplaced].join(" "));
-  (first ?? alertBox).focus?.();
-  if (!first) alertBox.scrollIntoView({ block: "center" });
-}
-
 async function submit(event) {
   event.preventDefault();
-  clearErrors();
+  fieldSet.clearErrors();
   const { body, seeds, problems } = readForm();
   if (problems.length) {
-    showErrors("", problems);
+    fieldSet.showErrors("", problems);
     return;
   }
   submitButton.disabled = true;
@@ -247,7 +123,7 @@ async function submit(event) {
     }
   } catch (error) {
     submitStatus.textContent = "";
-    showErrors(error.message, error.errors ?? []);
+    fieldSet.showErrors(error.message, error.errors ?? []);
     if (created.length) {
       alertBox.append(` Runs ${created.map((id) => `#${id}`).join(", ")} were created before this error.`);
     }
@@ -302,8 +178,8 @@ async function build() {
   fillSelect(datasetSelect, catalog.datasets.map((d) => [d.name, d.title]), config.dataset);
   fields.set("config.dataset", new SelectField("config.dataset", datasetSelect));
   const datasetOf = () => catalog.datasets.find((d) => d.name === datasetSelect.value);
-  showDataset(catalog, datasetOf(), config);
-  datasetSelect.addEventListener("change", () => showDataset(catalog, datasetOf()));
+  showDataset(fieldSet, catalog, datasetOf(), config);
+  datasetSelect.addEventListener("change", () => showDataset(fieldSet, catalog, datasetOf()));
 
   const methodSelect = byId("method");
   fillSelect(methodSelect, catalog.methods.map((m) => [m.name, m.title]), config.method ?? schema.properties.method.default);
