@@ -52,6 +52,7 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
 IdParam = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+STRICT_VERSION = "4.1.1"  # of web/vendor/plotly-strict-*.min.js: the plotly.js of the `plotly` package
 
 
 def page(request: Request, template: str, title: str, section: str, **context: Any) -> HTMLResponse:
@@ -101,8 +102,8 @@ def new_sweep_page(request: Request) -> HTMLResponse:
 
 @router.get("/sweeps/{sweep_id}", response_class=HTMLResponse)
 def sweep_page(request: Request, sweep_id: IdParam) -> HTMLResponse:
-    # The parallel-coordinates trace is in Plotly's full bundle only: this page names it itself.
-    return page(request, "sweep.html", f"Sweep {sweep_id}", "sweeps", sweep_id=sweep_id, plotly_full_url=plotly_url())
+    # Parallel coordinates: a WebGL trace, in Plotly's full bundles only, and built without eval in the strict one.
+    return page(request, "sweep.html", f"Sweep {sweep_id}", "sweeps", sweep_id=sweep_id, plotly_full_url=plotly_strict_url())
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -121,12 +122,15 @@ class Bundle:
     compressed: bytes
     etag: str
 
+    @classmethod
+    def of(cls, plain: bytes) -> Bundle:
+        return cls(plain, gzip.compress(plain, compresslevel=9, mtime=0), f'"{hashlib.sha256(plain).hexdigest()[:32]}"')
+
 
 @cache
 def plotly_bundle() -> Bundle:
     """plotly.min.js from the installed ``plotly`` package (about 5 MB, 1.4 MB compressed)."""
-    plain = files("plotly").joinpath("package_data", "plotly.min.js").read_bytes()
-    return Bundle(plain, gzip.compress(plain, compresslevel=9, mtime=0), f'"{hashlib.sha256(plain).hexdigest()[:32]}"')
+    return Bundle.of(files("plotly").joinpath("package_data", "plotly.min.js").read_bytes())
 
 
 def plotly_url() -> str:
@@ -134,17 +138,37 @@ def plotly_url() -> str:
     return f"/vendor/plotly-{version('plotly')}.min.js"
 
 
+@cache
+def plotly_strict_bundle() -> Bundle:
+    """Plotly's strict bundle (web/vendor/PROVENANCE.md): its WebGL traces need no eval, which our CSP forbids."""
+    return Bundle.of((HERE / "vendor" / f"plotly-strict-{STRICT_VERSION}.min.js").read_bytes())
+
+
+def plotly_strict_url() -> str:
+    return f"/vendor/plotly-strict-{STRICT_VERSION}.min.js"
+
+
+@router.get("/vendor/plotly-strict-{bundle_version}.min.js")
+def plotly_strict_js(request: Request, bundle_version: str) -> Response:
+    return bundle_response(request, plotly_strict_bundle(), current=bundle_version == STRICT_VERSION)
+
+
+# After the strict bundle's route, which this one would match too.
 @router.get("/vendor/plotly-{package_version}.min.js")
 def plotly_js(request: Request, package_version: str) -> Response:
+    return bundle_response(request, plotly_bundle(), current=package_version == version("plotly"))
+
+
+def bundle_response(request: Request, bundle: Bundle, *, current: bool) -> Response:
+    """A bundle, compressed when the browser accepts it; cached for good when asked for by its current version."""
     headers = {
-        "ETag": plotly_bundle().etag,
-        "Cache-Control": "public, max-age=31536000, immutable" if package_version == version("plotly") else "no-cache",
+        "ETag": bundle.etag,
+        "Cache-Control": "public, max-age=31536000, immutable" if current else "no-cache",
         "Vary": "Accept-Encoding",
         "X-Content-Type-Options": "nosniff",
     }
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
-    bundle = plotly_bundle()
     if "gzip" in request.headers.get("accept-encoding", ""):
         return Response(bundle.compressed, media_type="text/javascript", headers={**headers, "Content-Encoding": "gzip"})
     return Response(bundle.plain, media_type="text/javascript", headers=headers)
