@@ -81,7 +81,7 @@ class DimensionField extends FieldBase {
     const help = [this.schema.description, note].filter(Boolean).join(" ");
     this.element.classList.add("dimension");
     this.element.append(
-      h("label", { class: "check", for: this.id }, this.tick, label),
+      h("label", { class: "check", for: this.id }, this.tick, `Search ${label[0].toLowerCase()}${label.slice(1)}`),
       h("div", { class: "dimension-values" }, this.mode, this.low, this.high, this.choices),
       h("p", { class: "help", id: this.helpId }, help), this.error);
     this.sync();
