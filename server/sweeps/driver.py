@@ -235,6 +235,8 @@ class SweepDriver:
 
     def _search(self, sweep: Sweep, plan: SweepPlan, studies: dict[str, MethodStudy]) -> None:
         slots = self._slots(sweep, plan)
+        if slots <= 0:
+            return  # every slot busy: nothing to start, and runs still active, so nothing to conclude
         # Trials the studies hold without a run (the server stopped between the two): their runs first.
         for method, study in studies.items():
             orphans = self._orphans(sweep, study)
@@ -243,19 +245,20 @@ class SweepDriver:
                 if not self._start(sweep, plan, method, frozen.number, dict(frozen.params)):
                     return
                 slots -= 1
-        methods = list(studies)
+        counts = {method: study.count() for method, study in studies.items()}
         turn = 0
         while slots > 0:
-            open_methods = [m for m in methods if studies[m].count() < studies[m].budget]
+            open_methods = [m for m in studies if counts[m] < studies[m].budget]
             if not open_methods:
                 break
             method = open_methods[turn % len(open_methods)]
             turn += 1
             asked = studies[method].ask()
+            counts[method] += 1
             if not self._start(sweep, plan, method, asked.number, dict(asked.params)):
                 return
             slots -= 1
-        if all(s.count() >= s.budget and not s.trials(TrialState.RUNNING) for s in studies.values()):
+        if all(counts[m] >= s.budget and not s.trials(TrialState.RUNNING) for m, s in studies.items()):
             with self.database.transaction(write=False) as session:
                 if store.any_open(session=session, sweep_id=sweep.id):
                     return

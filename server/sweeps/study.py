@@ -114,6 +114,16 @@ class MethodStudy:
         if grid:
             values = {path: list(d.choices) for path, d in self.distributions.items()}  # type: ignore[attr-defined]
             study.sampler = GridSampler(values, seed=plan.seed)
+        else:
+            # Seeded by the sweep's seed and how many trials the study held when this process opened it: a
+            # server restarted mid-sweep draws new configurations, not the sequence again from its start.
+            seed = int(np.random.SeedSequence([plan.seed, self.count()]).generate_state(1)[0])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.sampler = (
+                    optuna.samplers.RandomSampler(seed=seed) if plan.sampler == "random"
+                    else optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+                )
 
     @property
     def budget(self) -> int:
@@ -127,16 +137,6 @@ class MethodStudy:
 
     def ask(self) -> optuna.Trial:
         """A new trial (``number``, ``params``), its parameters drawn by the plan's sampler."""
-        if self.plan.sampler != "grid":
-            # Seeded by the sweep's seed and the trial's position: a server that restarts mid-sweep draws
-            # new configurations rather than the sequence again from its start.
-            seed = int(np.random.SeedSequence([self.plan.seed, self.count()]).generate_state(1)[0])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                self.study.sampler = (
-                    optuna.samplers.RandomSampler(seed=seed) if self.plan.sampler == "random"
-                    else optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-                )
         return self.study.ask(self.distributions)
 
     def tell(self, number: int, state: str, value: float | None) -> float | None:
