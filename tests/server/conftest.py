@@ -52,13 +52,13 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-def make_client(database: Database) -> Iterator[Callable[[Settings], TestClient]]:
-    """Clients of apps built from given settings (for auth and limits)."""
+def make_client(database: Database) -> Iterator[Callable[..., TestClient]]:
+    """Clients of apps built from given settings (for auth and limits) and `create_app` options."""
     clients: list[TestClient] = []
 
-    def make(settings: Settings) -> TestClient:
+    def make(settings: Settings, **options: Any) -> TestClient:
         shared = database if settings.database_url == database.url else None
-        client = TestClient(create_app(settings, database=shared))
+        client = TestClient(create_app(settings, database=shared, **options))
         client.__enter__()
         clients.append(client)
         return client

@@ -7,13 +7,11 @@ so that what a response holds does not depend on a background thread's timing.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from server.app import create_app
-from server.db import Database
 from server.settings import Settings
 from server.store import runs as run_store
 from server.store import tokens
@@ -32,18 +30,8 @@ LR = {"lr": {"low": 1e-4, "high": 1e-2, "log": True}}
 
 
 @pytest.fixture
-def app_for(database: Database) -> Iterator[Callable[[Settings], TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(settings: Settings) -> TestClient:
-        client = TestClient(create_app(settings, database=database, drive_sweeps=False))
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+def app_for(make_client: Callable[..., TestClient]) -> Callable[[Settings], TestClient]:
+    return lambda settings: make_client(settings, drive_sweeps=False)
 
 
 @pytest.fixture

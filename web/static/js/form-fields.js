@@ -5,7 +5,7 @@
  */
 
 import { byId, h, showAlert } from "./dom.js";
-import { FieldBase, SchemaField } from "./schema-fields.js";
+import { FieldBase, LocalError, SchemaField } from "./schema-fields.js";
 
 /** The modalities of a dataset, as checkboxes; the dataset's default pair checked. */
 export class ModalitiesField extends FieldBase {
@@ -74,6 +74,21 @@ export class FieldSet {
       if (this.fields.has(path)) return this.fields.get(path);
     }
     return null;
+  }
+
+  /** Every field's value, as `[field, value]` in order, and a problem for each field that cannot be read. */
+  read() {
+    const values = [];
+    const problems = [];
+    for (const field of this.fields.values()) {
+      try {
+        values.push([field, field.read()]);
+      } catch (error) {
+        if (!(error instanceof LocalError)) throw error;
+        problems.push({ field: field.path, message: error.message });
+      }
+    }
+    return { values, problems };
   }
 
   clearErrors() {

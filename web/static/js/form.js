@@ -75,16 +75,8 @@ function readForm() {
   const config = {};
   const body = { execute: true };
   let seeds = [0];
-  const problems = [];
-  for (const field of fields.values()) {
-    let value;
-    try {
-      value = field.read();
-    } catch (error) {
-      if (!(error instanceof LocalError)) throw error;
-      problems.push({ field: field.path, message: error.message });
-      continue;
-    }
+  const { values, problems } = fieldSet.read();
+  for (const [field, value] of values) {
     if (field instanceof SeedsField) seeds = value;
     else if (value !== undefined && value !== null) setPath(field.path, value, config, body);
   }

@@ -201,16 +201,8 @@ function rebuildSpace(catalog, methods) {
 /** The request body: config paths into `config`, dimensions into `space`, the rest at the top. */
 function readForm() {
   const body = { config: {}, space: {} };
-  const problems = [];
-  for (const field of fieldSet.fields.values()) {
-    let value;
-    try {
-      value = field.read();
-    } catch (error) {
-      if (!(error instanceof LocalError)) throw error;
-      problems.push({ field: field.path, message: error.message });
-      continue;
-    }
+  const { values, problems } = fieldSet.read();
+  for (const [field, value] of values) {
     if (value === undefined || value === null || value === "") continue;
     const [root, ...rest] = field.path.split(".");
     if (root === "space") {
