@@ -16,6 +16,8 @@ from server.api.local import LocalOnly
 from server.db import REQUEST_SLOTS, Database
 from server.dispatch import Dispatcher, KeepQueued
 from server.settings import Settings, load_settings
+from server.sweeps.driver import start_driving
+from server.sweeps.study import Studies
 from web import install as install_dashboard
 
 ADMISSION_WAIT = 20.0  # seconds a request may queue for the database before it gets 503 (server.api.admission)
@@ -32,21 +34,29 @@ viewers read, members also submit and change the runs they created, admins chang
 
 
 def create_app(
-    settings: Settings | None = None, *, dispatcher: Dispatcher | None = None, database: Database | None = None
+    settings: Settings | None = None, *, dispatcher: Dispatcher | None = None, database: Database | None = None,
+    drive_sweeps: bool = True,
 ) -> FastAPI:
     """The API for ``settings`` (default: from the environment). ``dispatcher`` hands queued runs to
     workers; the default leaves them queued in the database (see `server.dispatch`). ``database``
-    shares an engine with its owner (a process embedding the server); by default the app has its own."""
+    shares an engine with its owner (a process embedding the server); by default the app has its own.
+    ``drive_sweeps``: run the sweeps' driver while the app runs (server.sweeps.driver)."""
     settings = settings or load_settings()
     owned = database is None
     database = database or Database(settings.database_url)
+    dispatcher = dispatcher or KeepQueued()
 
     notices = live.notices_for(settings)  # what wakes the live streams (server.api.stream)
     broker_probe = BrokerProbe(settings.redis_url)  # what /health pings
+    studies = Studies(settings.database_url)  # Optuna's studies of the sweeps, opened when first needed
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop_driving = start_driving(settings, database, dispatcher, studies) if drive_sweeps else None
         yield
+        if stop_driving is not None:
+            stop_driving()
+        studies.close()
         await notices.close()
         broker_probe.close()
         if owned:
@@ -58,7 +68,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
-    app.state.dispatcher = dispatcher or KeepQueued()
+    app.state.dispatcher = dispatcher
+    app.state.studies = studies
     app.state.notices = notices
     app.state.broker_probe = broker_probe
     app.state.admission = Admission(slots=REQUEST_SLOTS, wait=ADMISSION_WAIT)

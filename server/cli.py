@@ -17,6 +17,7 @@ LAZY_COMMANDS = {
     "worker": "worker.cli:worker_command",
     "requeue": "worker.cli:requeue_command",
     "up": "worker.up:up_command",
+    "sweep": "server.sweep_commands:sweep_group",
 }
 
 

@@ -1,4 +1,5 @@
-"""The tables: experiments, runs and their tags, metrics (points, latest values, rollups), events, API tokens, workers.
+"""The tables: experiments, runs and their tags, metrics (points, latest values, rollups), events, API tokens, workers,
+sweeps.
 
 Integer ids throughout. Times are stored in UTC and come back timezone-aware on
 every backend. Free-form documents (the job spec, params, summary, event data)
@@ -40,10 +41,11 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "pruned"]
 STATUSES: tuple[str, ...] = get_args(Status)
 ACTIVE_STATUSES = ("queued", "running")
-FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+# pruned: a sweep's trial stopped early by its pruner (server.sweeps), with a run.pruned event.
+FINAL_STATUSES = ("succeeded", "failed", "cancelled", "pruned")
 # What an API token may do (server.api.access): admins everything, members read and change their own
 # runs, viewers only read.
 Role = Literal["admin", "member", "viewer"]
@@ -154,6 +156,7 @@ class Run(Base):
     # Where its latest attempt trains: trainer.system.MachineFacts and the worker, written when a worker claims it.
     machine: Mapped[dict[str, Any] | None]
     owner_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id", ondelete="SET NULL"))
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweep.id", ondelete="SET NULL"), index=True)
 
     experiment: Mapped[Experiment | None] = relationship(lazy="joined")
     tag_rows: Mapped[list[RunTag]] = relationship(
@@ -289,3 +292,80 @@ class Worker(Base):
     # The last readings of trainer.system, [unix seconds, cpu %, gpu % or null], oldest first, for the
     # Workers page's small chart.
     recent: Mapped[list[Any]] = mapped_column(Document, default=list)
+
+
+SweepStatus = Literal["searching", "confirming", "succeeded", "failed", "cancelled"]
+SWEEP_STATUSES: tuple[str, ...] = get_args(SweepStatus)
+# searching: trials are asked for and run; confirming: the best configuration of each method runs on more seeds.
+ACTIVE_SWEEP_STATUSES = ("searching", "confirming")
+FINAL_SWEEP_STATUSES = ("succeeded", "failed", "cancelled")
+TrialRole = Literal["trial", "best"]
+TrialState = Literal["running", "complete", "pruned", "failed"]
+
+
+class Sweep(Base):
+    """A hyperparameter search (server.sweeps): its validated plan, its progress, and the server driving it.
+
+    The search itself lives in Optuna's storage, one study per method, named ``<study_key>-<method>``.
+    """
+
+    __tablename__ = "sweep"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in SWEEP_STATUSES)})", name="status"),
+        Index("ix_sweep_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiment.id"))
+    spec: Mapped[dict[str, Any]]  # server.sweeps.spec.SweepPlan, with every default filled in
+    study_key: Mapped[str] = mapped_column(String(64), unique=True)
+    best: Mapped[dict[str, Any] | None]  # method -> the best trial: number, value, params (once the search ends)
+    error: Mapped[str | None] = mapped_column(Text)
+    # True once the study has been told the outcome of every trial (a cancelled sweep's last runs end later).
+    settled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Which server process drives the sweep, and when it last said so (a lease: one driver at a time).
+    driver: Mapped[str | None] = mapped_column(String(200))
+    driven_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    owner_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id", ondelete="SET NULL"))
+
+    experiment: Mapped[Experiment | None] = relationship(lazy="joined")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_SWEEP_STATUSES
+
+
+class SweepTrial(Base):
+    """A run of a sweep: a trial of a method's study, or a rerun of the best trial on another seed.
+
+    The row is written in the transaction that creates its run, so a run always knows its trial
+    and a trial has at most one run. ``state`` and ``value`` mirror what the study was told.
+    """
+
+    __tablename__ = "sweep_trial"
+    __table_args__ = (
+        CheckConstraint("role IN ('trial', 'best')", name="role"),
+        CheckConstraint("state IN ('running', 'complete', 'pruned', 'failed')", name="state"),
+        UniqueConstraint("sweep_id", "method", "role", "number", "seed"),
+        Index("ix_sweep_trial_sweep_id_told", "sweep_id", "told"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweep.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(8))
+    number: Mapped[int] = mapped_column(Integer)  # the trial's number in its method's study (a rerun: the trial it repeats)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    # SET NULL: deleting a trial's run must not make the trial look never run (it would be run again).
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"), unique=True)
+    params: Mapped[dict[str, Any]]  # config path -> value, as sampled
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    value: Mapped[float | None] = mapped_column(Double)  # the objective (validation only)
+    error: Mapped[str | None] = mapped_column(Text)
+    told: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

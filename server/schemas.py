@@ -242,6 +242,7 @@ class RunOut(BaseModel):
     error: str | None
     error_detail: str | None
     summary: dict[str, Any] | None
+    sweep_id: int | None = Field(description="The sweep this run is a trial (or a rerun of the best) of.")
     progress: Progress
     latest: dict[str, LatestValue] = Field(description=(
         "The point of the highest step of each metric key; in a list, only those the dashboard's tables show, "
@@ -261,7 +262,8 @@ class RunOut(BaseModel):
             fusion=run.fusion, modalities=run.modalities, seed=run.seed, queue=run.queue, created_at=run.created_at,
             started_at=run.started_at, finished_at=run.finished_at, heartbeat_at=run.heartbeat_at, worker=run.worker,
             attempts=run.attempts, cancel_requested=run.cancel_requested, error=run.error,
-            error_detail=run.error_detail, summary=run.summary, progress=Progress(epoch=run.epoch, epochs=run.epochs),
+            error_detail=run.error_detail, summary=run.summary, sweep_id=run.sweep_id,
+            progress=Progress(epoch=run.epoch, epochs=run.epochs),
             latest={key: LatestValue(step=row.step, value=row.value) for key, row in latest.items()},
             machine=MachineOut.model_validate(run.machine) if run.machine else None, unserved=unserved,
         )
@@ -547,6 +549,7 @@ class Catalog(BaseModel):
     fusions: list[FusionOut]
     presets: list[PresetOut] = Field(description="The paper's four tasks as named starting points of a run.")
     config_schema: dict[str, Any] = Field(description="JSON schema of TrainConfig, the job spec.")
+    sweep_schema: dict[str, Any] = Field(description="JSON schema of the body of POST /sweeps.")
     limits: Limits
 
 

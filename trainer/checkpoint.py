@@ -18,8 +18,9 @@ import torch
 LAST = "last.pt"
 BEST = "best.pt"
 FORMAT = 1
-# Fields that may differ between a run and its resumption (performance: how the machine is used).
-RESUMABLE_CHANGES = {"epochs", "device", "performance"}
+# Fields that may differ between a run and its resumption (performance: how the machine is used;
+# evaluate_test only acts once training ends).
+RESUMABLE_CHANGES = {"epochs", "device", "performance", "evaluate_test"}
 
 
 class CheckpointError(RuntimeError):

@@ -10,6 +10,10 @@
                        experiment="joint vs miles")  # every method x fusion x seed, as one experiment
     client.results(experiment="joint vs miles")  # its table: mean ± sd over seeds per method and fusion
 
+    sweep = client.sweep({"dataset": "mfeat", "epochs": 20}, methods=["miles", "joint"], budget=10,
+                         space={"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "params.tau": {"low": 0, "high": 0.5}})
+    client.wait_sweep(sweep["id"])               # a progress bar over its trials
+
     with client.track("my loop", params={"lr": 1e-3}, system=True) as tracked:  # log your own training loop
         for step in range(100):
             tracked.log(step, {"loss/train": 1 / (step + 1)})
@@ -31,9 +35,12 @@ from typing import Any
 import httpx
 
 from trainer.reporting import json_safe
+from trainer.sweep_client import SweepCalls, best_so_far, sweep_work
+
+__all__ = ["MilesAPIError", "MilesClient", "Tracker", "best_so_far", "sweep_work"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-FINAL = ("succeeded", "failed", "cancelled")
+FINAL = ("succeeded", "failed", "cancelled", "pruned")
 MAX_BATCH = 50_000  # the server's limit of points per request
 
 
@@ -52,8 +59,8 @@ class MilesAPIError(Exception):
         return self.status >= 500 or self.status == 429
 
 
-class MilesClient:
-    """The dashboard's API: runs, metrics, events, experiments, the catalogue."""
+class MilesClient(SweepCalls):
+    """The dashboard's API: runs, metrics, events, experiments, the catalogue, sweeps (`SweepCalls`)."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0) -> None:
         self.url = (url or os.environ.get("MILES_URL") or DEFAULT_URL).rstrip("/")

@@ -124,6 +124,10 @@ class TrainConfig(SpecModel):
     lr: float = Field(1e-3, gt=0, le=1, description="Global learning rate alpha of Adam.")
     weight_decay: float = Field(0.0, ge=0, le=1, description="Adam's L2 weight decay.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of initialisation, shuffling and pairing.")
+    evaluate_test: bool = Field(
+        True, description="Evaluate the test split when training ends. A sweep's trials do not: a configuration "
+        "is chosen on validation alone, and only the reruns of the best one are tested.",
+    )
     device: str = Field(
         "auto",
         description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.",

@@ -5,7 +5,7 @@ pass), one evaluation of the validation split, the conditional utilization of
 each modality, the strategy's end-of-epoch hook (MILES decides the next
 epoch's rates here), the report, and a checkpoint. At the end the test split
 is evaluated with the final weights and with those of the best validation
-epoch (the summary's numbers).
+epoch (the summary's numbers), unless the config says not to (a sweep's trials).
 """
 
 from __future__ import annotations
@@ -276,18 +276,7 @@ class Training:
         return {f"metric/test/{h}": scores.metric[h] for h in self.heads} | {"loss/test": scores.loss["total"]}
 
     def _finish(self) -> TrainResult:
-        final = self._test_metrics()
-        self.reporter.on_epoch(self.epoch, final)
-        assert self.best_state is not None
-        if self.best_epoch != self.epoch:
-            last_state = self.model.state_dict()
-            last_state = {k: v.clone() for k, v in last_state.items()}
-            self.model.load_state_dict(self.best_state)
-            best = self._test_metrics()
-            self.model.load_state_dict(last_state)
-            self.reporter.on_epoch(self.best_epoch, best)
-        else:
-            best = final
+        best, final = self._test_best_and_last() if self.config.evaluate_test else ({}, {})
         summary: dict[str, Any] = {
             "best_epoch": self.best_epoch,
             "epochs_completed": self.epoch,
@@ -301,11 +290,30 @@ class Training:
         self.reporter.on_summary(summary)
         return TrainResult("succeeded", self.epoch, summary)
 
+    def _test_best_and_last(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Test metrics with the weights of the best validation epoch and with the last ones, each reported."""
+        final = self._test_metrics()
+        self.reporter.on_epoch(self.epoch, final)
+        assert self.best_state is not None
+        if self.best_epoch != self.epoch:
+            last_state = self.model.state_dict()
+            last_state = {k: v.clone() for k, v in last_state.items()}
+            self.model.load_state_dict(self.best_state)
+            best = self._test_metrics()
+            self.model.load_state_dict(last_state)
+            self.reporter.on_epoch(self.best_epoch, best)
+        else:
+            best = final
+        return best, final
+
     def _finish_message(self, summary: Mapping[str, Any]) -> str:
-        heads = ", ".join(f"{m} {summary[f'metric/test/{m}']:.3f}" for m in self.modalities)
+        split = "test" if self.config.evaluate_test else "validation"
+        key = "test" if self.config.evaluate_test else "val"
+        heads = ", ".join(f"{m} {summary[f'metric/{key}/{m}']:.3f}" for m in self.modalities)
+        untested = "" if self.config.evaluate_test else " (the test split was not evaluated)"
         return (
             f"finished {self.epoch} epochs; best validation epoch {self.best_epoch}: "
-            f"test fused {summary['metric/test/fused']:.3f} ({heads})"
+            f"{split} fused {summary[f'metric/{key}/fused']:.3f} ({heads}){untested}"
         )
 
     def _event(self, kind: str, message: str, data: Mapping[str, Any] | None = None) -> None:

@@ -52,6 +52,7 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
 IdParam = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+STRICT_VERSION = "4.1.1"  # of web/vendor/plotly-strict-*.min.js: the plotly.js of the `plotly` package
 
 
 def page(request: Request, template: str, title: str, section: str, **context: Any) -> HTMLResponse:
@@ -89,6 +90,22 @@ def experiment_page(request: Request, experiment_id: IdParam) -> HTMLResponse:
     return page(request, "experiment.html", f"Experiment {experiment_id}", "runs", experiment_id=experiment_id)
 
 
+@router.get("/sweeps", response_class=HTMLResponse)
+def sweeps_page(request: Request) -> HTMLResponse:
+    return page(request, "sweeps.html", "Sweeps", "sweeps")
+
+
+@router.get("/sweeps/new", response_class=HTMLResponse)
+def new_sweep_page(request: Request) -> HTMLResponse:
+    return page(request, "new_sweep.html", "New sweep", "sweeps")
+
+
+@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse)
+def sweep_page(request: Request, sweep_id: IdParam) -> HTMLResponse:
+    # Parallel coordinates: a WebGL trace, in Plotly's full bundles only, and built without eval in the strict one.
+    return page(request, "sweep.html", f"Sweep {sweep_id}", "sweeps", sweep_id=sweep_id, plotly_full_url=plotly_strict_url())
+
+
 @router.get("/workers", response_class=HTMLResponse)
 def workers_page(request: Request) -> HTMLResponse:
     return page(request, "workers.html", "Workers", "workers")
@@ -110,12 +127,15 @@ class Bundle:
     compressed: bytes
     etag: str
 
+    @classmethod
+    def of(cls, plain: bytes) -> Bundle:
+        return cls(plain, gzip.compress(plain, compresslevel=9, mtime=0), f'"{hashlib.sha256(plain).hexdigest()[:32]}"')
+
 
 @cache
 def plotly_bundle() -> Bundle:
     """plotly.min.js from the installed ``plotly`` package (about 5 MB, 1.4 MB compressed)."""
-    plain = files("plotly").joinpath("package_data", "plotly.min.js").read_bytes()
-    return Bundle(plain, gzip.compress(plain, compresslevel=9, mtime=0), f'"{hashlib.sha256(plain).hexdigest()[:32]}"')
+    return Bundle.of(files("plotly").joinpath("package_data", "plotly.min.js").read_bytes())
 
 
 def plotly_url() -> str:
@@ -123,17 +143,37 @@ def plotly_url() -> str:
     return f"/vendor/plotly-{version('plotly')}.min.js"
 
 
+@cache
+def plotly_strict_bundle() -> Bundle:
+    """Plotly's strict bundle (web/vendor/PROVENANCE.md): its WebGL traces need no eval, which our CSP forbids."""
+    return Bundle.of((HERE / "vendor" / f"plotly-strict-{STRICT_VERSION}.min.js").read_bytes())
+
+
+def plotly_strict_url() -> str:
+    return f"/vendor/plotly-strict-{STRICT_VERSION}.min.js"
+
+
+@router.get("/vendor/plotly-strict-{bundle_version}.min.js")
+def plotly_strict_js(request: Request, bundle_version: str) -> Response:
+    return bundle_response(request, plotly_strict_bundle(), current=bundle_version == STRICT_VERSION)
+
+
+# After the strict bundle's route, which this one would match too.
 @router.get("/vendor/plotly-{package_version}.min.js")
 def plotly_js(request: Request, package_version: str) -> Response:
+    return bundle_response(request, plotly_bundle(), current=package_version == version("plotly"))
+
+
+def bundle_response(request: Request, bundle: Bundle, *, current: bool) -> Response:
+    """A bundle, compressed when the browser accepts it; cached for good when asked for by its current version."""
     headers = {
-        "ETag": plotly_bundle().etag,
-        "Cache-Control": "public, max-age=31536000, immutable" if package_version == version("plotly") else "no-cache",
+        "ETag": bundle.etag,
+        "Cache-Control": "public, max-age=31536000, immutable" if current else "no-cache",
         "Vary": "Accept-Encoding",
         "X-Content-Type-Options": "nosniff",
     }
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
-    bundle = plotly_bundle()
     if "gzip" in request.headers.get("accept-encoding", ""):
         return Response(bundle.compressed, media_type="text/javascript", headers={**headers, "Content-Encoding": "gzip"})
     return Response(bundle.plain, media_type="text/javascript", headers=headers)

@@ -16,6 +16,7 @@ from server.api import (
     results,
     runs,
     stream,
+    sweeps,
     workers,
 )
 from server.api.access import authorize
@@ -29,6 +30,6 @@ router.include_router(auth.router)
 # Everything else needs a token when auth is on (reads too, unless MILES_PUBLIC_READS), whose role
 # allows what the request does (server.api.access).
 protected = APIRouter(dependencies=[Depends(authenticate), Depends(authorize)])
-for module in (runs, grids, metrics, events, artifacts, experiments, results, catalog, stream, workers):
+for module in (runs, grids, metrics, events, artifacts, experiments, results, catalog, stream, sweeps, workers):
     protected.include_router(module.router)
 router.include_router(protected)

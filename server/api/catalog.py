@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from server.api.deps import SettingsDep
 from server.schemas import Catalog, DatasetOut, FusionOut, Limits, MethodOut, ModalityOut, PresetOut
 from server.store.metrics import MAX_POINTS_PER_REQUEST, MAX_STEP
+from server.sweeps.spec import SweepCreate
 from trainer.config import FUSIONS, TrainConfig
 from trainer.datasets import DATASETS
 from trainer.methods import METHODS
@@ -18,7 +19,7 @@ router = APIRouter(tags=["catalog"])
 
 
 @cache
-def _static() -> tuple[list[DatasetOut], list[MethodOut], list[FusionOut], list[PresetOut], dict]:
+def _static() -> tuple[list[DatasetOut], list[MethodOut], list[FusionOut], list[PresetOut], dict, dict]:
     datasets = [
         DatasetOut(
             name=name, title=entry.info.title, description=entry.info.description, task=entry.info.task,
@@ -41,14 +42,15 @@ def _static() -> tuple[list[DatasetOut], list[MethodOut], list[FusionOut], list[
         PresetOut(name=p.name, title=p.title, description=p.description, metric=p.metric, config=p.config)
         for p in PRESETS.values()
     ]
-    return datasets, methods, fusions, presets, TrainConfig.model_json_schema()
+    return datasets, methods, fusions, presets, TrainConfig.model_json_schema(), SweepCreate.model_json_schema()
 
 
 @router.get("/catalog", summary="Datasets, methods, fusions, the config schema and this server's limits")
 def catalog(settings: SettingsDep) -> Catalog:
-    datasets, methods, fusions, presets, config_schema = _static()
+    datasets, methods, fusions, presets, config_schema, sweep_schema = _static()
     return Catalog(
         datasets=datasets, methods=methods, fusions=fusions, presets=presets, config_schema=config_schema,
+        sweep_schema=sweep_schema,
         limits=Limits(
             max_epochs=settings.max_epochs, max_active_runs=settings.max_active_runs,
             max_request_bytes=settings.max_request_bytes, max_points_per_request=MAX_POINTS_PER_REQUEST,

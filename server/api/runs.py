@@ -93,7 +93,7 @@ def unserved_warning(queue: str) -> Unserved:
 def submit(
     session: Session, settings: Settings, dispatcher: Dispatcher, caller_token: int | None, *, config: TrainConfig | None,
     execute: bool, field: str, name: str | None = None, experiment: str | None = None, tags: list[str] | None = None,
-    params: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None, sweep_id: int | None = None,
 ) -> Run:
     """Create a run; an executed one is handed to the dispatcher once its row is committed."""
     if config is not None:
@@ -102,6 +102,7 @@ def submit(
         session=session, config=config, execute=execute, name=name, params=params, tags=tags or [],
         experiment=experiments.ensure(session=session, name=experiment) if experiment else None,
         owner_token_id=caller_token, max_active=settings.max_active_runs, auto_queue=settings.auto_queue,
+        sweep_id=sweep_id,
     )
     if execute:
         enqueue_after_commit(session, dispatcher, run)
@@ -149,6 +150,7 @@ def list_runs(
     tag: Annotated[list[Tag], Query(max_length=20, description="Runs having every tag given.")] = [],  # noqa: B006
     q: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN, description="Text in the run's name (any case).")] = None,
     id_: Annotated[list[Annotated[int, Query(ge=1, le=ID_MAX)]], Query(alias="id", max_length=500, description="Only these runs.")] = [],  # noqa: B006
+    sweep: Annotated[int | None, Query(ge=1, le=ID_MAX, description="Only the runs of this sweep.")] = None,
     sort: Annotated[str | None, Query(max_length=40, description="created_at, name, status or id; '-' for descending. Default -created_at.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000, description="next_cursor of the previous page.")] = None,
@@ -160,6 +162,7 @@ def list_runs(
 ) -> RunPage:
     filters = runs.RunFilters(
         status=status_, method=method, dataset=dataset, fusion=fusion, experiment=experiment, tags=tag, q=q, ids=id_,
+        sweep=sweep,
     )
     keys = parse_keys(latest, "latest")
     return page_out(session, runs.page(session=session, filters=filters, sort=sort, limit=limit, cursor=cursor), keys)

@@ -1,7 +1,8 @@
 """Runs: creation, listing, the status life cycle, cancel, clone and delete.
 
 Life cycle: an executed run is ``queued`` until a worker `claim`s it (``running``),
-and the worker `finish`es it (``succeeded``, ``failed`` or ``cancelled``). A run
+and the worker `finish`es it (``succeeded``, ``failed`` or ``cancelled``), unless its
+sweep `prune`s it first (``pruned``: its worker, no longer holding it, stops). A run
 logged from outside (``execute=False``) starts ``running`` and its client sets
 the final status. Final statuses never change.
 """
@@ -18,7 +19,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy.orm import Session
 
 from server.models import ACTIVE_STATUSES, FINAL_STATUSES, Experiment, Metric, Run, RunTag, utcnow
-from server.store import experiments
+from server.store import events, experiments
 from server.store.errors import Conflict, LimitReached, NotFound
 from server.store.paging import Page, Sorting, paginate
 from trainer.config import TrainConfig
@@ -49,6 +50,7 @@ class RunFilters:
     tags: Sequence[str] = ()
     q: str | None = None  # text in the name, case-insensitive
     ids: Sequence[int] = field(default=())
+    sweep: int | None = None  # the sweep's id
 
 
 def queue_for(config: TrainConfig, *, auto_queue: str = "cpu") -> str:
@@ -78,6 +80,7 @@ def create(
     owner_token_id: int | None = None,
     max_active: int | None = None,
     auto_queue: str = "cpu",
+    sweep_id: int | None = None,
 ) -> Run:
     """A new run: ``queued`` when a worker is to execute it (then ``config`` is required), else ``running``.
 
@@ -103,6 +106,7 @@ def create(
         created_at=now,
         started_at=None if execute else now,
         owner_token_id=owner_token_id,
+        sweep_id=sweep_id,
         tag_rows=[RunTag(tag=tag) for tag in dict.fromkeys(tags)],
     )
     session.add(run)
@@ -181,6 +185,8 @@ def page(
         statement = statement.where(Run.name.ilike(f"%{pattern}%", escape="\\"))
     if filters.ids:
         statement = statement.where(Run.id.in_(filters.ids))
+    if filters.sweep is not None:
+        statement = statement.where(Run.sweep_id == filters.sweep)
     return paginate(session, statement, sorting=SORTING, sort=sort, limit=limit, cursor=cursor)
 
 
@@ -229,6 +235,20 @@ def cancel(*, session: Session, run: Run) -> Run:
         run.cancel_requested = True
     session.flush()
     return run
+
+
+def prune(*, session: Session, run_id: int, epoch: int, message: str, data: dict[str, Any]) -> bool:
+    """End a running trial of a sweep ``pruned`` after ``epoch``, with a ``run.pruned`` event saying why; False
+    (nothing changed) when it is not running. Its worker finds it no longer holds the run and stops."""
+    run = session.get(Run, run_id, with_for_update={"of": Run})  # against its worker finishing it meanwhile
+    if run is None or run.status != "running":
+        return False
+    _finalize(run, "pruned")
+    events.add(session=session, run_id=run.id, events=[
+        events.NewEvent(step=epoch, kind="run.pruned", message=message, data={"epoch": epoch, **data}, key="run.pruned"),
+    ])
+    session.flush()
+    return True
 
 
 def delete(*, session: Session, run: Run) -> None:

@@ -53,14 +53,14 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-def make_client(database: Database) -> Iterator[Callable[[Settings], TestClient]]:
-    """Clients of apps built from given settings (for auth and limits)."""
+def make_client(database: Database) -> Iterator[Callable[..., TestClient]]:
+    """Clients of apps built from given settings (for auth and limits) and `create_app` options."""
     clients: list[TestClient] = []
 
-    def make(settings: Settings) -> TestClient:
+    def make(settings: Settings, **options: Any) -> TestClient:
         shared = database if settings.database_url == database.url else None
         # localhost: a server without auth answers only to loopback names (server.api.local).
-        client = TestClient(create_app(settings, database=shared), base_url="http://localhost")
+        client = TestClient(create_app(settings, database=shared, **options), base_url="http://localhost")
         client.__enter__()
         clients.append(client)
         return client

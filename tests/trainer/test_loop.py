@@ -83,6 +83,15 @@ def test_the_summary_holds_test_metrics_of_the_best_validation_epoch_and_of_the_
     assert reporter.events[-1]["kind"] == "run.finished"
 
 
+def test_a_run_told_not_to_evaluate_test_never_reports_a_test_metric():
+    reporter = MemoryReporter()
+    result = train(synthetic(method="joint", epochs=3, evaluate_test=False), reporter)
+    reported = {key for _, metrics in reporter.epochs for key in metrics}
+    assert not [key for key in reported | set(result.summary) if "test" in key]
+    assert result.summary["metric/val/fused"] == max(v for _, v in reporter.series("metric/val/fused"))
+    assert reporter.events[-1]["message"].endswith("(the test split was not evaluated)")
+
+
 def test_three_modalities_report_the_masked_fusion_utilization():
     config = synthetic(
         method="miles",

@@ -4,6 +4,7 @@
 
 import * as api from "./api.js";
 import { byId, h, showAlert } from "./dom.js";
+import { FieldSet, SelectField, fillSelect, showDataset, showHelp } from "./form-fields.js";
 import { ChoicesField, formPath, gridBody, runCount } from "./grid-fields.js";
 import { FieldBase, LocalError, SchemaField } from "./schema-fields.js";
 
@@ -14,64 +15,13 @@ const submitStatus = byId("submit-status");
 const MAX_SEEDS = 50;
 const LABELS = {
   epochs: "Epochs", batch_size: "Batch size", lr: "Learning rate", weight_decay: "Weight decay", device: "Device",
-  data_path: "Data path",
 };
 
-/** @type {Map<string, FieldBase>} every field of the form, by the API's name for it */
-const fields = new Map();
-
-function add(field, container) {
-  fields.set(field.path, field);
-  container.append(field.element);
-  return field;
-}
-
-/** Remove the fields under `prefix` (when another dataset or method is chosen). */
-function dropFields(prefix) {
-  for (const path of [...fields.keys()]) if (path.startsWith(prefix)) fields.delete(path);
-}
-
-/** The modalities of a dataset, as checkboxes; the dataset's default pair checked. */
-class ModalitiesField extends FieldBase {
-  constructor(dataset, chosen) {
-    super("config.modalities", "modalities");
-    this.names = Object.keys(dataset.modalities);
-    const picked = new Set(chosen ?? dataset.default_modalities);
-    const boxes = this.names.map((name) => {
-      const spec = dataset.modalities[name];
-      return h("label", { class: "check modality" },
-        h("input", { type: "checkbox", name: "modality", value: name, id: `modality-${name}`, checked: picked.has(name) }),
-        h("span", { class: "modality-name" }, name),
-        h("span", { class: "muted" }, `${spec.kind} · ${spec.shape.join("×")}`));
-    });
-    this.element.append(h("fieldset", { class: "checks", "aria-describedby": this.helpId },
-      h("legend", {}, "Modalities"), ...boxes,
-      h("p", { class: "help", id: this.helpId }, `At least two. Default pair: ${dataset.default_modalities.join(" + ")}.`),
-      this.error));
-  }
-
-  get controls() {
-    return [...this.element.querySelectorAll("input")];
-  }
-
-  read() {
-    return this.controls.filter((box) => box.checked).map((box) => box.value);
-  }
-}
-
-/** A select of the template (the dataset) with its help and error lines. */
-class SelectField extends FieldBase {
-  constructor(path, select) {
-    super(path, select.id);
-    this.select = select;
-    this.element = select.closest(".field");
-    this.error = byId(this.errorId);
-  }
-
-  read() {
-    return this.select.value;
-  }
-}
+// An error the API names in a grid's terms (grid.config.epochs, grid.params.miles.tau) lands on the form's field.
+const fieldSet = new FieldSet(alertBox, (name) => formPath(name, fieldSet.fields.get("config.method")?.checked() ?? []));
+const fields = fieldSet.fields;
+const add = (field, container) => fieldSet.add(field, container);
+const dropFields = (prefix) => fieldSet.drop(prefix);
 
 /** The preset select: its name is sent (the server records it), or nothing for "None". */
 class PresetField extends SelectField {
@@ -125,50 +75,6 @@ class SeedsField extends FieldBase {
   }
 }
 
-function showHelp(id, text) {
-  byId(id).textContent = text ?? "";
-}
-
-function fillSelect(select, items, value) {
-  select.replaceChildren(...items.map(([name, label]) => h("option", { value: name }, label)));
-  if (value !== undefined && items.some(([name]) => name === value)) select.value = value;
-}
-
-/** Build the parts that depend on the dataset: modalities, data path, options. */
-function showDataset(catalog, dataset, values = {}) {
-  showHelp("dataset-help", dataset.description);
-  dropFields("config.modalities");
-  dropFields("config.data_path");
-  dropFields("config.dataset_params.");
-  const modalities = byId("modalities-slot");
-  modalities.replaceChildren();
-  if (Object.keys(dataset.modalities).length) {
-    add(new ModalitiesField(dataset, values.modalities), modalities);
-  } else {
-    add(new SchemaField("config.modalities", catalog.config_schema.properties.modalities, {
-      label: "Modalities", value: values.modalities, placeholder: "names of the arrays, e.g. audio, image",
-    }), modalities);
-  }
-  const dataPath = byId("data-path-slot");
-  dataPath.replaceChildren();
-  if (dataset.reads_disk) {
-    add(new SchemaField("config.data_path", catalog.config_schema.properties.data_path, {
-      label: LABELS.data_path, value: values.data_path,
-    }), dataPath);
-  }
-  const options = byId("dataset-params");
-  options.replaceChildren();
-  const properties = Object.entries(dataset.params.properties ?? {});
-  for (const [name, schema] of properties) {
-    add(new SchemaField(`config.dataset_params.${name}`, schema, { value: values.dataset_params?.[name] }), options);
-  }
-  byId("dataset-options").hidden = properties.length === 0;
-}
-
-/**
- * The hyperparameters of each checked method, in the catalogue's order; a method kept checked
- * keeps what was typed into its fields.
- */
 function showMethods(catalog, checked, values = {}) {
   const container = byId("method-params");
   const shown = new Map([...container.children].map((node) => [node.dataset.method, node]));
@@ -232,46 +138,12 @@ function setPath(path, value, config, body) {
   node[rest.at(-1)] = value;
 }
 
-/** The field that an API error names, or the nearest field above it ("config.modalities.1" -> modalities). */
-function fieldFor(name) {
-  const methods = fields.get("config.method")?.checked() ?? [];
-  for (let path = formPath(name, methods); path; path = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "") {
-    if (fields.has(path)) return fields.get(path);
-  }
-  return null;
-}
-
-function clearErrors() {
-  showAlert(alertBox, "");
-  for (const field of fields.values()) field.clearError();
-}
-
-/** Put each error next to its field; those without a field go in the alert above the form. */
-function showErrors(detail, errors) {
-  const unplaced = [];
-  let first = null;
-  for (const error of errors) {
-    const field = fieldFor(error.field);
-    if (field) {
-      field.showError(error.message);
-      first ??= field;
-    } else {
-      unplaced.push(`${error.field}: ${error.message}`);
-    }
-  }
-  const count = errors.length - unplaced.length;
-  const summary = count ? `${count === 1 ? "One field needs" : `${count} fields need`} attention.` : detail;
-  showAlert(alertBox, [summary, ...unplaced].join(" "));
-  (first ?? alertBox).focus?.();
-  if (!first) alertBox.scrollIntoView({ block: "center" });
-}
-
 async function submit(event) {
   event.preventDefault();
-  clearErrors();
+  fieldSet.clearErrors();
   const { body, choices, problems } = readForm();
   if (problems.length) {
-    showErrors("", problems);
+    fieldSet.showErrors("", problems);
     return;
   }
   submitButton.disabled = true;
@@ -293,7 +165,7 @@ async function submitGrid(body, choices) {
     answer = await api.post("/grids", gridBody(body, choices));
   } catch (error) {
     submitStatus.textContent = "";
-    showErrors(error.message, error.errors ?? []);
+    fieldSet.showErrors(error.message, error.errors ?? []);
     return;
   }
   submitStatus.textContent = "Submitted.";
@@ -314,7 +186,7 @@ async function submitSeeds(body, seeds) {
     }
   } catch (error) {
     submitStatus.textContent = "";
-    showErrors(error.message, error.errors ?? []);
+    fieldSet.showErrors(error.message, error.errors ?? []);
     if (created.length) {
       alertBox.append(` Runs ${created.map((id) => `#${id}`).join(", ")} were created before this error.`);
     }
@@ -405,9 +277,9 @@ async function build() {
   fillSelect(datasetSelect, catalog.datasets.map((d) => [d.name, d.title]), config.dataset);
   fields.set("config.dataset", new SelectField("config.dataset", datasetSelect));
   const datasetOf = () => catalog.datasets.find((d) => d.name === datasetSelect.value);
-  showDataset(catalog, datasetOf(), config);
+  showDataset(fieldSet, catalog, datasetOf(), config);
   datasetSelect.addEventListener("change", () => {
-    showDataset(catalog, datasetOf());
+    showDataset(fieldSet, catalog, datasetOf());
     // Encoders and weights are named by modality: another dataset's modalities do not have them.
     for (const name of ["encoders", "pretrained"]) fields.get(`config.model.${name}`)?.write({});
     if (presetOf() && presetOf().config.dataset !== datasetSelect.value) presetSelect.value = "";
@@ -451,7 +323,7 @@ async function build() {
     const preset = presetOf();
     if (!preset) return;
     datasetSelect.value = preset.config.dataset;
-    showDataset(catalog, datasetOf(), preset.config);
+    showDataset(fieldSet, catalog, datasetOf(), preset.config);
     methods.write([preset.config.method]);
     showMethods(catalog, methods.checked());
     fusions.write([preset.config.fusion]);

@@ -62,6 +62,7 @@ export function clock(iso) {
 
 export const STATUS_LABELS = {
   queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelled: "Cancelled",
+  pruned: "Pruned",
 };
 export const ACTIVE = new Set(["queued", "running"]);
 

@@ -33,7 +33,7 @@ function showHeader() {
   const crumb = byId("crumb-experiment");
   crumb.replaceChildren(...(run.experiment
     ? [" / ", h("a", { href: api.url(`/experiments/${run.experiment_id}`) }, run.experiment)]
-    : []));
+    : []), ...(run.sweep_id ? [" / ", h("a", { href: api.url(`/sweeps/${run.sweep_id}`) }, `Sweep ${run.sweep_id}`)] : []));
   const parts = [`#${run.id}`];
   if (run.method) parts.push(`${run.method}${methodParams(run) ? ` (${methodParams(run)})` : ""}`);
   if (run.dataset) parts.push(`${run.dataset}: ${fmt.modalities(run.modalities)}`);
@@ -184,7 +184,7 @@ async function showDownloads() {
 
 const KIND_LABELS = {
   "miles.decision": "MILES", "run.started": "started", "run.resumed": "resumed", "run.finished": "finished",
-  "run.failed": "failed", "run.cancelled": "cancelled", "run.stopped_early": "stopped",
+  "run.failed": "failed", "run.cancelled": "cancelled", "run.stopped_early": "stopped", "run.pruned": "pruned",
 };
 
 function addEvents(events) {
