@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+from fastapi.testclient import TestClient
 
 from tests.worker.conftest import claimed_run, reporter_for
 from trainer.client import MilesClient
@@ -32,7 +33,8 @@ def test_the_worker_stores_it_with_nulls(client, database):
 
 def test_a_notebook_sends_it_with_nulls(client):
     miles = MilesClient("http://localhost")  # the name the test client speaks to (a loopback one: auth is off)
-    miles._http = httpx.Client(transport=client._transport, base_url="http://localhost/api/v1")
+    # A second test client of the same app (whichever httpx the installed Starlette speaks), rooted at the API.
+    miles._http = TestClient(client.app, base_url="http://localhost/api/v1")
     decision = undefined_decision()
     with miles.track("my loop") as tracked:
         tracked.event("miles.decision", decision.message(1e-3), step=1, data=decision.to_dict())
