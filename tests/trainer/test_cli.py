@@ -22,11 +22,14 @@ def test_a_small_run_prints_progress_and_a_table_and_writes_json_lines(tmp_path)
     done = miles(*SMALL, "--method", "miles", "--tau", "0.05", "--mu", "0.5", "--epochs", "3", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "epoch 3/3" in done.stderr  # the line per epoch, beside the progress bar
+    assert "loss train " in done.stderr and " val " in done.stderr  # which loss is which, said
     assert "fused" in done.stdout and "strong" in done.stdout and "weak" in done.stdout
     assert "MILES acted in" in done.stdout
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     epochs = [line["epoch"] for line in lines if "epoch" in line]
-    assert epochs[:3] == [1, 2, 3]
+    assert epochs == [1, 2, 3], "one epoch record per epoch trained, test metrics apart"
+    tests = [line["test"] for line in lines if "test" in line]
+    assert tests and tests[0]["epoch"] == 3 and "metric/test/fused" in tests[0]["metrics"]
     assert any(line.get("event", {}).get("kind") == "miles.decision" for line in lines)
     summary = lines[-1]["summary"]
     assert {"best_epoch", "metric/test/fused", "metric/test/strong", "metric/test/weak"} <= set(summary)
