@@ -1,39 +1,67 @@
-"""The `miles` command line: the one place that may reach every room."""
+"""The `miles` command line: the one place that may reach every room.
+
+Every command is imported only when it runs: the server's pull in SQLAlchemy and Alembic,
+the worker's Celery, ``train`` torch, and ``miles --help`` should answer at once. The list
+of commands in the help is written from `COMMANDS`' summaries (each command's first
+sentence, which a test keeps in step), without importing any of them.
+"""
 
 from __future__ import annotations
 
 import importlib
+from typing import NamedTuple
 
 import click
 
-from server.commands import COMMANDS
 
-# Imported only when used: the worker room (the server itself never imports `worker`), and
-# torch behind `train`, which would add seconds to the start of every other command.
-LAZY_COMMANDS = {
-    "train": "trainer.cli:train_command",
-    "worker": "worker.cli:worker_command",
-    "requeue": "worker.cli:requeue_command",
-    "up": "worker.up:up_command",
+class LazyCommand(NamedTuple):
+    target: str  # "module:attribute"
+    summary: str  # the first sentence of the command's help
+
+
+COMMANDS = {
+    "db": LazyCommand("server.commands:db_group", "Migrate the database (Alembic)."),
+    "requeue": LazyCommand(
+        "worker.cli:requeue_command",
+        "Enqueue every queued run again, e.g. after the broker was down when they were submitted.",
+    ),
+    "server": LazyCommand("server.commands:server_command", "Serve the API (and the dashboard) with uvicorn."),
+    "token": LazyCommand("server.commands:token_group", "Create, list and revoke API tokens."),
+    "train": LazyCommand(
+        "trainer.cli:train_command",
+        "Train a multimodal network with MILES or a baseline, showing progress and a final table.",
+    ),
+    "up": LazyCommand(
+        "worker.up:up_command", "Start the dashboard and a worker on this machine: nothing else to install or run.",
+    ),
+    "worker": LazyCommand(
+        "worker.cli:worker_command",
+        "Run queued runs: one Celery worker process per GPU (--gpus 0,1), or CPU processes (--cpu).",
+    ),
 }
 
 
 class Commands(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in LAZY_COMMANDS:
-            module, attribute = LAZY_COMMANDS[name].split(":")
-            return getattr(importlib.import_module(module), attribute)
-        return super().get_command(ctx, name)
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name].target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(map(len, COMMANDS))
+        rows = [
+            (name, click.Command(name, help=command.summary).get_short_help_str(limit))
+            for name, command in sorted(COMMANDS.items())
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="miles-dashboard")
 def main() -> None:
     """MILES experiment dashboard: train multimodal networks and watch modality balance live."""
-
-
-for command in COMMANDS:
-    main.add_command(command)

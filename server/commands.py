@@ -180,6 +180,3 @@ def token_revoke(name_or_id: str) -> None:
         except StoreError as error:
             raise click.ClickException(str(error)) from None
     click.echo(f"token {token.name!r} (id {token.id}) revoked")
-
-
-COMMANDS = (server_command, db_group, token_group)

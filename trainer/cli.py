@@ -1,4 +1,8 @@
-"""``miles train``: train one run in the terminal, without a server."""
+"""``miles train``: train one run in the terminal, without a server.
+
+torch (and what imports it) is imported inside the command, when it trains: ``miles --help``
+and ``miles train --help`` read this module and must not wait seconds for torch.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,8 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from trainer.checkpoint import LAST, CheckpointError
 from trainer.config import FUSIONS, TrainConfig
 from trainer.datasets import DATASETS, DatasetError
-from trainer.device import DeviceError
 from trainer.methods import METHODS
 from trainer.reporting import ConsoleReporter, JsonlReporter, MultiReporter
 from trainer.spec import explain
@@ -36,6 +38,8 @@ def _parse_param(text: str) -> tuple[str, Any]:
 def _read_last(directory: Path) -> dict[str, Any]:
     """The last checkpoint of a run directory (its spec and epoch)."""
     import torch
+
+    from trainer.checkpoint import LAST
 
     path = directory / LAST
     if not path.exists():
@@ -75,6 +79,8 @@ def summary_table(summary: dict[str, Any], modalities: list[str]) -> str:
 @click.pass_context
 def train_command(ctx: click.Context, **options: Any) -> None:
     """Train a multimodal network with MILES or a baseline, showing progress and a final table."""
+    from trainer.checkpoint import CheckpointError
+    from trainer.device import DeviceError
     from trainer.loop import Training
 
     resume: Path | None = options["resume"]

@@ -28,7 +28,7 @@ import click
 
 from server.commands import database, freeze_start_up_objects, prepare_app, settings_or_exit
 from server.settings import Settings
-from worker.cli import parse_gpus
+from worker.cli import gpu_count, parse_gpus, say
 from worker.supervisor import Supervisor, plan
 
 DEMO = {"dataset": "mfeat", "fusion": "concat", "epochs": 40, "batch_size": 32, "lr": 1e-3, "seed": 0}
@@ -77,9 +77,7 @@ def submit_demo(settings: Settings, url: str) -> list[int]:
 def devices(gpus: str | None, cpu: bool) -> tuple[list[int], bool]:
     """The GPUs (those listed, ``none``, or by default every GPU torch sees) and whether to run a CPU process."""
     if gpus is None:
-        import torch
-
-        found = list(range(torch.cuda.device_count()))
+        found = list(range(gpu_count()))
     else:
         found = [] if gpus.strip().lower() in ("", "none") else parse_gpus(gpus)
     if not found and not cpu:
@@ -114,7 +112,7 @@ def up_command(host: str, port: int, demo: bool, open_browser: bool, gpus: str |
         click.echo(f"MILES dashboard: {url}   (worker on {where}; Ctrl-C stops everything)", err=False)
         if open_browser:
             webbrowser.open(url)
-        Supervisor(settings, plan(gpu_list, use_cpu, 1), log_level="warning", grace=30).run()
+        Supervisor(settings, plan(gpu_list, use_cpu, 1), log_level="warning", grace=30, say=say).run()
     finally:
         server.should_exit = True
         thread.join(timeout=15)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -74,3 +75,32 @@ def test_sigterm_mid_run_leaves_the_run_to_resume_at_the_next_start(tmp_path):
         steps = again.api.get(f"/runs/{run['id']}/metrics", params={"keys": "loss/train"}).json()["series"]["loss/train"]["steps"]
         assert steps == list(range(1, 151)), "every epoch once, none repeated or lost"
         assert again.process.stop(signal.SIGINT, timeout=60) == 0
+
+
+def maps_torch(pid: int) -> bool:
+    """Whether process ``pid`` has torch's shared library mapped (it imported torch)."""
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_only_the_worker_process_that_trains_loads_torch(tmp_path):
+    with Up(tmp_path / "home") as up:
+        parent = up.process.pid
+        children = wait_until(lambda: [pid for pid in up.process.session_pids() if pid != parent and maps_torch(pid)],
+                              60, "a worker process with torch loaded")
+        assert children, "the worker process imports torch"
+        assert not maps_torch(parent), "the process serving the pages and supervising the workers loaded torch"
+        assert up.process.stop(signal.SIGINT, timeout=60) == 0
+
+
+def test_ctrl_c_mid_run_prints_one_line_per_process_stopping(tmp_path):
+    config = tiny_config(epochs=500, dataset_params={"dim": 8, "classes": 3, "train_size": 960, "val_size": 32, "test_size": 32})
+    with Up(tmp_path / "home") as up:
+        run = up.api.post("/runs", json={"config": config, "name": "interrupted by Ctrl-C"}).json()
+        wait_until(lambda: up.api.get(f"/runs/{run['id']}").json()["progress"]["epoch"] >= 2, 120, "epoch 2", every=0.2)
+        before = len(up.process.log())
+        os.killpg(up.process.pid, signal.SIGINT)  # what a terminal does on Ctrl-C: the whole foreground group
+        assert up.process.popen.wait(60) == 0
+        lines = up.process.log()[before:].strip().splitlines()
+        assert len(lines) == 2, "\n".join(lines)
+        assert re.fullmatch(r"worker process cpu0 \(pid \d+\) stopped", lines[0])
+        assert lines[1] == "stopped; runs in progress resume at the next start"

@@ -64,3 +64,14 @@ def test_revoking_an_unknown_token_says_so(miles):
     miles("db", "upgrade")
     result = miles("token", "revoke", "nobody")
     assert result.exit_code == 1 and "no active API token named 'nobody'" in result.output
+
+
+def test_the_help_lists_every_command_by_the_first_sentence_of_its_own_help():
+    import click
+
+    from server.cli import COMMANDS
+
+    context = click.Context(main)
+    for name, command in COMMANDS.items():
+        assert command.summary == main.get_command(context, name).get_short_help_str(limit=1000), name
+    assert main.get_command(context, "nope") is None
