@@ -9,6 +9,7 @@ sentence, which a test keeps in step), without importing any of them.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import NamedTuple
 
 import click
@@ -63,5 +64,20 @@ class Commands(click.Group):
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="miles-dashboard")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """MILES experiment dashboard: train multimodal networks and watch modality balance live."""
+    if ctx.invoked_subcommand == "train":
+        share_data_root()
+
+
+def share_data_root() -> None:
+    """Let `miles train` find datasets where the workers do: MILES_DATA_DIR from the environment or
+    ``.env``, else MILES_HOME/data. The trainer itself reads only the environment variable."""
+    from server.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+    os.environ["MILES_DATA_DIR"] = str(settings.data_root)

@@ -72,7 +72,8 @@ def summary_table(summary: dict[str, Any], modalities: list[str]) -> str:
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--data-path", help="Data folder (folder dataset; avdigits overrides MILES_DATA_DIR).")
+@click.option("--data-path", type=click.Path(file_okay=False, path_type=Path),
+              help="Data folder, relative to the working directory (folder dataset; for avdigits, instead of MILES_DATA_DIR).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write epochs, events and summary as JSON lines.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), help="Save checkpoints here after every epoch.")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run checkpointed in DIR (its spec; --epochs may extend it).")
@@ -102,7 +103,7 @@ def train_command(ctx: click.Context, **options: Any) -> None:
                 params[name] = options[name]
         spec = {
             "dataset": options["dataset"],
-            "data_path": options["data_path"],
+            "data_path": str(options["data_path"].expanduser().resolve()) if options["data_path"] else None,
             "dataset_params": dict(_parse_param(p) for p in options["dataset_params"]),
             "modalities": _split_list(options["modalities"]),
             "fusion": options["fusion"],

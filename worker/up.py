@@ -18,7 +18,7 @@ get SIGTERM if this process is killed); then the server.
 
 from __future__ import annotations
 
-import os
+import socket
 import threading
 import time
 import webbrowser
@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from server.commands import database, freeze_start_up_objects, prepare_app, settings_or_exit
+from server.commands import database, freeze_start_up_objects, listen, prepare_app, settings_or_exit
 from server.settings import Settings
 from worker.cli import gpu_count, parse_gpus, say
 from worker.supervisor import Supervisor, plan
@@ -35,20 +35,16 @@ DEMO = {"dataset": "mfeat", "fusion": "concat", "epochs": 40, "batch_size": 32, 
 DEMO_RUNS = (("demo: joint training", "joint", {}), ("demo: MILES", "miles", {"tau": 0.2, "mu": 0.5}))
 
 
-def serve(app: Any, settings: Settings) -> tuple[Any, threading.Thread]:
-    """uvicorn in a thread of this process (it leaves signal handling to the main thread)."""
+def serve(app: Any, settings: Settings, listening: socket.socket) -> tuple[Any, threading.Thread]:
+    """uvicorn in a thread of this process (it leaves signal handling to the main thread), on ``listening``."""
     import uvicorn
 
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
-    )
-    thread = threading.Thread(target=server.run, name="miles-server", daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, name="miles-server", daemon=True)
     thread.start()
     while not server.started:
         if not thread.is_alive():
-            raise click.ClickException(
-                f"could not serve on {settings.host}:{settings.port}; is the port in use? Try --port"
-            )
+            raise click.ClickException(f"the server on {settings.host}:{settings.port} stopped while starting")
         time.sleep(0.05)
     return server, thread
 
@@ -86,23 +82,24 @@ def devices(gpus: str | None, cpu: bool) -> tuple[list[int], bool]:
 
 
 @click.command("up")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on (another than loopback turns auth on).")
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--host", help="Address to serve on (MILES_HOST, default 127.0.0.1; another than loopback turns auth on).")
+@click.option("--port", type=int, help="Port to serve on (MILES_PORT, default 8000).")
 @click.option("--demo", is_flag=True, help="Submit a joint and a MILES run on mfeat so the charts move at once.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in the web browser.")
 @click.option("--gpus", metavar="0,1", help="GPUs to train on (default: every GPU torch sees; 'none' for none).")
 @click.option("--cpu/--no-cpu", default=True, show_default=True,
               help="Also run a CPU worker process, for runs on device 'cpu' (nothing else runs them).")
-def up_command(host: str, port: int, demo: bool, open_browser: bool, gpus: str | None, cpu: bool) -> None:
+def up_command(host: str | None, port: int | None, demo: bool, open_browser: bool, gpus: str | None, cpu: bool) -> None:
     """Start the dashboard and a worker on this machine: nothing else to install or run."""
     gpu_list, use_cpu = devices(gpus, cpu)
     settings = settings_or_exit(host=host, port=port)
-    if gpu_list and "MILES_AUTO_QUEUE" not in os.environ:
+    if gpu_list and "auto_queue" not in settings.model_fields_set:  # not set in the environment or .env
         settings = settings.model_copy(update={"auto_queue": "gpu"})  # runs on device 'auto' go to the GPUs
+    listening = listen(settings)  # a busy port stops here, before MILES_HOME is written
     settings.home.mkdir(parents=True, exist_ok=True)
     app = prepare_app(settings, upgrade=True, log_level="warning")
     freeze_start_up_objects()
-    server, thread = serve(app, settings)
+    server, thread = serve(app, settings, listening)
     url = f"http://{settings.host}:{settings.port}"
     try:
         if demo:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -19,11 +21,14 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow]
 class Up:
     """``miles up`` in its own session (so every process it starts can be found afterwards)."""
 
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, port_from_environment: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MILES_")} | {"MILES_HOME": str(home)}
-        self.process = Process("miles up", [MILES, "up", "--port", str(self.port), "--cpu", *args], env, home.parent / f"up-{self.port}.log")
+        if port_from_environment:
+            env["MILES_PORT"] = str(self.port)
+        port = [] if port_from_environment else ["--port", str(self.port)]
+        self.process = Process("miles up", [MILES, "up", *port, "--cpu", *args], env, home.parent / f"up-{self.port}.log")
 
     def __enter__(self) -> Up:
         self.process.start(wait=False)
@@ -75,6 +80,24 @@ def test_sigterm_mid_run_leaves_the_run_to_resume_at_the_next_start(tmp_path):
         steps = again.api.get(f"/runs/{run['id']}/metrics", params={"keys": "loss/train"}).json()["series"]["loss/train"]["steps"]
         assert steps == list(range(1, 151)), "every epoch once, none repeated or lost"
         assert again.process.stop(signal.SIGINT, timeout=60) == 0
+
+
+def test_miles_up_serves_on_the_port_miles_port_names(tmp_path):
+    with Up(tmp_path / "home", port_from_environment=True) as up:
+        assert f"MILES dashboard: {up.url}" in up.process.log()
+        assert up.api.get("/health").status_code == 200
+        assert up.process.stop(signal.SIGINT, timeout=60) == 0
+
+
+def test_a_busy_port_stops_miles_up_before_anything_is_written(tmp_path):
+    home = tmp_path / "home"
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MILES_")} | {"MILES_HOME": str(home)}
+        done = subprocess.run([MILES, "up", "--port", str(port), "--gpus", "none"], env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert done.returncode == 1 and f"cannot serve on 127.0.0.1:{port}" in done.stderr
+    assert not home.exists(), f"miles up wrote {sorted(p.name for p in home.iterdir())} before finding the port busy"
 
 
 def maps_torch(pid: int) -> bool:

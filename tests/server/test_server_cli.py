@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from click.testing import CliRunner
 
@@ -34,6 +36,14 @@ def test_db_downgrade_to_base_empties_the_database(miles):
 def test_the_server_will_not_start_on_an_unmigrated_database(miles):
     result = miles("server", "--port", "8999")
     assert result.exit_code == 1 and "run `miles db upgrade` first" in result.output
+
+
+def test_a_busy_port_stops_the_server_before_the_database_is_made(miles, clean_environment):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = miles("server", "--upgrade", "--port", str(port))
+    assert result.exit_code == 1 and f"cannot serve on 127.0.0.1:{port}" in result.output
+    assert not (clean_environment / "home").exists(), "nothing is written before the port is known to be free"
 
 
 def test_invalid_settings_stop_a_command_naming_the_variable(miles, monkeypatch):
