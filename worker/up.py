@@ -9,7 +9,8 @@
   database (no Redis, no other server to install; see docs/live.md). The CPU process is
   there by default even beside GPUs: nothing else would run the runs on device ``cpu``.
 - ``--demo`` submits a first pair of runs, ``joint`` and ``miles`` on the built-in mfeat
-  digits, so that the charts move at once.
+  digits, so that the charts move at once; once only: a later ``--demo`` finds them in the
+  ``demo`` experiment and shows them again (a deleted one is submitted anew).
 
 Ctrl-C or SIGTERM stops everything it started: a run in progress goes back to the queue
 and resumes from its checkpoint at the next start; the worker processes exit (they also
@@ -33,6 +34,7 @@ from worker.supervisor import Supervisor, plan
 
 DEMO = {"dataset": "mfeat", "fusion": "concat", "epochs": 40, "batch_size": 32, "lr": 1e-3, "seed": 0}
 DEMO_RUNS = (("demo: joint training", "joint", {}), ("demo: MILES", "miles", {"tau": 0.2, "mu": 0.5}))
+DEMO_EXPERIMENT = "demo"
 
 
 def serve(app: Any, settings: Settings, listening: socket.socket) -> tuple[Any, threading.Thread]:
@@ -49,8 +51,10 @@ def serve(app: Any, settings: Settings, listening: socket.socket) -> tuple[Any, 
     return server, thread
 
 
-def submit_demo(settings: Settings, url: str) -> list[int]:
-    """The demo pair, through the same API a notebook uses (with a short-lived token when auth is on)."""
+def submit_demo(settings: Settings, url: str) -> tuple[list[int], int]:
+    """The demo pair, through the same API a notebook uses (with a short-lived token when auth is on):
+    the ids of both runs, and how many of them were submitted now. A demo run already in the
+    ``demo`` experiment (from an earlier ``miles up --demo``) is kept, not submitted again."""
     from server.store import tokens
     from trainer.client import MilesClient
 
@@ -60,10 +64,14 @@ def submit_demo(settings: Settings, url: str) -> list[int]:
             token, secret = tokens.create(session=session, name=f"miles up --demo {time.time():.0f}")
     try:
         with MilesClient(url, token=secret) as client:
-            return [
-                client.submit(DEMO | {"method": method, "params": params}, name=name, experiment="demo")["id"]
+            earlier = {run["name"]: run["id"] for run in client.runs(experiment=DEMO_EXPERIMENT)}
+            ids = [
+                earlier.get(name) or client.submit(
+                    DEMO | {"method": method, "params": params}, name=name, experiment=DEMO_EXPERIMENT,
+                )["id"]
                 for name, method, params in DEMO_RUNS
             ]
+            return ids, sum(name not in earlier for name, _, _ in DEMO_RUNS)
     finally:
         if secret is not None:
             with database(settings) as db, db.transaction() as session:
@@ -103,8 +111,10 @@ def up_command(host: str | None, port: int | None, demo: bool, open_browser: boo
     url = f"http://{settings.host}:{settings.port}"
     try:
         if demo:
-            ids = submit_demo(settings, url)
-            click.echo(f"demo runs submitted: {', '.join(f'{url}/runs/{i}' for i in ids)}")
+            ids, submitted = submit_demo(settings, url)
+            links = ", ".join(f"{url}/runs/{i}" for i in ids)
+            click.echo(f"demo runs submitted: {links}" if submitted == len(ids) else
+                       f"demo runs, from an earlier --demo{f' ({submitted} submitted again)' if submitted else ''}: {links}")
         where = ", ".join([f"GPU {g}" for g in gpu_list] + (["CPU"] if use_cpu else []))
         click.echo(f"MILES dashboard: {url}   (worker on {where}; Ctrl-C stops everything)", err=False)
         if open_browser:

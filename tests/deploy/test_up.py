@@ -64,6 +64,17 @@ def test_miles_up_demo_trains_both_demo_runs_and_ctrl_c_leaves_no_process_behind
         assert "stopped; runs in progress resume at the next start" in up.process.log()
 
 
+def test_a_second_miles_up_demo_shows_the_demo_runs_instead_of_submitting_them_again(tmp_path):
+    with Up(tmp_path / "home", "--demo") as up:
+        first = sorted(run["id"] for run in up.runs())
+        assert len(first) == 2
+        assert up.process.stop(signal.SIGINT, timeout=60) == 0
+    with Up(tmp_path / "home", "--demo") as again:
+        assert sorted(run["id"] for run in again.runs()) == first
+        assert "demo runs, from an earlier --demo: " in again.process.log()
+        assert again.process.stop(signal.SIGINT, timeout=60) == 0
+
+
 def test_sigterm_mid_run_leaves_the_run_to_resume_at_the_next_start(tmp_path):
     home = tmp_path / "home"
     config = tiny_config(epochs=150, method="miles")
