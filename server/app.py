@@ -8,7 +8,7 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
-from server import api, live
+from server import api, live, pages
 from server.api import errors
 from server.api.health import BrokerProbe
 from server.db import Database
@@ -59,5 +59,5 @@ def create_app(
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(errors.LastResort)  # added last: the outermost of the app's middleware
     app.include_router(api.router)
-    install_dashboard(app)
+    install_dashboard(app, exists=pages.exists)
     return app
