@@ -107,3 +107,12 @@ def test_a_late_answer_for_the_previous_metric_is_dropped_and_ended_runs_are_rea
         page.wait_for_timeout(500)
         assert page.evaluate(f"() => {drawn}.map((node) => node.dataset.mark)") == ["kept"] * 4
         api.patch(f"/runs/{logged['id']}", json={"status": "succeeded"}).raise_for_status()
+
+
+def test_a_modality_pair_is_one_group_whatever_order_its_runs_name_it_in(page: Page, swapped_runs):
+    first, second = swapped_runs
+    page.goto(f"/compare?ids={first['id']},{second['id']}")
+    expect(page.locator(".results-table .group-row")).to_have_count(1)
+    row = page.locator(".results-table tbody tr", has=page.get_by_role("rowheader", name="joint", exact=True))
+    expect(row).to_have_count(1)
+    expect(row.locator("td").nth(1)).to_have_text("2")  # both runs in the one row

@@ -146,3 +146,15 @@ def test_a_logged_runs_progress_follows_its_metrics_across_reconnects(page: Page
         api.patch(f"/runs/{run['id']}", json={"status": "succeeded"}).raise_for_status()
         expect(page.locator("#run-status")).to_have_text("Succeeded")
         expect(page.locator("#progress-strip .progress-text")).to_have_text("4/5")
+
+
+def test_a_modality_keeps_its_colour_whatever_order_a_run_names_it_in(page: Page, swapped_runs):
+    colours = []
+    for run in swapped_runs:
+        page.goto(f"/runs/{run['id']}")
+        page.wait_for_function("() => (document.getElementById('chart-balance').data || []).length >= 3")
+        colours.append(page.evaluate("""() => Object.fromEntries(document.getElementById('chart-balance').data
+            .filter((t) => t.name.startsWith('u ')).map((t) => [t.name, t.line.color]))"""))
+    assert set(colours[0]) == {"u strong", "u weak"}
+    assert colours[0] == colours[1]
+    assert colours[0]["u strong"] != colours[0]["u weak"]

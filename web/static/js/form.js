@@ -8,6 +8,7 @@
 import * as api from "./api.js";
 import { byId, h, showAlert } from "./dom.js";
 import { FieldBase, LocalError, SchemaField } from "./schema-fields.js";
+import { modalityOrder } from "./theme.js";
 
 const form = byId("run-form");
 const alertBox = byId("form-alert");
@@ -37,7 +38,7 @@ function dropFields(prefix) {
 class ModalitiesField extends FieldBase {
   constructor(dataset, chosen) {
     super("config.modalities", "modalities");
-    this.names = Object.keys(dataset.modalities);
+    this.names = modalityOrder({ datasets: [dataset] }, dataset.name);
     const picked = new Set(chosen ?? dataset.default_modalities);
     const boxes = this.names.map((name) => {
       const spec = dataset.modalities[name];
@@ -56,6 +57,7 @@ class ModalitiesField extends FieldBase {
     return [...this.element.querySelectorAll("input")];
   }
 
+  /** The checked modalities, the default pair first: the order `miles train` and the demo use too. */
   read() {
     return this.controls.filter((box) => box.checked).map((box) => box.value);
   }

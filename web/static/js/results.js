@@ -62,6 +62,11 @@ export function dominance(runs) {
   return { dominant: ranked[0][0], weak: ranked.at(-1)[0], basis: joint.length ? "joint" : "all" };
 }
 
+/** Runs are comparable when they train on the same dataset and the same modalities, in any order. */
+function comparable(run) {
+  return `${run.dataset}\u0000${[...(run.modalities ?? [])].sort().join("+")}`;
+}
+
 /** "0.951 ± 0.004" (no spread with one seed). */
 function meanStd(summary) {
   if (!summary.n) return fmt.DASH;
@@ -156,7 +161,7 @@ export function renderResults(container, runs, catalog) {
       runs.length ? "No run has finished yet: the table fills in as runs succeed." : "No runs."));
     return;
   }
-  const contexts = groupBy(finished, (run) => `${run.dataset}\u0000${(run.modalities ?? []).join("+")}`);
+  const contexts = groupBy(finished, comparable);
   const table = h("table", { class: "data-table results-table" },
     h("caption", {}, "Test metrics at each run's best validation epoch: mean ± standard deviation over seeds"),
     h("thead", {}, h("tr", {},
@@ -206,7 +211,7 @@ function bestOf(lines) {
 
 /** One row per run: the values the grouped table averages. */
 export function renderPerRun(container, runs) {
-  const contexts = groupBy(runs.filter((run) => outcome(run)), (run) => `${run.dataset}\u0000${(run.modalities ?? []).join("+")}`);
+  const contexts = groupBy(runs.filter((run) => outcome(run)), comparable);
   const roleOf = new Map();
   for (const group of contexts.values()) {
     const roles = dominance(group);

@@ -10,6 +10,7 @@ import * as fmt from "./format.js";
 import { followRun } from "./live.js";
 import { RunCharts } from "./run-charts.js";
 import { methodParams, progressBar, statusBadge } from "./runs-table.js";
+import { modalityOrder } from "./theme.js";
 
 const runId = Number(byId("run-page").dataset.runId);
 const alertBox = byId("run-alert");
@@ -316,7 +317,7 @@ async function start() {
   const catalog = await api.catalog().catch(() => null);
   const task = catalog?.datasets.find((d) => d.name === run.dataset)?.task;
   byId("metrics-title").textContent = `Metrics (${fmt.metricName(task)})`;
-  charts = new RunCharts(run, fmt.metricName(task));
+  charts = new RunCharts(run, fmt.metricName(task), modalityOrder(catalog, run.dataset, run.modalities ?? []));
   showAll();
   wireActions();
   const [history, events] = await Promise.all([
