@@ -196,6 +196,11 @@ function setPath(path, value, config, body) {
   node[rest.at(-1)] = value;
 }
 
+/** The suffix a run of several seeds gets in its name: "miles tau 0.2 (seed 3)". */
+const SEED_SUFFIX = / \(seed \d+\)$/;
+/** Whether the run cloned named its seed: its clones then name theirs, not the old one. */
+let nameSaysSeed = false;
+
 /** The field that an API error names, or the nearest field above it ("config.modalities.1" -> modalities). */
 function fieldFor(name) {
   for (let path = name; path; path = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "") {
@@ -243,7 +248,7 @@ async function submit(event) {
   try {
     for (const seed of seeds) {
       submitStatus.textContent = seeds.length > 1 ? `Submitting run ${created.length + 1} of ${seeds.length}…` : "Submitting…";
-      const name = body.name && seeds.length > 1 ? `${body.name} (seed ${seed})` : body.name;
+      const name = body.name && (seeds.length > 1 || nameSaysSeed) ? `${body.name} (seed ${seed})` : body.name;
       const run = await api.post("/runs", { ...body, name, config: { ...body.config, seed } });
       created.push(run.id);
     }
@@ -337,8 +342,9 @@ async function build() {
   }
 
   const runFields = byId("run-fields");
+  nameSaysSeed = SEED_SUFFIX.test(source?.name ?? "");
   add(new SchemaField("name", { type: "string", maxLength: 200, description: "Default: a description of the config." }, {
-    label: "Name", value: source?.name, placeholder: "e.g. miles tau 0.2",
+    label: "Name", value: source?.name.replace(SEED_SUFFIX, ""), placeholder: "e.g. miles tau 0.2",
   }), runFields);
   add(new SchemaField("experiment", { type: "string", maxLength: 200, description: "A group of runs to compare; created when new." }, {
     label: "Experiment", value: source?.experiment ?? new URLSearchParams(location.search).get("experiment"), list: "experiment-names",
