@@ -30,6 +30,10 @@ function drawDirtyCharts() {
 }
 
 const FEW_STEPS = 8;
+/** On a narrow screen (a phone) Plotly's toolbar, shown once the chart is touched, gets a margin of its
+ * own above the plot instead of covering its top. */
+const NARROW = window.matchMedia("(max-width: 720px)");
+const topMargin = () => (NARROW.matches ? 34 : 8);
 const CONFIG = {
   displaylogo: false,
   responsive: true,
@@ -101,7 +105,7 @@ export class LiveChart {
     this.ready = false;
     const t = theme();
     const base = {
-      margin: { t: 8, r: 12, b: 40, l: 52 },
+      margin: { t: topMargin(), r: 12, b: 40, l: 52 },
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { size: 12 },
       hovermode: "x unified", uirevision: "keep",
       legend: { orientation: "h", x: 0, y: -0.18, yanchor: "top", bgcolor: "rgba(0,0,0,0)" },
@@ -120,6 +124,7 @@ export class LiveChart {
       schedule(this);
     });
     onThemeChange((next) => this.repaint(next));
+    NARROW.addEventListener("change", () => this.relayout({ "margin.t": topMargin() }));
   }
 
   /** Whether any point has been set. */
