@@ -172,6 +172,24 @@ def test_a_modality_keeps_its_colour_whatever_order_a_run_names_it_in(page: Page
 # -- what a chart says when it has nothing to draw, ticks, the event log ------------------------------
 
 
+def logged_run(dashboard: MilesStack, name: str, points: list[dict] = (), events: list[dict] = ()) -> dict:
+    """A run logged from outside, holding ``points`` and ``events``, as a notebook's own loop leaves one."""
+    with dashboard.api as api:
+        run = api.post("/runs", json={"name": name, "execute": False}).raise_for_status().json()
+        if points:
+            api.post(f"/runs/{run['id']}/metrics", json={"points": list(points)}).raise_for_status()
+        if events:
+            api.post(f"/runs/{run['id']}/events", json={"events": list(events)}).raise_for_status()
+    return run
+
+
+def wait_drawn(page: Page, *charts: str, timeout: float = 15_000) -> None:
+    page.wait_for_function(
+        "(charts) => charts.every((c) => document.getElementById(`chart-${c}`).dataset.state === 'drawn')",
+        arg=list(charts), timeout=timeout,
+    )
+
+
 def empty_text(page: Page, chart: str) -> str:
     """The sentence an empty chart shows (its ::after content), or "" when it is drawn."""
     return page.evaluate(
@@ -195,22 +213,21 @@ def test_a_queued_run_says_it_waits_and_once_cancelled_that_it_ended_before_its_
     assert empty_text(page, "lr") == "No learning rates: the run was cancelled before its first epoch."
 
 
+ONE_LOSS = [{"key": "loss/train", "step": 1, "value": 0.5}]
+
+
 def test_a_logged_run_without_utilization_says_its_loop_logs_it(page: Page, dashboard: MilesStack):
-    with dashboard.api as api:
-        run = api.post("/runs", json={"name": "my own loop", "execute": False}).raise_for_status().json()
-        api.post(f"/runs/{run['id']}/metrics", json={"points": [{"key": "loss/train", "step": 1, "value": 0.5}]})
+    run = logged_run(dashboard, "my own loop", ONE_LOSS)
     page.goto(f"/runs/{run['id']}")
-    page.wait_for_function("() => document.getElementById('chart-losses').dataset.state === 'drawn'")
+    wait_drawn(page, "losses")
     assert empty_text(page, "balance") == "No utilization logged: a loop of your own logs util/<modality> and util/delta."
     assert empty_text(page, "losses") == ""
 
 
 def test_an_empty_chart_shows_its_sentence_without_plotlys_default_axes(page: Page, dashboard: MilesStack):
-    with dashboard.api as api:
-        run = api.post("/runs", json={"name": "losses only", "execute": False}).raise_for_status().json()
-        api.post(f"/runs/{run['id']}/metrics", json={"points": [{"key": "loss/train", "step": 1, "value": 0.5}]})
+    run = logged_run(dashboard, "losses only", ONE_LOSS)
     page.goto(f"/runs/{run['id']}")
-    page.wait_for_function("() => document.getElementById('chart-losses').dataset.state === 'drawn'")
+    wait_drawn(page, "losses")
     expect(page.locator("#chart-balance .xtick").first).to_be_hidden()
     expect(page.locator("#chart-balance .ytick").first).to_be_hidden()
     expect(page.locator("#chart-losses .ytick").first).to_be_visible()
@@ -222,36 +239,29 @@ UPRIGHT = """() => [...document.querySelectorAll('.xtick text, .ytick text')]
 
 @pytest.mark.parametrize("width", [1440, 390])
 def test_no_tick_label_stands_upright_on_a_run_of_forty_epochs(page: Page, dashboard: MilesStack, width: int):
-    with dashboard.api as api:
-        run = api.post("/runs", json={"name": "forty epochs", "execute": False}).raise_for_status().json()
-        keys = (("loss/train", 0.5), ("metric/val/fused", 0.9), ("util/delta", 0.1), ("util/a", 0.2), ("lr/a", 1e-3))
-        points = [{"key": key, "step": step, "value": value} for step in range(1, 41) for key, value in keys]
-        api.post(f"/runs/{run['id']}/metrics", json={"points": points}).raise_for_status()
+    keys = (("loss/train", 0.5), ("metric/val/fused", 0.9), ("util/delta", 0.1), ("util/a", 0.2), ("lr/a", 1e-3))
+    run = logged_run(dashboard, "forty epochs", [
+        {"key": key, "step": step, "value": value} for step in range(1, 41) for key, value in keys])
     page.set_viewport_size({"width": width, "height": 900})
     page.goto(f"/runs/{run['id']}")
-    page.wait_for_function("() => ['balance', 'lr', 'metrics', 'losses'].every((c) => "
-                           "document.getElementById(`chart-${c}`).dataset.state === 'drawn')")
+    wait_drawn(page, "balance", "lr", "metrics", "losses")
     page.wait_for_timeout(300)
     assert page.evaluate(UPRIGHT) == []
 
 
 def test_a_logged_run_whose_steps_reach_the_hundred_thousands_draws_its_charts(page: Page, dashboard: MilesStack):
-    with dashboard.api as api:
-        run = api.post("/runs", json={"name": "logged per batch", "execute": False}).raise_for_status().json()
-        points = [{"key": "loss/train", "step": step, "value": 1 / (step + 1)} for step in range(0, 200_000, 5_000)]
-        api.post(f"/runs/{run['id']}/metrics", json={"points": points}).raise_for_status()
+    run = logged_run(dashboard, "logged per batch", [
+        {"key": "loss/train", "step": step, "value": 1 / (step + 1)} for step in range(0, 200_000, 5_000)])
     page.goto(f"/runs/{run['id']}")
-    page.wait_for_function("() => document.getElementById('chart-losses').dataset.state === 'drawn'", timeout=30_000)
+    wait_drawn(page, "losses", timeout=30_000)
     assert 2 <= page.locator("#chart-losses .xtick").count() <= 20, "Plotly's own ticks, not one per step"
 
 
 def test_an_events_kind_label_never_runs_into_its_message(page: Page, dashboard: MilesStack):
     kinds = ["run.started", "metrics.not_finite", "checkpoint.copied_to_shared_storage", "note"]
-    with dashboard.api as api:
-        run = api.post("/runs", json={"name": "many kinds of events", "execute": False}).raise_for_status().json()
-        events = [{"kind": kind, "message": f"{kind} happened, and this message says at length what it was", "step": 1}
-                  for kind in kinds]
-        api.post(f"/runs/{run['id']}/events", json={"events": events}).raise_for_status()
+    run = logged_run(dashboard, "many kinds of events", events=[
+        {"kind": kind, "message": f"{kind} happened, and this message says at length what it was", "step": 1}
+        for kind in kinds])
     for width in (1440, 390):
         page.set_viewport_size({"width": width, "height": 900})
         page.goto(f"/runs/{run['id']}")

@@ -319,7 +319,10 @@ function wireActions() {
     }
   });
   const dialog = byId("delete-dialog");
-  byId("delete").addEventListener("click", () => dialog.showModal());
+  byId("delete").addEventListener("click", () => {
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
   dialog.addEventListener("close", async () => {
     if (dialog.returnValue !== "delete") return;
     try {
