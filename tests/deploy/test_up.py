@@ -119,9 +119,11 @@ def maps_torch(pid: int) -> bool:
 def test_only_the_worker_process_that_trains_loads_torch(tmp_path):
     with Up(tmp_path / "home") as up:
         parent = up.process.pid
-        children = wait_until(lambda: [pid for pid in up.process.session_pids() if pid != parent and maps_torch(pid)],
-                              60, "a worker process with torch loaded")
-        assert children, "the worker process imports torch"
+        run = up.api.post("/runs", json={"config": tiny_config(epochs=2)}).json()
+        wait_until(lambda: up.api.get(f"/runs/{run['id']}").json()["status"] == "succeeded", 120, "the run to succeed")
+        for path in ("/catalog", f"/runs/{run['id']}/metrics", f"/runs/{run['id']}/artifacts", "/runs"):
+            assert up.api.get(path).status_code == 200, path
+        assert [pid for pid in up.process.session_pids() if pid != parent and maps_torch(pid)], "the worker imports torch"
         assert not maps_torch(parent), "the process serving the pages and supervising the workers loaded torch"
         assert up.process.stop(signal.SIGINT, timeout=60) == 0
 
