@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import socket
@@ -109,7 +110,9 @@ def server_command(host: str | None, port: int | None, upgrade: bool, log_level:
     listening = listen(settings)
     app = prepare_app(settings, upgrade=upgrade, log_level=log_level)
     freeze_start_up_objects()
-    uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[listening])
+    # uvicorn re-raises the Ctrl-C it handled once it has stopped (as uvicorn.run, which cannot take a socket, does).
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[listening])
 
 
 @click.group("db")
