@@ -6,7 +6,7 @@ import re
 import subprocess
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.services import MILES, MilesStack
 from tests.web.conftest import VIEWPORT, Console, FinishedRuns, screenshot
@@ -60,8 +60,14 @@ def test_a_run_deleted_while_its_page_is_open_says_so(page: Page, dashboard: Mil
     console.expect("status of 404")
     with dashboard.api as api:
         run = api.post("/runs", json={"name": "deleted under the page", "execute": False}).raise_for_status().json()
-        page.route(f"**/api/v1/runs/{run['id']}", lambda route: (api.delete(f"/runs/{run['id']}"), route.continue_()))
-        page.goto(f"/runs/{run['id']}")
+
+    def delete_first(route: Route) -> None:  # the page was sent; the run goes before its script reads it
+        with dashboard.api as api:
+            api.delete(f"/runs/{run['id']}")
+        route.continue_()
+
+    page.route(f"**/api/v1/runs/{run['id']}", delete_first)
+    page.goto(f"/runs/{run['id']}")
     expect(page.locator("#run-alert")).to_have_text(f"There is no run {run['id']}; it may have been deleted.")
 
 
