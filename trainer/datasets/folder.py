@@ -16,8 +16,11 @@ Layout of ``<data_path>``:
 Vector modalities (arrays of shape [N, D]) are standardised by default: each feature
 minus its mean, divided by its standard deviation, both measured on ``train.npz``
 (the same statistics for val and test; constant features become 0), as the built-in
-``mfeat`` loader does. Raw features of very different scales (one view's standard
-deviation in the hundreds, another's below one) otherwise train far worse. The statistics
+``mfeat`` loader does. Raw features of very different scales train worse: mfeat's raw
+``fac`` and ``fou`` views (feature standard deviations up to 153 and 0.18) written as a
+folder, ``joint_aux`` for 30 epochs, reached a fused test accuracy of 0.967 and 0.957 raw,
+0.993 and 0.993 standardised (seeds 0 and 1; the ``fac`` head 0.953 and 0.913 against
+0.983 and 0.967). The statistics
 are kept in the run's checkpoints (``standardization``: ``{modality: {"mean", "std"}}``
 in ``best.pt`` and ``last.pt``), so that evaluating a checkpoint or resuming the run
 scales the inputs exactly as in training, even if the files have changed since. The
