@@ -8,7 +8,7 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
-from server import api, live
+from server import api, live, pages
 from server.api import errors
 from server.api.admission import Admission
 from server.api.health import BrokerProbe
@@ -79,5 +79,5 @@ def create_app(
         app.add_middleware(LocalOnly, bind_host=settings.host)
     app.add_middleware(errors.LastResort)  # added last: the outermost of the app's middleware
     app.include_router(api.router)
-    install_dashboard(app)
+    install_dashboard(app, exists=pages.exists)
     return app

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -72,6 +74,22 @@ def prepare_app(settings: Settings, *, upgrade: bool = False, log_level: str = "
     return create_app(settings, dispatcher=dispatcher)
 
 
+def listen(settings: Settings) -> socket.socket:
+    """A socket listening on MILES_HOST:MILES_PORT, for uvicorn to serve on. Made before anything
+    else, so that a busy port stops start-up before a database file or directory is written."""
+    where = f"{settings.host}:{settings.port}"
+    try:
+        family = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        return socket.create_server((settings.host, settings.port), family=family, backlog=2048)
+    except socket.gaierror as error:
+        raise click.ClickException(f"cannot serve on {where}: the host name does not resolve ({error.strerror})") from None
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot serve on {where}: {error.strerror}; is another server running there? "
+            "Choose another port with --port or MILES_PORT"
+        ) from None
+
+
 def freeze_start_up_objects() -> None:
     """What is loaded by now (modules, schemas, the catalogue) lives as long as the process.
     Freezing it spares the collector from scanning it again at every full collection,
@@ -90,9 +108,12 @@ def server_command(host: str | None, port: int | None, upgrade: bool, log_level:
     import uvicorn
 
     settings = settings_or_exit(host=host, port=port)
+    listening = listen(settings)
     app = prepare_app(settings, upgrade=upgrade, log_level=log_level)
     freeze_start_up_objects()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+    # uvicorn re-raises the Ctrl-C it handled once it has stopped (as uvicorn.run, which cannot take a socket, does).
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[listening])
 
 
 @click.group("db")
@@ -187,6 +208,3 @@ def token_revoke(name_or_id: str) -> None:
         except StoreError as error:
             raise click.ClickException(str(error)) from None
     click.echo(f"token {token.name!r} (id {token.id}) revoked")
-
-
-COMMANDS = (server_command, db_group, token_group)

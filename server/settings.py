@@ -34,8 +34,8 @@ class Settings(BaseSettings):
         "", description="SQLAlchemy URL; default: a SQLite file under MILES_HOME. postgresql:// uses psycopg 3."
     )
     redis_url: str | None = Field(None, description="Redis of the team setup (broker and live events); unset: local mode.")
-    host: str = Field("127.0.0.1", min_length=1, description="Address `miles server` binds.")
-    port: int = Field(8000, ge=1, le=65535, description="Port `miles server` binds.")
+    host: str = Field("127.0.0.1", min_length=1, description="Address `miles server` and `miles up` bind.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `miles server` and `miles up` bind.")
     auth: Literal["auto", "on", "off"] = Field(
         "auto", description="API tokens required: on, off, or auto (on when the bind address is not loopback)."
     )

@@ -113,11 +113,16 @@ class Process:
             raise AssertionError(f"{self.name} did not exit within {timeout:g} s of {sig.name}") from None
 
     def kill(self) -> None:
-        """SIGKILL to the whole process group at once, as when the machine is lost."""
+        """SIGKILL to every process of its session at once, as when the machine is lost: its process
+        group first (so a supervisor starts nothing more), then the rest (worker processes run in
+        process groups of their own)."""
         if self.popen is None:
             return
         with contextlib.suppress(ProcessLookupError):  # already gone
             os.killpg(self.popen.pid, signal.SIGKILL)
+        for pid in self.session_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.popen.wait()
 
     def session_pids(self) -> list[int]:

@@ -2,8 +2,11 @@
 
 ``<dir>/last.pt`` is rewritten after every epoch (model, optimizer, strategy,
 random generators, best-so-far); ``<dir>/best.pt`` holds the weights of the
-best validation epoch. Writes go to a temporary file first and are renamed,
-so a process killed mid-write never leaves a torn checkpoint.
+best validation epoch. Both hold ``standardization``, the statistics the inputs
+were standardised with (``{modality: {"mean": tensor, "std": tensor}}``, empty when
+the data was used as given): a network is only right on inputs scaled the same way.
+Writes go to a temporary file first and are renamed, so a process killed mid-write
+never leaves a torn checkpoint.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+
+from trainer.datasets import Standardization
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -70,3 +76,16 @@ def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path)
             f"{path} was written by a run with a different {', '.join(differing)}; "
             "only epochs, device and performance may change when resuming"
         )
+
+
+def standardization_state(stats: dict[str, Standardization]) -> dict[str, dict[str, torch.Tensor]]:
+    """``stats`` as tensors, which a checkpoint loaded with ``weights_only`` may hold."""
+    return {m: {"mean": torch.from_numpy(np.asarray(s.mean)), "std": torch.from_numpy(np.asarray(s.std))}
+            for m, s in stats.items()}
+
+
+def read_standardization(state: dict[str, Any]) -> dict[str, Standardization]:
+    """The statistics a checkpoint records; none for one written before they were recorded (its
+    run trained on the data as given)."""
+    return {m: Standardization(s["mean"].cpu().numpy(), s["std"].cpu().numpy())
+            for m, s in state.get("standardization", {}).items()}

@@ -1,4 +1,8 @@
-"""``miles train``: train one run in the terminal, without a server."""
+"""``miles train``: train one run in the terminal, without a server.
+
+torch (and what imports it) is imported inside the command, when it trains: ``miles --help``
+and ``miles train --help`` read this module and must not wait seconds for torch.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,9 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from trainer.checkpoint import LAST, CheckpointError
 from trainer.cli_values import parse_param, split_list
 from trainer.config import FUSIONS, TrainConfig
 from trainer.datasets import DATASETS, DatasetError
-from trainer.device import DeviceError
 from trainer.methods import METHODS
 from trainer.presets import PRESETS
 from trainer.reporting import ConsoleReporter, JsonlReporter, MultiReporter
@@ -43,12 +45,16 @@ def _spec(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
         "dataset_params": _assignments(options["dataset_params"], "--dataset-param"), "model": model,
         "performance": _assignments(options["performance"], "--performance"),
     }
+    if spec.get("data_path"):
+        spec["data_path"] = str(spec["data_path"].expanduser().resolve())
     return spec | {k: v for k, v in extra.items() if v or not options["preset"]}
 
 
 def _read_last(directory: Path) -> dict[str, Any]:
     """The last checkpoint of a run directory (its spec and epoch)."""
     import torch
+
+    from trainer.checkpoint import LAST
 
     path = directory / LAST
     if not path.exists():
@@ -82,7 +88,8 @@ def summary_table(summary: dict[str, Any], modalities: list[str]) -> str:
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--data-path", help="Data folder: your own, one `miles data prepare` wrote, or avdigits' files.")
+@click.option("--data-path", type=click.Path(file_okay=False, path_type=Path),
+              help="Data folder, relative to the working directory: your own, one `miles data prepare` wrote, or avdigits' files.")
 @click.option("--encoder", "encoders", multiple=True, metavar="MODALITY=NAME", help="A modality's encoder, e.g. audio=resnet18 (repeatable).")
 @click.option("--pretrained", "pretrained", multiple=True, metavar="MODALITY=SOURCE",
               help="A modality's pretrained weights: a file or folder, imagenet, or a BERT name (repeatable).")
@@ -95,6 +102,8 @@ def summary_table(summary: dict[str, Any], modalities: list[str]) -> str:
 @click.pass_context
 def train_command(ctx: click.Context, **options: Any) -> None:
     """Train a multimodal network with MILES or a baseline, showing progress and a final table."""
+    from trainer.checkpoint import CheckpointError
+    from trainer.device import DeviceError
     from trainer.loop import Training
 
     resume: Path | None = options["resume"]

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -131,19 +133,24 @@ class MilesClient(SweepCalls):
     def wait(
         self, run_id: int, timeout: float | None = None, progress: bool = True, poll: float = 1.0
     ) -> dict[str, Any]:
-        """Poll until the run ends (a progress bar over its epochs); the final run. TimeoutError after ``timeout`` s."""
+        """Poll until the run ends; the final run. TimeoutError after ``timeout`` s.
+
+        With ``progress``, a bar over its epochs, timed by the training alone: the seconds per
+        epoch the worker measured (``time/epoch``), never the time the run waited in the queue
+        or the time this call has been watching. A run that has already ended is one line.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         run = self.run(run_id)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=run["progress"]["epochs"], desc=f"run {run_id}", unit="epoch")
+        if run["status"] in FINAL:
+            if progress:
+                print(_progress_line(run), file=sys.stderr)
+            return run
+        bar = _progress_bar(run) if progress else None
         try:
             while True:
                 if bar is not None:
-                    bar.update(run["progress"]["epoch"] - bar.n)
-                    bar.set_postfix_str(run["status"], refresh=True)
+                    bar.n = run["progress"]["epoch"]
+                    bar.set_postfix_str(_timing(run))
                 if run["status"] in FINAL:
                     return run
                 if deadline is not None and time.monotonic() >= deadline:
@@ -185,7 +192,9 @@ class MilesClient(SweepCalls):
         try:
             import pandas as pd
         except ImportError:
-            raise ImportError("metrics_frame needs pandas: pip install pandas (or use metrics(), plain lists)") from None
+            raise ImportError(
+                "metrics_frame needs pandas: pip install 'miles-dashboard[notebook]' (or use metrics(), plain lists)"
+            ) from None
         series = self.metrics(run_id, keys)
         frame = pd.DataFrame({key: pd.Series(s["values"], index=s["steps"], dtype=float) for key, s in series.items()})
         frame.index.name = "step"
@@ -222,6 +231,66 @@ class MilesClient(SweepCalls):
     ) -> Tracker:
         """A `Tracker` for a run of your own loop: ``with client.track("name") as run: run.log(step, {...})``."""
         return Tracker(self, name, params=params, config=config, experiment=experiment, tags=tags, **options)
+
+
+def _bar_format(run: Mapping[str, Any]) -> str:
+    """Epochs done and `_timing` (the postfix); none of tqdm's own times, which would count the
+    time this client has been watching."""
+    if run["progress"]["epochs"]:
+        return "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} epochs{postfix}"
+    return "{desc}: {n_fmt} epochs{postfix}"
+
+
+def _progress_bar(run: Mapping[str, Any]) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=run["progress"]["epochs"], initial=run["progress"]["epoch"], desc=f"run {run['id']}", unit="epoch",
+        bar_format=_bar_format(run),
+    )
+
+
+def _progress_line(run: Mapping[str, Any]) -> str:
+    """The bar of a run that has ended, as one line of text."""
+    from tqdm import tqdm
+
+    return tqdm.format_meter(
+        run["progress"]["epoch"], run["progress"]["epochs"], 0, prefix=f"run {run['id']}", unit="epoch",
+        bar_format=_bar_format(run), postfix=_timing(run),
+    )
+
+
+def _timing(run: Mapping[str, Any]) -> str:
+    """``queued: waiting for a worker``, ``running, 0.42 s/epoch, about 12 s left``, or
+    ``succeeded in 12.6 s, 0.42 s/epoch`` (the run's training time, from its summary)."""
+    status = run["status"]
+    done, total = run["progress"]["epoch"], run["progress"]["epochs"]
+    if status in FINAL:
+        trained = (run.get("summary") or {}).get("time/train")
+        if not isinstance(trained, int | float) and run.get("started_at") and run.get("finished_at"):
+            trained = (_instant(run["finished_at"]) - _instant(run["started_at"])).total_seconds()
+        if not isinstance(trained, int | float) or not done:
+            return status
+        return f"{status} in {_seconds(trained)}, {_seconds(trained / done)}/epoch"
+    if status == "queued":
+        return "queued: waiting for a worker"
+    per_epoch = (run.get("latest") or {}).get("time/epoch", {}).get("value")
+    if not isinstance(per_epoch, int | float):
+        return status
+    left = f", about {_seconds(per_epoch * (total - done))} left" if total and total > done else ""
+    return f"{status}, {_seconds(per_epoch)}/epoch{left}"
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _seconds(value: float) -> str:
+    """``0.42 s``, ``12.6 s``, ``3 min 05 s``."""
+    if value < 60:
+        return f"{value:.2g} s" if value < 10 else f"{value:.1f} s"
+    minutes, seconds = divmod(round(value), 60)
+    return f"{minutes} min {seconds:02d} s"
 
 
 class Tracker:

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from trainer import checkpoint
 from trainer.acceleration import Acceleration
 from trainer.config import TrainConfig
-from trainer.datasets import SPLITS, Dataset, Split, load_dataset
+from trainer.datasets import SPLITS, Dataset, Split, Standardization, load_dataset
 from trainer.datasets.prepared import StoredSplit
 from trainer.device import resolve_device
 from trainer.encoders import RandomInitWarning
@@ -98,6 +99,7 @@ class Training:
             self.modalities = list(config.modalities or data.info.default_modalities)
             self.heads = ["fused", *self.modalities]
             self.train_data, self.val_data, self.test_data = self._batches(data)
+            self.standardization = dict(data.standardization)
             self.criterion = loss_fn(data.info.task)
             self.model = self.acceleration.prepare_model(MultiHeadFusionNet(
                 {m: data.info.modalities[m] for m in self.modalities}, config.fusion, data.info.num_classes, config.model
@@ -327,7 +329,8 @@ class Training:
                 self.checkpoint_dir,
                 checkpoint.BEST,
                 {"epoch": self.epoch, "config": self.config.model_dump(), "model": self.best_state,
-                 "modalities": self.modalities, "classes": list(self.info.classes)},
+                 "modalities": self.modalities, "classes": list(self.info.classes),
+                 "standardization": checkpoint.standardization_state(self.standardization)},
             )
 
     def _save_last(self) -> None:
@@ -349,14 +352,32 @@ class Training:
                 "rng": rng,
                 "best": {"epoch": self.best_epoch, "val": self.best_val},
                 "elapsed": self.elapsed,
+                "standardization": checkpoint.standardization_state(self.standardization),
             },
         )
+
+    def _scale_as(self, saved: Mapping[str, Standardization]) -> None:
+        """Scale the inputs as the checkpointed run had them, with its statistics (or none): the
+        files may have changed since, and the weights are only right on inputs scaled the same way."""
+        for modality in self.standardization.keys() | saved.keys():
+            now, then = self.standardization.get(modality), saved.get(modality)
+            if now is not None and now.matches(then):
+                continue
+            for data in self._splits():
+                x = data.inputs[modality]
+                if now is not None:
+                    x = x * _like(now.std, x) + _like(now.mean, x)
+                if then is not None:
+                    x = (x - _like(then.mean, x)) / _like(then.std, x)
+                data.inputs[modality] = x
+        self.standardization = dict(saved)
 
     def _restore(self) -> None:
         assert self.checkpoint_dir is not None
         path = self.checkpoint_dir / checkpoint.LAST
         state = checkpoint.load(path, self.device)
         checkpoint.check_compatible(state["config"], self.config.model_dump(), path)
+        self._scale_as(checkpoint.read_standardization(state))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.strategy.load_state_dict(state["strategy"])
@@ -370,6 +391,10 @@ class Training:
         self.best_val = state["best"]["val"]
         self.elapsed = state["elapsed"]
         self.best_state = checkpoint.load(self.checkpoint_dir / checkpoint.BEST, self.device)["model"]
+
+
+def _like(values: np.ndarray, x: Tensor) -> Tensor:
+    return torch.as_tensor(values, dtype=x.dtype, device=x.device)
 
 
 def train(

@@ -96,9 +96,25 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def is_test_report(metrics: Mapping[str, float]) -> bool:
+    """Whether a report holds only test-split metrics (``metric/test/...``, ``loss/test``): the
+    evaluations of the last and of the best epoch's weights that arrive after training."""
+    return bool(metrics) and all(key.startswith(("metric/test/", "loss/test")) for key in metrics)
+
+
 class JsonlReporter(BaseReporter):
-    """One JSON object per line: ``{"epoch", "metrics"}``, ``{"event"}`` and finally ``{"summary"}``;
-    values that are not finite numbers are written as null."""
+    """One JSON object per line, of four kinds, told apart by their one top-level key (besides ``metrics``):
+
+    - ``{"epoch": 3, "metrics": {...}}``: one per trained epoch, in order; a reader counting these
+      finds exactly as many as the run trained;
+    - ``{"test": {"epoch": 3, "metrics": {...}}}``: the test split evaluated with the weights of
+      that epoch, once after the last epoch and once more for the best validation epoch when it
+      is another;
+    - ``{"event": {"epoch", "kind", "message", "data"}}``: run events and MILES decisions;
+    - ``{"summary": {...}}``: last, when the run ends.
+
+    Values that are not finite numbers are written as null.
+    """
 
     def __init__(self, path: str | Path, append: bool = False) -> None:
         self.path = Path(path)
@@ -109,7 +125,10 @@ class JsonlReporter(BaseReporter):
         self._file.flush()
 
     def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        self._write({"epoch": epoch, "metrics": json_safe(metrics)})
+        if is_test_report(metrics):
+            self._write({"test": {"epoch": epoch, "metrics": json_safe(metrics)}})
+        else:
+            self._write({"epoch": epoch, "metrics": json_safe(metrics)})
 
     def on_event(self, epoch: int, kind: str, message: str, data: Mapping[str, Any]) -> None:
         self._write({"event": {"epoch": epoch, "kind": kind, "message": message, "data": json_safe(data)}})
@@ -124,10 +143,10 @@ class JsonlReporter(BaseReporter):
 
 
 def epoch_line(epoch: int, epochs: int, metrics: Mapping[str, float], modalities: Sequence[str]) -> str:
-    """``epoch  3/30  loss 0.41/0.39  val fused 0.953 | pix 0.940 fou 0.712  gap 0.24``"""
+    """``epoch  3/30  loss train 0.410 val 0.390  val fused 0.953 | pix 0.940 fou 0.712  gap 0.240``"""
     parts = [f"epoch {epoch:>{len(str(epochs))}}/{epochs}"]
     if "loss/train" in metrics:
-        parts.append(f"loss {metrics['loss/train']:.3f}/{metrics.get('loss/val', math.nan):.3f}")
+        parts.append(f"loss train {metrics['loss/train']:.3f} val {metrics.get('loss/val', math.nan):.3f}")
     if "metric/val/fused" in metrics:
         heads = " ".join(f"{m} {metrics.get(f'metric/val/{m}', math.nan):.3f}" for m in modalities)
         parts.append(f"val fused {metrics['metric/val/fused']:.3f} | {heads}")
@@ -147,7 +166,7 @@ class ConsoleReporter(BaseReporter):
         self._last_epoch = start
 
     def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        if "loss/train" not in metrics:  # test metrics arriving at the end
+        if is_test_report(metrics):  # arriving at the end; the final table shows them
             return
         self.bar.write(epoch_line(epoch, self.epochs, metrics, self.modalities), file=self.file)
         if "metric/val/fused" in metrics:

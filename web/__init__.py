@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from web import api_docs, routes
 
 
-def install(app: FastAPI) -> None:
-    """The dashboard's pages and files (`web.routes`), and ``/docs`` and ``/redoc`` (`web.api_docs`)."""
-    routes.install(app)
+def install(app: FastAPI, *, exists: routes.Exists | None = None) -> None:
+    """The dashboard's pages and files (`web.routes`; ``exists`` tells its pages whether the run, experiment or
+    sweep they show exists), and ``/docs`` and ``/redoc`` (`web.api_docs`)."""
+    routes.install(app, exists=exists)
     api_docs.install(app)
 
 

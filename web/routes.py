@@ -4,6 +4,10 @@ Nothing here touches the database: a page is a template, and its ES module asks
 ``/api/v1`` for the data, exactly as a notebook would. `install` adds the pages,
 the static files and Plotly's JavaScript (served from the installed ``plotly``
 package: no CDN, no build step) to an application.
+
+The one question a page asks before it is sent is whether the run or experiment in its
+address exists, so that ``/runs/99999`` answers 404 (`error_page`); whoever installs the
+pages answers it (`Exists`), as far as the visitor may know.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from importlib.metadata import version
 from importlib.resources import files
 from os import PathLike
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi import Path as PathParam
@@ -53,6 +57,14 @@ SECURITY_HEADERS = {
 }
 IdParam = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 STRICT_VERSION = "4.1.1"  # of web/vendor/plotly-strict-*.min.js: the plotly.js of the `plotly` package
+Kind = Literal["run", "experiment", "sweep"]
+
+
+class Exists(Protocol):
+    def __call__(self, request: Request, kind: Kind, ident: int) -> bool | None:
+        """Whether the run, experiment or sweep ``ident`` exists; None when this visitor may not be told
+        (not signed in) or it cannot be known now: the page is sent, and its script says what it finds."""
+        ...
 
 
 def page(request: Request, template: str, title: str, section: str, **context: Any) -> HTMLResponse:
@@ -75,9 +87,24 @@ def new_run_page(request: Request) -> HTMLResponse:
     return page(request, "new_run.html", "New run", "new")
 
 
+def error_page(request: Request, status_code: int, heading: str, message: str) -> HTMLResponse:
+    """An HTML page saying what went wrong, with the status it is sent with."""
+    response = page(request, "error.html", heading, "error", status_code=status_code, heading=heading, message=message)
+    response.status_code = status_code
+    return response
+
+
+def missing(request: Request, kind: Kind, ident: int) -> HTMLResponse | None:
+    """The 404 page when the run, experiment or sweep ``ident`` is known not to exist."""
+    exists: Exists | None = getattr(request.app.state, "page_lookup", None)
+    if exists is None or exists(request, kind, ident) is not False:
+        return None
+    return error_page(request, 404, f"No {kind} {ident}", f"There is no {kind} {ident}; it may have been deleted.")
+
+
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: IdParam) -> HTMLResponse:
-    return page(request, "run.html", f"Run {run_id}", "runs", run_id=run_id)
+    return missing(request, "run", run_id) or page(request, "run.html", f"Run {run_id}", "runs", run_id=run_id)
 
 
 @router.get("/compare", response_class=HTMLResponse)
@@ -87,7 +114,9 @@ def compare_page(request: Request) -> HTMLResponse:
 
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
 def experiment_page(request: Request, experiment_id: IdParam) -> HTMLResponse:
-    return page(request, "experiment.html", f"Experiment {experiment_id}", "runs", experiment_id=experiment_id)
+    return missing(request, "experiment", experiment_id) or page(
+        request, "experiment.html", f"Experiment {experiment_id}", "runs", experiment_id=experiment_id,
+    )
 
 
 @router.get("/sweeps", response_class=HTMLResponse)
@@ -103,7 +132,9 @@ def new_sweep_page(request: Request) -> HTMLResponse:
 @router.get("/sweeps/{sweep_id}", response_class=HTMLResponse)
 def sweep_page(request: Request, sweep_id: IdParam) -> HTMLResponse:
     # Parallel coordinates: a WebGL trace, in Plotly's full bundles only, and built without eval in the strict one.
-    return page(request, "sweep.html", f"Sweep {sweep_id}", "sweeps", sweep_id=sweep_id, plotly_full_url=plotly_strict_url())
+    return missing(request, "sweep", sweep_id) or page(
+        request, "sweep.html", f"Sweep {sweep_id}", "sweeps", sweep_id=sweep_id, plotly_full_url=plotly_strict_url(),
+    )
 
 
 @router.get("/workers", response_class=HTMLResponse)
@@ -199,7 +230,9 @@ class DashboardFiles(StaticFiles):
         return response
 
 
-def install(app: FastAPI) -> None:
-    """Serve the dashboard from ``app``: the pages, ``/static`` and Plotly's JavaScript."""
+def install(app: FastAPI, exists: Exists | None = None) -> None:
+    """Serve the dashboard from ``app``: the pages, ``/static`` and Plotly's JavaScript. With ``exists``,
+    the page of a run or experiment that does not exist is a 404."""
+    app.state.page_lookup = exists
     app.include_router(router)
     app.mount("/static", DashboardFiles(directory=HERE / "static"), name="static")

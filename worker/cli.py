@@ -10,6 +10,7 @@ from server import recovery
 from server.commands import database, ready_database, settings_or_exit
 from server.dispatch import BrokerUnavailable
 from server.queue import CeleryDispatcher, display_broker
+from worker.gpus import GpuProbeFailed, cuda_device_count
 from worker.supervisor import Supervisor, plan
 
 
@@ -20,14 +21,24 @@ def parse_gpus(value: str | None) -> list[int]:
     if not all(part.isdigit() for part in parts) or len(set(parts)) != len(parts):
         raise click.BadParameter(f"{value!r}: give distinct GPU indices separated by commas, e.g. 0,1", param_hint="--gpus")
     gpus = [int(part) for part in parts]
-    import torch
-
-    count = torch.cuda.device_count()
+    count = gpu_count()
     missing = [gpu for gpu in gpus if gpu >= count]
     if missing:
         have = f"GPUs 0 to {count - 1}" if count else "no CUDA device"
         raise click.BadParameter(f"GPU {missing[0]} does not exist: this machine has {have}", param_hint="--gpus")
     return gpus
+
+
+def gpu_count() -> int:
+    """How many GPUs torch sees here (asked of a child process: this one never imports torch)."""
+    try:
+        return cuda_device_count()
+    except GpuProbeFailed as error:
+        raise click.ClickException(str(error)) from None
+
+
+def say(line: str) -> None:
+    click.echo(line, err=True)
 
 
 @click.command("worker")
@@ -57,7 +68,7 @@ def worker_command(gpus: str | None, cpu: bool, concurrency: int, grace: float, 
         f"miles worker: {len(specs)} process(es) ({', '.join(s.name for s in specs)}), broker {display_broker(settings)}",
         err=True,
     )
-    raise SystemExit(Supervisor(settings, specs, log_level=log_level, grace=grace).run())
+    raise SystemExit(Supervisor(settings, specs, log_level=log_level, grace=grace, say=say).run())
 
 
 @click.command("requeue")

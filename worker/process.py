@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     def ready(**_: Any) -> None:
         log.info("%s %s as %s (%s)", READY, args.queue, worker_id, os.environ.get("CUDA_VISIBLE_DEVICES", "all devices"))
 
+    logging.getLogger("celery.app.trace").addFilter(tasks.QuietRejects())
     signals.worker_shutting_down.connect(shutting_down, weak=False)
     signals.worker_ready.connect(ready, weak=False)
     app = create_worker_app(settings)

@@ -11,6 +11,10 @@
   checkpoint), and is killed if it has not exited after the grace period. A second
   signal kills them at once (their runs are then recovered by the sweep). The processes
   also get SIGTERM if the supervisor itself is killed, so none is left behind.
+- The processes run in a process group of their own, so that Ctrl-C in a terminal (a
+  SIGINT to the whole foreground group) reaches the supervisor alone, which then stops
+  each of them once and says so in one line per process. At log level warning or error
+  (``miles up``), Celery's own console notices (its banner, "Warm shutdown") are left out.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
 
@@ -83,11 +87,16 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, specs: list[ProcessSpec], *, log_level: str = "info", grace: float = 60.0) -> None:
+    def __init__(
+        self, settings: Settings, specs: list[ProcessSpec], *, log_level: str = "info", grace: float = 60.0,
+        say: Callable[[str], None] = log.info,
+    ) -> None:
+        """``say`` gets one line per worker process that stops (the command line prints them)."""
         self.settings = settings
         self.children = [Child(spec) for spec in specs]
         self.log_level = log_level
         self.grace = grace
+        self.say = say
         self.database = Database(settings.database_url)
         self.dispatcher = CeleryDispatcher(settings)
         self.publisher = Publisher(settings.redis_url)
@@ -132,7 +141,11 @@ class Supervisor:
             sys.executable, "-m", "worker.process", "--queue", child.spec.queue, "--name", child.spec.name,
             "--parent", str(os.getpid()), "--log-level", self.log_level,
         ]
-        child.process = subprocess.Popen(command, env=env)
+        # Celery writes its banner and shutdown notices to stdout, and its logs to stderr.
+        quiet = self.log_level in ("warning", "error")
+        child.process = subprocess.Popen(
+            command, env=env, process_group=0, stdout=subprocess.DEVNULL if quiet else None,
+        )
         child.started = time.monotonic()
         log.info("started worker process %s (pid %d) on queue %s", child.spec.name, child.process.pid, child.spec.queue)
 
@@ -155,27 +168,35 @@ class Supervisor:
         except Exception as error:  # a database blip must not stop the workers; the next sweep retries
             log.warning("sweep for lost runs failed: %s", error)
 
-    def _alive(self) -> list[subprocess.Popen[bytes]]:
-        return [c.process for c in self.children if c.process is not None and c.process.poll() is None]
+    def _running(self) -> list[Child]:
+        return [c for c in self.children if c.process is not None and c.process.poll() is None]
 
     def _stop(self) -> None:
-        alive = self._alive()
-        log.info("stopping %d worker processes (running runs go back to the queue)", len(alive))
-        for process in alive:
-            process.send_signal(signal.SIGTERM)
+        running = self._running()
+        log.info("stopping %d worker processes (running runs go back to the queue)", len(running))
+        for child in running:
+            assert child.process is not None
+            child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace
-        while self._alive() and time.monotonic() < deadline and self._signals < 2:
+        while running and time.monotonic() < deadline and self._signals < 2:
             time.sleep(0.1)
-        if self._alive():
+            still = self._running()
+            for child in running:
+                if child not in still:
+                    assert child.process is not None
+                    self.say(f"worker process {child.spec.name} (pid {child.process.pid}) stopped")
+            running = still
+        if running:
             if self._signals >= 2 and self._last_signal is not None:
-                self._kill_all(f"second {signal.Signals(self._last_signal).name}")
+                self._kill(running, f"second {signal.Signals(self._last_signal).name}")
             else:
-                self._kill_all(f"grace period of {self.grace:g} s over")
+                self._kill(running, f"grace period of {self.grace:g} s over")
 
-    def _kill_all(self, why: str) -> None:
-        for process in self._alive():
-            log.warning("%s: killing worker process %d", why, process.pid)
-            process.kill()
-        for child in self.children:
-            if child.process is not None:
-                child.process.wait()
+    def _kill(self, children: list[Child], why: str) -> None:
+        for child in children:
+            assert child.process is not None
+            log.warning("%s: killing worker process %s (pid %d)", why, child.spec.name, child.process.pid)
+            child.process.kill()
+        for child in children:
+            assert child.process is not None
+            child.process.wait()

@@ -84,6 +84,7 @@ def run_training(run_id: int) -> str:
     if _context is None:
         raise RuntimeError("worker.tasks.configure() was not called: start workers with `miles worker`")
     if SHUTDOWN.is_set():  # a message delivered while this worker stops (e.g. the one it just handed back)
+        log.info("run %d left in the queue: this worker is shutting down", run_id)
         raise Reject(f"run {run_id} not started: this worker is shutting down", requeue=True)
     try:
         outcome = Job(_context, run_id).run()
@@ -94,8 +95,18 @@ def run_training(run_id: int) -> str:
         raise Reject(f"run {run_id} not claimed: the database is unreachable", requeue=True) from error
     if outcome == "released":
         # Back to the broker as well, so that another worker (or this one, restarted) takes it.
+        log.info("run %d handed back to the queue: this worker is shutting down", run_id)
         raise Reject(f"run {run_id} handed back: this worker is shutting down", requeue=True)
     return outcome
+
+
+class QuietRejects(logging.Filter):
+    """Drops Celery's report of a rejected ``run_training``, a warning with the traceback of the
+    `Reject`: rejecting is how this task hands a run back to the queue, and the task has said so
+    in one line of its own (or, when the database was unreachable, in an error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], Reject))
 
 
 class JobFailed(Exception):

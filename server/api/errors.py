@@ -1,4 +1,6 @@
-"""Every error is JSON, ``{"detail": sentence, "errors": [{"field", "message"}]}``, and none a client causes is a 5xx."""
+"""Every error of the API is JSON, ``{"detail": sentence, "errors": [{"field", "message"}]}``, and none a
+client causes is a 5xx. A page address that does not exist or is not valid gets an HTML page instead
+(`server.pages`), with the same status."""
 
 from __future__ import annotations
 
@@ -9,12 +11,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server import pages
 from server.dispatch import BrokerUnavailable
 from server.schemas import PATTERN_HELP, ErrorOut
 from server.store.errors import Conflict, Invalid, LimitReached, NotFound, StoreError
@@ -90,8 +93,10 @@ def _message(error: dict[str, Any]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_request: Request, error: RequestValidationError) -> ErrorResponse:
+    async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
         errors = field_errors(error.errors())
+        if pages.is_page(request):
+            return pages.invalid_address_page(request, "; ".join(map(str, errors)))
         if any(e.get("type") == "json_invalid" for e in error.errors()):
             return error_response(status.HTTP_400_BAD_REQUEST, "the request body is not valid JSON", errors)
         return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, describe(errors), errors)
@@ -104,7 +109,9 @@ def install(app: FastAPI) -> None:
         return error_response(code, str(error))
 
     @app.exception_handler(HTTPException)
-    async def _http(request: Request, error: HTTPException) -> ErrorResponse:
+    async def _http(request: Request, error: HTTPException) -> Response:
+        if error.status_code == 404 and pages.is_page(request):
+            return pages.not_found_page(request)
         detail = error.detail
         if error.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /docs for the API"

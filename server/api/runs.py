@@ -214,7 +214,8 @@ def clone_run(
     experiment: Name | None = body.experiment or (run.experiment.name if run.experiment else None)
     clone = submit(
         session, settings, dispatcher, caller.token_id, config=config, execute=True, field="overrides",
-        name=body.name or run.name, experiment=experiment, tags=body.tags if body.tags is not None else run.tags,
+        name=body.name or runs.renamed_for_seed(run.name, config.seed), experiment=experiment,
+        tags=body.tags if body.tags is not None else run.tags,
     )
     response.headers["Location"] = f"/api/v1/runs/{clone.id}"
     return run_out(session, clone)

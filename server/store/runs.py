@@ -10,6 +10,7 @@ the final status. Final statuses never change.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,15 @@ def create(
     if not run.name:
         run.name = f"run {run.id}"
     return run
+
+
+# The suffix the New run form gives each run of several seeds: "miles tau 0.2 (seed 3)".
+_SEED_SUFFIX = re.compile(r" \(seed \d+\)$")
+
+
+def renamed_for_seed(name: str, seed: int) -> str:
+    """A clone's name: the source's, its "(seed N)" suffix, if any, naming the clone's own seed."""
+    return _SEED_SUFFIX.sub(f" (seed {seed})", name)
 
 
 def _shortened(text: str) -> str:

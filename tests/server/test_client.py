@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ import pytest
 from server.db import Database
 from server.store import tokens
 from tests.conftest import migrated
-from tests.services import MilesStack
+from tests.services import MilesStack, tiny_config
 from trainer.client import MilesAPIError, MilesClient
 from trainer.config import TrainConfig
 
@@ -94,6 +95,39 @@ def test_wait_returns_the_finished_run(client):
     finisher.join()
 
 
+def test_wait_shows_a_run_that_has_ended_as_one_line(client, capsys):
+    run = client.request("POST", "/runs", json={"execute": False, "config": tiny_config(epochs=5)})
+    client.request("POST", f"/runs/{run['id']}/metrics", json={"points": [
+        {"key": "loss/train", "step": step, "value": 1.0} for step in (1, 2, 3, 4)]})
+    client.request("PATCH", f"/runs/{run['id']}", json={"status": "succeeded", "summary": {"time/train": 2.0}})
+    assert client.wait(run["id"])["status"] == "succeeded"
+    shown = capsys.readouterr().err
+    assert "\r" not in shown and shown.count("\n") == 1, repr(shown)
+    assert shown.startswith(f"run {run['id']}:  80%|") and shown.endswith("| 4/5 epochs, succeeded in 2 s, 0.5 s/epoch\n")
+
+
+@pytest.mark.worker
+def test_wait_times_the_training_alone_not_the_time_in_the_queue(miles_stack, sqlite_database, capsys):
+    stack = miles_stack(database_url=sqlite_database, redis=None)
+    stack.start_server()
+    run = stack.submit(tiny_config(epochs=4))
+    with MilesClient(stack.server.url) as client:
+        waiting = threading.Thread(target=client.wait, args=(run["id"],), kwargs={"poll": 0.2})
+        watched = time.monotonic()
+        waiting.start()
+        time.sleep(2.0)
+        stack.start_worker("--cpu")  # the run has waited in the queue for this long, and more while it starts
+        waiting.join(120)
+        watched = time.monotonic() - watched
+        trained = client.run(run["id"])["summary"]["time/train"]
+    renders = [part for part in re.split(r"[\r\n]", capsys.readouterr().err) if part.strip()]
+    assert any("queued: waiting for a worker" in part for part in renders)
+    last = re.search(r"4/4 epochs, succeeded in ([\d.]+) s, ([\d.]+) s/epoch", renders[-1])
+    assert last, renders[-1]
+    assert float(last[1]) == pytest.approx(trained, rel=0.05, abs=0.01) and trained < watched - 2.0
+    assert float(last[2]) == pytest.approx(trained / 4, rel=0.05, abs=0.01)
+
+
 def test_wait_gives_up_after_its_timeout(client):
     run = client.submit(SMALL)
     with pytest.raises(TimeoutError, match="still queued"):
@@ -112,7 +146,7 @@ def test_metrics_come_as_plain_lists_and_as_a_data_frame(client):
 
 def test_metrics_frame_says_pandas_is_needed_when_it_is_missing(client, monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(ImportError, match="pip install pandas"):
+    with pytest.raises(ImportError, match=re.escape("pip install 'miles-dashboard[notebook]'")):
         client.metrics_frame(1)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from click.testing import CliRunner
 
@@ -34,6 +36,14 @@ def test_db_downgrade_to_base_empties_the_database(miles):
 def test_the_server_will_not_start_on_an_unmigrated_database(miles):
     result = miles("server", "--port", "8999")
     assert result.exit_code == 1 and "run `miles db upgrade` first" in result.output
+
+
+def test_a_busy_port_stops_the_server_before_the_database_is_made(miles, clean_environment):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = miles("server", "--upgrade", "--port", str(port))
+    assert result.exit_code == 1 and f"cannot serve on 127.0.0.1:{port}" in result.output
+    assert not (clean_environment / "home").exists(), "nothing is written before the port is known to be free"
 
 
 def test_invalid_settings_stop_a_command_naming_the_variable(miles, monkeypatch):
@@ -78,3 +88,14 @@ def test_a_role_that_does_not_exist_is_refused_naming_the_roles(miles):
     miles("db", "upgrade")
     result = miles("token", "create", "boss", "--role", "owner")
     assert result.exit_code == 2 and "'admin', 'member', 'viewer'" in result.output
+
+
+def test_the_help_lists_every_command_by_the_first_sentence_of_its_own_help():
+    import click
+
+    from server.cli import COMMANDS
+
+    context = click.Context(main)
+    for name, command in COMMANDS.items():
+        assert command.summary == main.get_command(context, name).get_short_help_str(limit=1000), name
+    assert main.get_command(context, "nope") is None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
 from tests.services import MILES
 
@@ -13,8 +15,13 @@ SMALL = [
 ]
 
 
-def miles(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([MILES, "train", *args], capture_output=True, text=True, timeout=120)
+def miles(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([MILES, "train", *args], capture_output=True, text=True, timeout=120, env=env, cwd=cwd)
+
+
+def without_miles_settings(**settings: str) -> dict[str, str]:
+    """This environment without the developer's MILES_* variables, plus ``settings``."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MILES_")} | settings
 
 
 def test_a_small_run_prints_progress_and_a_table_and_writes_json_lines(tmp_path):
@@ -22,11 +29,14 @@ def test_a_small_run_prints_progress_and_a_table_and_writes_json_lines(tmp_path)
     done = miles(*SMALL, "--method", "miles", "--tau", "0.05", "--mu", "0.5", "--epochs", "3", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "epoch 3/3" in done.stderr  # the line per epoch, beside the progress bar
+    assert "loss train " in done.stderr and " val " in done.stderr  # which loss is which, said
     assert "fused" in done.stdout and "strong" in done.stdout and "weak" in done.stdout
     assert "MILES acted in" in done.stdout
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     epochs = [line["epoch"] for line in lines if "epoch" in line]
-    assert epochs[:3] == [1, 2, 3]
+    assert epochs == [1, 2, 3], "one epoch record per epoch trained, test metrics apart"
+    tests = [line["test"] for line in lines if "test" in line]
+    assert tests and tests[0]["epoch"] == 3 and "metric/test/fused" in tests[0]["metrics"]
     assert any(line.get("event", {}).get("kind") == "miles.decision" for line in lines)
     summary = lines[-1]["summary"]
     assert {"best_epoch", "metric/test/fused", "metric/test/strong", "metric/test/weak"} <= set(summary)
@@ -55,3 +65,24 @@ def test_missing_data_is_reported_plainly(tmp_path):
     done = miles("--dataset", "folder", "--data-path", str(tmp_path / "none"), "--epochs", "1")
     assert done.returncode == 1
     assert "is not a directory" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_datasets_are_read_under_miles_home_by_default_as_the_settings_table_says(tmp_path):
+    done = miles("--dataset", "avdigits", "--epochs", "1", env=without_miles_settings(MILES_HOME=str(tmp_path / "home")),
+                 cwd=tmp_path)
+    assert done.returncode == 1
+    assert f"under MILES_DATA_DIR ({tmp_path / 'home' / 'data'})" in done.stderr
+
+
+def test_the_data_directory_may_be_set_in_a_dot_env_file(tmp_path):
+    (tmp_path / ".env").write_text(f"MILES_DATA_DIR={tmp_path / 'digits'}\n")
+    done = miles("--dataset", "avdigits", "--epochs", "1", env=without_miles_settings(), cwd=tmp_path)
+    assert done.returncode == 1
+    assert f"under MILES_DATA_DIR ({tmp_path / 'digits'})" in done.stderr
+
+
+def test_a_relative_data_path_is_read_from_the_working_directory(tmp_path):
+    (tmp_path / "mine").mkdir()
+    done = miles("--dataset", "folder", "--data-path", "mine", "--epochs", "1",
+                 env=without_miles_settings(MILES_DATA_DIR=str(tmp_path / "root")), cwd=tmp_path)
+    assert done.returncode == 1 and f"{tmp_path / 'mine'} is missing train.npz" in done.stderr

@@ -115,3 +115,68 @@ def test_a_missing_directory_and_a_corrupt_archive_are_clear_errors(tmp_path):
 def test_requested_modalities_must_be_in_the_files(tmp_path):
     with pytest.raises(DatasetError, match="no modality 'video'; available: audio, image"):
         load(write_folder(tmp_path / "d"), modalities=["audio", "video"])
+
+
+# -- standardisation of vector modalities -----------------------------------------------------------
+
+
+def badly_scaled(root, *, train_scale=(650.0, 1350.0)):
+    """A folder whose 'big' view holds 650 and 1350 in training (mean 1000, standard deviation 350)
+    beside a 'small' view of standard normal values, and 2-D 'image' inputs."""
+    low, high = train_scale
+
+    def edit(split, arrays):
+        n = len(arrays["label"])
+        arrays["big"] = np.where(np.arange(n)[:, None] % 2 == 0, low, high) * np.ones((n, 2), np.float32)
+        if split == "val":
+            arrays["big"][0] = [1700.0, 300.0]
+    return write_folder(root, edit=edit)
+
+
+def folder_config(root, **dataset_params):
+    return TrainConfig(dataset="folder", data_path=str(root), modalities=["big", "audio", "image"],
+                       dataset_params=dataset_params, epochs=1, batch_size=8, device="cpu",
+                       model={"embed_dim": 4, "hidden_dim": 8})
+
+
+def test_vector_modalities_are_standardised_with_the_training_splits_statistics(tmp_path):
+    dataset = load_dataset(folder_config(badly_scaled(tmp_path / "d")))
+    assert np.allclose(dataset.train.inputs["big"][:2], [[-1.0, -1.0], [1.0, 1.0]])  # (650 - 1000) / 350
+    assert np.allclose(dataset.val.inputs["big"][0], [2.0, -2.0])  # (1700 - 1000) / 350, (300 - 1000) / 350
+    assert np.allclose(dataset.train.inputs["audio"].mean(axis=0), 0, atol=1e-6)
+    assert np.allclose(dataset.train.inputs["audio"].std(axis=0), 1, atol=1e-5)
+    assert np.allclose(dataset.standardization["big"].mean, [1000.0, 1000.0])
+    assert np.allclose(dataset.standardization["big"].std, [350.0, 350.0])
+
+
+def test_two_dimensional_inputs_are_used_as_given(tmp_path):
+    root = badly_scaled(tmp_path / "d")
+    raw = np.load(root / "train.npz")["image"]
+    dataset = load_dataset(folder_config(root))
+    assert "image" not in dataset.standardization
+    assert np.array_equal(dataset.train.inputs["image"][:, 0], raw)
+
+
+def test_standardize_false_trains_on_the_features_as_given(tmp_path):
+    dataset = load_dataset(folder_config(badly_scaled(tmp_path / "d"), standardize=False))
+    assert dataset.standardization == {}
+    assert np.array_equal(dataset.train.inputs["big"][:2], [[650.0, 650.0], [1350.0, 1350.0]])
+
+
+def test_the_checkpoints_keep_the_statistics_and_a_resume_scales_as_the_run_began(tmp_path):
+    import torch
+
+    from trainer.checkpoint import BEST, LAST
+    from trainer.loop import Training
+
+    root, checkpoints = badly_scaled(tmp_path / "d"), tmp_path / "ckpt"
+    Training(folder_config(root), checkpoint_dir=checkpoints).run()
+    for name in (BEST, LAST):
+        saved = torch.load(checkpoints / name, weights_only=True)["standardization"]
+        assert saved["big"]["mean"].tolist() == [1000.0, 1000.0] and saved["big"]["std"].tolist() == [350.0, 350.0]
+
+    badly_scaled(root, train_scale=(0.0, 100.0))  # the files change before the run resumes
+    resumed = Training(folder_config(root).model_copy(update={"epochs": 2}), checkpoint_dir=checkpoints)
+    assert resumed.run(resume=True).epochs_completed == 2
+    # The new training values, 0 and 100, scaled with the first run's statistics: (0 - 1000) / 350 ...
+    assert torch.allclose(resumed.train_data.inputs["big"][:2], torch.tensor([[-1000 / 350] * 2, [-900 / 350] * 2]))

@@ -125,3 +125,17 @@ def finished_runs(dashboard: MilesStack) -> FinishedRuns:
     done = [dashboard.wait_for_status(run["id"], "succeeded", "failed", timeout=120) for run in submitted]
     assert all(run["status"] == "succeeded" for run in done), [run["error"] for run in done]
     return FinishedRuns(miles=(done[0], done[1]), joint=done[2], experiment_id=int(done[0]["experiment_id"]))
+
+
+@pytest.fixture(scope="session")
+def swapped_runs(dashboard: MilesStack) -> tuple[dict[str, object], dict[str, object]]:
+    """Two finished runs of one setting, naming the same modalities in the two orders (as the form and
+    the command line may): strong+weak and weak+strong."""
+    submitted = [
+        dashboard.submit(tiny_config(epochs=2, method="joint", modalities=pair), name=f"joint {'+'.join(pair)}",
+                         experiment="swapped modalities")
+        for pair in (["strong", "weak"], ["weak", "strong"])
+    ]
+    done = [dashboard.wait_for_status(run["id"], "succeeded", "failed", timeout=120) for run in submitted]
+    assert all(run["status"] == "succeeded" for run in done), [run["error"] for run in done]
+    return done[0], done[1]

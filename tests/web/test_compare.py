@@ -107,3 +107,22 @@ def test_a_late_answer_for_the_previous_metric_is_dropped_and_ended_runs_are_rea
         page.wait_for_timeout(500)
         assert page.evaluate(f"() => {drawn}.map((node) => node.dataset.mark)") == ["kept"] * 4
         api.patch(f"/runs/{logged['id']}", json={"status": "succeeded"}).raise_for_status()
+
+
+def test_a_modality_pair_is_one_group_whatever_order_its_runs_name_it_in(page: Page, swapped_runs):
+    first, second = swapped_runs
+    page.goto(f"/compare?ids={first['id']},{second['id']}")
+    expect(page.locator(".results-table .group-row")).to_have_count(1)
+    row = page.locator(".results-table tbody tr", has=page.get_by_role("rowheader", name="joint", exact=True))
+    expect(row).to_have_count(1)
+    expect(row.locator("td").nth(1)).to_have_text("2")  # both runs in the one row
+
+
+def test_the_gap_chart_draws_the_runs_tau_as_a_dashed_line(page: Page, finished_runs: FinishedRuns):
+    first, second = finished_runs.miles
+    tau = first["config"]["params"]["tau"]
+    page.goto(f"/compare?ids={first['id']},{second['id']},{finished_runs.joint['id']}")
+    page.wait_for_function("() => (document.getElementById('chart-gap').layout.shapes || []).length === 1")
+    shape = page.evaluate("() => document.getElementById('chart-gap').layout.shapes[0]")
+    assert (shape["y0"], shape["y1"], shape["line"]["dash"]) == (tau, tau, "dash")
+    expect(page.locator("#chart-gap .annotation-text")).to_have_text(f"τ = {tau:g}")

@@ -85,3 +85,34 @@ def test_a_clone_of_a_missing_run_still_builds_the_form_and_says_why(page: Page,
     expect(page.locator("#form-title")).not_to_contain_text("Clone")
     expect(page.locator("#dataset option")).not_to_have_count(0)
     expect(page.get_by_role("button", name="Start run")).to_be_enabled()
+
+
+def test_an_emptied_field_is_an_error_next_to_it_that_names_its_default(page: Page, dashboard: MilesStack):
+    with dashboard.api as api:
+        before = len(api.get("/runs", params={"limit": 500}).json()["items"])
+    page.goto("/runs/new")
+    page.select_option("#method", "miles")
+    tau, epochs = page.get_by_label("Tau"), page.get_by_label("Epochs")
+    tau.fill("")
+    epochs.fill("")
+    expect(tau).to_have_attribute("placeholder", "default 0.2")  # what the empty field would have been
+    page.get_by_role("button", name="Start run").click()
+    expect(page.locator('.field[data-field="config.params.tau"] .error')).to_have_text(
+        "is empty: enter a value (the default is 0.2)")
+    expect(page.locator('.field[data-field="config.epochs"] .error')).to_have_text(
+        "is empty: enter a value (the default is 30)")
+    expect(tau).to_have_attribute("aria-invalid", "true")
+    expect(page).to_have_url(re.compile(r"/runs/new$"))
+    with dashboard.api as api:
+        assert len(api.get("/runs", params={"limit": 500}).json()["items"]) == before, "nothing was submitted"
+
+
+def test_a_clone_names_its_own_seed_not_the_one_of_the_run_it_copies(page: Page, dashboard: MilesStack):
+    run = dashboard.submit(tiny_config(epochs=1, seed=3), name="seeded twice (seed 3)")
+    page.goto(f"/runs/new?clone={run['id']}")
+    expect(page.get_by_label("Name", exact=True)).to_have_value("seeded twice")
+    page.get_by_label("Seeds").fill("5")
+    page.get_by_role("button", name="Start run").click()
+    page.wait_for_url(re.compile(r"/runs/\d+$"))
+    clone = dashboard.run(int(page.url.rsplit("/", 1)[1]))
+    assert (clone["name"], clone["seed"]) == ("seeded twice (seed 5)", 5)

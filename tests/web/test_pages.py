@@ -7,9 +7,9 @@ import subprocess
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
-from tests.services import MILES
+from tests.services import MILES, MilesStack
 from tests.web.conftest import VIEWPORT, Console, FinishedRuns, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -39,10 +39,38 @@ def test_every_page_renders_without_a_console_error(page: Page, finished_runs: F
     assert (dark_text == "rgb(228, 232, 238)") == (scheme == "dark")
 
 
-def test_a_run_that_does_not_exist_says_so(page: Page, console: Console):
+def test_a_run_that_does_not_exist_is_a_404_page_that_says_so(page: Page, console: Console):
     console.expect("status of 404")
-    page.goto("/runs/999999")
-    expect(page.locator("#run-alert")).to_have_text("There is no run 999999; it may have been deleted.")
+    response = page.goto("/runs/999999")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("No run 999999")
+    expect(page.locator(".error-page")).to_contain_text("There is no run 999999; it may have been deleted.")
+    page.get_by_role("link", name="Back to the runs").click()
+    page.wait_for_url(re.compile(r"/$"))
+
+
+@pytest.mark.parametrize(("path", "status", "heading"), [("/nope", 404, "Page not found"), ("/runs/abc", 422, "Invalid address")])
+def test_an_address_that_is_no_page_shows_an_html_page_with_its_status(page: Page, console: Console, path, status, heading):
+    console.expect(f"status of {status}")
+    response = page.goto(path)
+    assert response is not None and response.status == status
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    expect(page.locator("pre")).to_have_count(0)  # not JSON shown as text
+
+
+def test_a_run_deleted_while_its_page_is_open_says_so(page: Page, dashboard: MilesStack, console: Console):
+    console.expect("status of 404")
+    with dashboard.api as api:
+        run = api.post("/runs", json={"name": "deleted under the page", "execute": False}).raise_for_status().json()
+
+    def delete_first(route: Route) -> None:  # the page was sent; the run goes before its script reads it
+        with dashboard.api as api:
+            api.delete(f"/runs/{run['id']}")
+        route.continue_()
+
+    page.route(f"**/api/v1/runs/{run['id']}", delete_first)
+    page.goto(f"/runs/{run['id']}")
+    expect(page.locator("#run-alert")).to_have_text(f"There is no run {run['id']}; it may have been deleted.")
 
 
 def server_with_auth(

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from server import migrate
+from server.api.deps import COOKIE_NAME
 from server.app import create_app
 from server.db import Database
 from server.settings import Settings
+from server.store import tokens
 from web.routes import plotly_url
 
 with warnings.catch_warnings():
@@ -23,7 +25,8 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 WEB = Path(__file__).resolve().parents[2] / "web"
-PAGES = ("/", "/runs/new", "/runs/new?clone=3", "/runs/3", "/compare?ids=1,2", "/experiments/2", "/login", "/workers")
+PAGES = ("/", "/runs/new", "/runs/new?clone={run}", "/runs/{run}", "/compare?ids=1,2", "/experiments/{experiment}",
+         "/login", "/workers", "/sweeps", "/sweeps/new", "/runs/99999", "/nope", "/runs/abc")
 
 
 @pytest.fixture
@@ -36,10 +39,18 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture
+def stored(client: TestClient) -> dict[str, int]:
+    """A logged run in an experiment: the ids their pages' addresses name."""
+    run = client.post("/api/v1/runs", json={"name": "stored", "execute": False, "experiment": "stored"}).json()
+    return {"run": run["id"], "experiment": run["experiment_id"]}
+
+
 @pytest.mark.parametrize("path", PAGES)
-def test_every_page_is_a_shell_whose_scripts_are_files_under_a_policy_without_inline_script(client: TestClient, path: str):
-    response = client.get(path)
-    assert response.status_code == 200
+def test_every_page_is_a_shell_whose_scripts_are_files_under_a_policy_without_inline_script(
+    client: TestClient, stored: dict[str, int], path: str,
+):
+    response = client.get(path.format(**stored))
     assert response.headers["content-type"].startswith("text/html")
     policy = dict(part.strip().split(" ", 1) for part in response.headers["content-security-policy"].split(";"))
     assert policy["script-src"] == "'self'"
@@ -49,6 +60,51 @@ def test_every_page_is_a_shell_whose_scripts_are_files_under_a_policy_without_in
     scripts = re.findall(r"<script\b[^>]*>", response.text)
     assert scripts and all(" src=" in tag for tag in scripts)
     assert not re.search(r"<[^>]+\son[a-z]+\s*=", response.text), "an inline event handler"
+
+
+def test_the_pages_of_a_stored_run_and_experiment_are_sent(client: TestClient, stored: dict[str, int]):
+    for path in ("/runs/{run}", "/experiments/{experiment}", "/runs/new?clone={run}"):
+        assert client.get(path.format(**stored)).status_code == 200
+
+
+@pytest.mark.parametrize(("path", "status", "heading"), [
+    ("/runs/99999", 404, "No run 99999"),
+    ("/experiments/99999", 404, "No experiment 99999"),
+    ("/sweeps/99999", 404, "No sweep 99999"),
+    ("/nope", 404, "Page not found"),
+    ("/static/js/nope.js", 404, "Page not found"),
+    ("/runs/abc", 422, "Invalid address"),
+    ("/runs/0", 422, "Invalid address"),
+])
+def test_a_page_that_does_not_exist_is_an_html_page_with_its_status(client: TestClient, path: str, status: int, heading: str):
+    response = client.get(path)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert f"<h1>{heading}</h1>" in response.text
+
+
+def test_the_invalid_address_page_says_which_part_is_wrong(client: TestClient):
+    assert "run_id: " in client.get("/runs/abc").text
+
+
+@pytest.mark.parametrize(("path", "status"), [("/api/v1/runs/99999", 404), ("/api/v1/nope", 404), ("/api/v1/runs/abc", 422)])
+def test_the_api_keeps_answering_json_errors(client: TestClient, path: str, status: int):
+    response = client.get(path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json" and response.json()["detail"]
+
+
+def test_with_auth_on_only_a_signed_in_visitor_learns_that_a_run_does_not_exist(tmp_path: Path):
+    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'miles.db'}", auth="on")
+    database = Database(settings.database_url)
+    migrate.upgrade(database.engine)
+    with database.transaction() as session:
+        secret = tokens.create(session=session, name="reader")[1]
+    database.dispose()
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/runs/99999").status_code == 200  # the page, whose script leads to the login
+        client.cookies.set(COOKIE_NAME, secret)
+        assert client.get("/runs/99999").status_code == 404
 
 
 def test_pages_hold_no_user_data_which_only_arrives_as_json(client: TestClient):

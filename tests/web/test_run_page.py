@@ -79,12 +79,21 @@ def test_a_run_submitted_from_the_form_draws_its_charts_while_it_trains_until_it
     screenshot(page, "run-page-finished")
 
 
-def test_a_running_run_is_cancelled_from_its_page(page: Page, dashboard: MilesStack):
+def test_a_running_run_is_cancelled_from_its_page_after_confirming(page: Page, dashboard: MilesStack):
     run = dashboard.submit(tiny_config(epochs=1000), name="to be cancelled")
     page.goto(f"/runs/{run['id']}")
     expect(page.locator("#run-status")).to_have_text("Running", timeout=90_000)
     wait_until(lambda: points(page, "losses", "train") > 0, 30, "a first epoch on the page")
     page.get_by_role("button", name="Cancel").click()
+    dialog = page.get_by_role("dialog", name="Cancel this run?")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("It stops after the current batch")
+    dialog.get_by_role("button", name="Keep it").click()
+    expect(dialog).to_be_hidden()
+    page.wait_for_timeout(500)
+    assert dashboard.run(run["id"])["status"] == "running", "keeping it cancelled nothing"
+    page.get_by_role("button", name="Cancel").click()
+    dialog.get_by_role("button", name="Cancel run").click()
     expect(page.locator("#run-status")).to_have_text("Cancelled", timeout=15_000)
     expect(page.locator("#cancel")).to_be_hidden()
     assert dashboard.run(run["id"])["status"] == "cancelled"
@@ -146,3 +155,121 @@ def test_a_logged_runs_progress_follows_its_metrics_across_reconnects(page: Page
         api.patch(f"/runs/{run['id']}", json={"status": "succeeded"}).raise_for_status()
         expect(page.locator("#run-status")).to_have_text("Succeeded")
         expect(page.locator("#progress-strip .progress-text")).to_have_text("4/5")
+
+
+def test_a_modality_keeps_its_colour_whatever_order_a_run_names_it_in(page: Page, swapped_runs):
+    colours = []
+    for run in swapped_runs:
+        page.goto(f"/runs/{run['id']}")
+        page.wait_for_function("() => (document.getElementById('chart-balance').data || []).length >= 3")
+        colours.append(page.evaluate("""() => Object.fromEntries(document.getElementById('chart-balance').data
+            .filter((t) => t.name.startsWith('u ')).map((t) => [t.name, t.line.color]))"""))
+    assert set(colours[0]) == {"u strong", "u weak"}
+    assert colours[0] == colours[1]
+    assert colours[0]["u strong"] != colours[0]["u weak"]
+
+
+# -- what a chart says when it has nothing to draw, ticks, the event log ------------------------------
+
+
+def logged_run(dashboard: MilesStack, name: str, points: list[dict] = (), events: list[dict] = ()) -> dict:
+    """A run logged from outside, holding ``points`` and ``events``, as a notebook's own loop leaves one."""
+    with dashboard.api as api:
+        run = api.post("/runs", json={"name": name, "execute": False}).raise_for_status().json()
+        if points:
+            api.post(f"/runs/{run['id']}/metrics", json={"points": list(points)}).raise_for_status()
+        if events:
+            api.post(f"/runs/{run['id']}/events", json={"events": list(events)}).raise_for_status()
+    return run
+
+
+def wait_drawn(page: Page, *charts: str, timeout: float = 15_000) -> None:
+    page.wait_for_function(
+        "(charts) => charts.every((c) => document.getElementById(`chart-${c}`).dataset.state === 'drawn')",
+        arg=list(charts), timeout=timeout,
+    )
+
+
+def empty_text(page: Page, chart: str) -> str:
+    """The sentence an empty chart shows (its ::after content), or "" when it is drawn."""
+    return page.evaluate(
+        """(id) => { const node = document.getElementById(id);
+            return node.dataset.state === "empty" ? getComputedStyle(node, "::after").content.slice(1, -1) : ""; }""",
+        f"chart-{chart}",
+    )
+
+
+def test_a_queued_run_says_it_waits_and_once_cancelled_that_it_ended_before_its_first_epoch(page: Page, dashboard: MilesStack):
+    run = dashboard.submit(tiny_config(device="cuda"), name="waits for a GPU")  # the test worker serves the cpu queue only
+    page.goto(f"/runs/{run['id']}")
+    expect(page.locator("#run-status")).to_have_text("Queued")
+    wait_until(lambda: empty_text(page, "balance"), 15, "the balance chart's empty state")
+    assert empty_text(page, "balance") == (
+        "No utilization yet: the run is waiting for a worker, and it is measured after each epoch.")
+    page.get_by_role("button", name="Cancel").click()
+    page.get_by_role("dialog", name="Cancel this run?").get_by_role("button", name="Cancel run").click()
+    expect(page.locator("#run-status")).to_have_text("Cancelled")
+    assert empty_text(page, "balance") == "No utilization: the run was cancelled before its first epoch."
+    assert empty_text(page, "lr") == "No learning rates: the run was cancelled before its first epoch."
+
+
+ONE_LOSS = [{"key": "loss/train", "step": 1, "value": 0.5}]
+
+
+def test_a_logged_run_without_utilization_says_its_loop_logs_it(page: Page, dashboard: MilesStack):
+    run = logged_run(dashboard, "my own loop", ONE_LOSS)
+    page.goto(f"/runs/{run['id']}")
+    wait_drawn(page, "losses")
+    assert empty_text(page, "balance") == "No utilization logged: a loop of your own logs util/<modality> and util/delta."
+    assert empty_text(page, "losses") == ""
+
+
+def test_an_empty_chart_shows_its_sentence_without_plotlys_default_axes(page: Page, dashboard: MilesStack):
+    run = logged_run(dashboard, "losses only", ONE_LOSS)
+    page.goto(f"/runs/{run['id']}")
+    wait_drawn(page, "losses")
+    expect(page.locator("#chart-balance .xtick").first).to_be_hidden()
+    expect(page.locator("#chart-balance .ytick").first).to_be_hidden()
+    expect(page.locator("#chart-losses .ytick").first).to_be_visible()
+
+
+UPRIGHT = """() => [...document.querySelectorAll('.xtick text, .ytick text')]
+    .filter((t) => /rotate\\(-?90\\b/.test(t.getAttribute('transform') || '')).map((t) => t.textContent)"""
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_no_tick_label_stands_upright_on_a_run_of_forty_epochs(page: Page, dashboard: MilesStack, width: int):
+    keys = (("loss/train", 0.5), ("metric/val/fused", 0.9), ("util/delta", 0.1), ("util/a", 0.2), ("lr/a", 1e-3))
+    run = logged_run(dashboard, "forty epochs", [
+        {"key": key, "step": step, "value": value} for step in range(1, 41) for key, value in keys])
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"/runs/{run['id']}")
+    wait_drawn(page, "balance", "lr", "metrics", "losses")
+    page.wait_for_timeout(300)
+    assert page.evaluate(UPRIGHT) == []
+
+
+def test_a_logged_run_whose_steps_reach_the_hundred_thousands_draws_its_charts(page: Page, dashboard: MilesStack):
+    run = logged_run(dashboard, "logged per batch", [
+        {"key": "loss/train", "step": step, "value": 1 / (step + 1)} for step in range(0, 200_000, 5_000)])
+    page.goto(f"/runs/{run['id']}")
+    wait_drawn(page, "losses", timeout=30_000)
+    assert 2 <= page.locator("#chart-losses .xtick").count() <= 20, "Plotly's own ticks, not one per step"
+
+
+def test_an_events_kind_label_never_runs_into_its_message(page: Page, dashboard: MilesStack):
+    kinds = ["run.started", "metrics.not_finite", "checkpoint.copied_to_shared_storage", "note"]
+    run = logged_run(dashboard, "many kinds of events", events=[
+        {"kind": kind, "message": f"{kind} happened, and this message says at length what it was", "step": 1}
+        for kind in kinds])
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"/runs/{run['id']}")
+        expect(page.locator("#events li")).to_have_count(len(kinds))
+        # Where the text itself is drawn (a Range), not the element's box, which text can overflow.
+        overlaps = page.evaluate("""() => [...document.querySelectorAll('#events li')].map((li) => {
+            const text = (selector) => { const range = document.createRange();
+                range.selectNodeContents(li.querySelector(selector)); return range.getBoundingClientRect(); };
+            const kind = text('.event-kind'), message = text('.event-message');
+            return kind.width > 0 && kind.right > message.left + 0.5 ? li.textContent : null; }).filter(Boolean)""")
+        assert overlaps == [], f"at {width} px"

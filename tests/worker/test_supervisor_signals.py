@@ -47,7 +47,7 @@ def test_the_handler_only_counts_and_the_stop_kills_on_the_second_signal(supervi
         signal.signal(signal.SIGINT, previous)
     assert took < 10, f"the second signal did not cut the 60 s grace short ({took:.1f} s)"
     assert supervisor.children[0].process.poll() == -signal.SIGKILL
-    assert "second SIGINT: killing worker process" in caplog.text
+    assert "second SIGINT: killing worker process cpu0" in caplog.text
 
 
 def test_the_grace_period_ends_in_a_kill_without_a_second_signal(supervisor, caplog):
@@ -56,4 +56,4 @@ def test_the_grace_period_ends_in_a_kill_without_a_second_signal(supervisor, cap
     with caplog.at_level(logging.WARNING, "miles.worker"):
         supervisor._stop()
     assert supervisor.children[0].process.poll() == -signal.SIGKILL
-    assert "grace period of 0.5 s over: killing worker process" in caplog.text
+    assert "grace period of 0.5 s over: killing worker process cpu0" in caplog.text

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 import pytest
-import torch
 from click.testing import CliRunner
 
+from worker import cli
 from worker.up import devices, up_command
 
 
 @pytest.fixture
 def two_gpus(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(cli, "cuda_device_count", lambda: 2)
 
 
 def test_by_default_every_gpu_and_the_cpu(two_gpus):
@@ -30,7 +30,7 @@ def test_the_cpu_process_can_be_left_out_and_the_gpus_too(two_gpus):
 
 
 def test_a_machine_without_a_gpu_trains_on_the_cpu(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(cli, "cuda_device_count", lambda: 0)
     assert devices(None, cpu=True) == ([], True)
     with pytest.raises(click.UsageError, match="nothing to train on"):
         devices(None, cpu=False)

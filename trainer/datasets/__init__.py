@@ -16,12 +16,20 @@ from types import ModuleType
 from typing import Any
 
 from trainer.datasets import avdigits, cremad, folder, luma, mfeat, mmimdb, smnist, synthetic
-from trainer.datasets.base import SPLITS, Dataset, DatasetError, DatasetInfo, ModalitySpec, Split
+from trainer.datasets.base import (
+    SPLITS,
+    Dataset,
+    DatasetError,
+    DatasetInfo,
+    ModalitySpec,
+    Split,
+    Standardization,
+)
 from trainer.spec import SpecModel
 
 __all__ = [
     "DATASETS", "SPLITS", "Dataset", "DatasetEntry", "DatasetError", "DatasetInfo", "ModalitySpec", "Split",
-    "load_dataset",
+    "Standardization", "load_dataset",
 ]
 
 

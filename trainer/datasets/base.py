@@ -64,6 +64,28 @@ class Split:
         return Split({m: self.inputs[m] for m in modalities}, self.labels)
 
 
+@dataclass(frozen=True)
+class Standardization:
+    """The per-feature mean and standard deviation one vector modality was standardised with,
+    measured on the training split; kept in the checkpoints, so that whoever evaluates or
+    resumes a run feeds its network inputs scaled the same way."""
+
+    mean: np.ndarray  # [D]
+    std: np.ndarray  # [D]; constant features have 1, so they stay at 0
+
+    @classmethod
+    def of(cls, train: np.ndarray) -> Standardization:
+        std = train.std(axis=0)
+        std[std < 1e-6] = 1.0
+        return cls(train.mean(axis=0), std)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def matches(self, other: Standardization | None) -> bool:
+        return other is not None and np.array_equal(self.mean, other.mean) and np.array_equal(self.std, other.std)
+
+
 @dataclass
 class Dataset:
     info: DatasetInfo
@@ -71,6 +93,8 @@ class Dataset:
     val: Split
     test: Split
     notes: list[str] = field(default_factory=list)
+    # The modalities the loader standardised, with the statistics it used (none: data as given).
+    standardization: dict[str, Standardization] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
@@ -94,7 +118,10 @@ class Dataset:
             splits={s: len(self.split(s)) for s in SPLITS},
             source=self.info.source,
         )
-        return Dataset(info, *(self.split(s).select(modalities) for s in SPLITS), notes=self.notes)
+        return Dataset(
+            info, *(self.split(s).select(modalities) for s in SPLITS), notes=self.notes,
+            standardization={m: stats for m, stats in self.standardization.items() if m in modalities},
+        )
 
 
 def data_root() -> Path | None:
@@ -114,11 +141,8 @@ def resolve_data_path(data_path: str | None) -> Path:
 
 def standardize(splits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Z-score every feature with the training split's statistics (constant features stay 0)."""
-    train = splits["train"]
-    mean = train.mean(axis=0, keepdims=True)
-    std = train.std(axis=0, keepdims=True)
-    std[std < 1e-6] = 1.0
-    return {name: ((x - mean) / std).astype(np.float32) for name, x in splits.items()}
+    stats = Standardization.of(splits["train"])
+    return {name: stats.apply(x) for name, x in splits.items()}
 
 
 def stratified_indices(

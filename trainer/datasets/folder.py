@@ -13,6 +13,20 @@ Layout of ``<data_path>``:
   Without it the task follows the label's shape and single-label classes are
   numbered 0 .. max(label).
 
+Vector modalities (arrays of shape [N, D]) are standardised by default: each feature
+minus its mean, divided by its standard deviation, both measured on ``train.npz``
+(the same statistics for val and test; constant features become 0), as the built-in
+``mfeat`` loader does. Raw features of very different scales train worse: mfeat's raw
+``fac`` and ``fou`` views (feature standard deviations up to 153 and 0.18) written as a
+folder, ``joint_aux`` for 30 epochs, reached a fused test accuracy of 0.967 and 0.957 raw,
+0.993 and 0.993 standardised (seeds 0 and 1; the ``fac`` head 0.953 and 0.913 against
+0.983 and 0.967). The statistics
+are kept in the run's checkpoints (``standardization``: ``{modality: {"mean", "std"}}``
+in ``best.pt`` and ``last.pt``), so that evaluating a checkpoint or resuming the run
+scales the inputs exactly as in training, even if the files have changed since. The
+dataset option ``standardize: false`` trains on the features as given. 2-D inputs
+([N, H, W], [N, C, H, W]) are always used as given.
+
 Every malformed input is reported as a `DatasetError` naming the file, the
 array and what was expected.
 """
@@ -35,13 +49,20 @@ from trainer.datasets.base import (
     Kind,
     ModalitySpec,
     Split,
+    Standardization,
     resolve_data_path,
 )
 from trainer.spec import SpecModel, explain
 
 
 class Params(SpecModel):
-    """The folder's own ``meta.json`` describes it; there are no options here."""
+    """The folder's own ``meta.json`` describes its data; the one option is how vectors are scaled."""
+
+    standardize: bool = Field(
+        True,
+        description="Standardise each vector modality with the training split's mean and standard deviation "
+        "(kept with the checkpoints); off: train on the features as given.",
+    )
 
 
 class Meta(SpecModel):
@@ -196,6 +217,13 @@ def load(params: Params, data_path: str | None, seed: int) -> Dataset:
         n_classes = n_classes or int(max(s.labels.max() for s in splits.values())) + 1
         if n_classes < 2:
             raise DatasetError(f"{root}: the labels name a single class; a classification task needs at least two")
+    standardization: dict[str, Standardization] = {}
+    if params.standardize:
+        for name, spec in modalities.items():
+            if len(spec.shape) == 1:
+                stats = standardization[name] = Standardization.of(splits["train"].inputs[name])
+                for split in splits.values():
+                    split.inputs[name] = stats.apply(split.inputs[name])
     info = DatasetInfo(
         name="folder",
         title=f"Folder {root.name}",
@@ -207,5 +235,5 @@ def load(params: Params, data_path: str | None, seed: int) -> Dataset:
         splits={s: len(splits[s]) for s in SPLITS},
         source=str(root),
     )
-    return Dataset(info, splits["train"], splits["val"], splits["test"])
+    return Dataset(info, splits["train"], splits["val"], splits["test"], standardization=standardization)
 

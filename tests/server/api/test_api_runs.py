@@ -239,6 +239,14 @@ def test_a_clone_is_the_same_run_with_the_overrides_merged_in(client, make_run):
     assert (clone["experiment"], clone["tags"]) == ("sweep", ["a"])
 
 
+def test_a_clone_with_another_seed_names_its_own_seed_not_the_sources(client, make_run):
+    source = make_run(name="miles tau 0.2 (seed 0)")
+    clone = client.post(f"{RUNS}/{source['id']}/clone", json={"overrides": {"seed": 3}}).json()
+    assert clone["name"] == "miles tau 0.2 (seed 3)"
+    plain = client.post(f"{RUNS}/{make_run(name='no seed here')['id']}/clone", json={"overrides": {"seed": 3}}).json()
+    assert plain["name"] == "no seed here"
+
+
 def test_a_clone_with_another_method_starts_from_that_methods_defaults(client, make_run):
     source = make_run(config={"params": {"tau": 0.3}})
     clone = client.post(f"{RUNS}/{source['id']}/clone", json={"overrides": {"method": "joint"}}).json()

@@ -30,6 +30,10 @@ function drawDirtyCharts() {
 }
 
 const FEW_STEPS = 8;
+/** On a narrow screen (a phone) Plotly's toolbar, shown once the chart is touched, gets a margin of its
+ * own above the plot instead of covering its top. */
+const NARROW = window.matchMedia("(max-width: 720px)");
+const topMargin = () => (NARROW.matches ? 34 : 8);
 const CONFIG = {
   displaylogo: false,
   responsive: true,
@@ -101,12 +105,13 @@ export class LiveChart {
     this.ready = false;
     const t = theme();
     const base = {
-      margin: { t: 8, r: 12, b: 40, l: 52 },
+      margin: { t: topMargin(), r: 12, b: 40, l: 52 },
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { size: 12 },
       hovermode: "x unified", uirevision: "keep",
       legend: { orientation: "h", x: 0, y: -0.18, yanchor: "top", bgcolor: "rgba(0,0,0,0)" },
-      xaxis: { title: { text: "epoch", standoff: 6 }, tickformat: "d", zeroline: false, automargin: true },
-      yaxis: { automargin: true },
+      // Labels that would overlap tilt by 30 degrees at most, never stand upright.
+      xaxis: { title: { text: "epoch", standoff: 6 }, tickformat: "d", zeroline: false, automargin: true, autotickangles: [0, 30] },
+      yaxis: { automargin: true, autotickangles: [0, 30] },
     };
     const merged = structuredClone(layout);
     for (const [key, value] of Object.entries(base)) {
@@ -119,6 +124,7 @@ export class LiveChart {
       schedule(this);
     });
     onThemeChange((next) => this.repaint(next));
+    NARROW.addEventListener("change", () => this.relayout({ "margin.t": topMargin() }));
   }
 
   /** Whether any point has been set. */
@@ -195,6 +201,7 @@ export class LiveChart {
       series.tail = [];
       series.rewrite = false;
     }
+    this.tickEveryEpoch(); // before the points: Plotly must never lay out a wide range with a tick per step
     if (added.length) {
       Plotly.addTraces(this.node, added);
       this.traces += added.length;
@@ -202,12 +209,14 @@ export class LiveChart {
     if (rewrittenIndices.length) Plotly.restyle(this.node, rewritten, rewrittenIndices);
     if (extendedIndices.length) Plotly.extendTraces(this.node, extended, extendedIndices);
     this.node.dataset.state = this.empty ? "empty" : "drawn";
-    this.tickEveryEpoch();
   }
 
-  /** A tick per step while the steps are few (Plotly would otherwise label 2.5 as "3"), then Plotly's own. */
+  /**
+   * A tick per step while the steps are few (Plotly would otherwise label 2.5 as "3"), else and
+   * before any point Plotly's own (a logged run may start at step 100000).
+   */
   tickEveryEpoch() {
-    const few = this.lastStep - this.firstStep < FEW_STEPS;
+    const few = this.lastStep >= this.firstStep && this.lastStep - this.firstStep < FEW_STEPS;
     if (few !== this.fewSteps) {
       this.fewSteps = few;
       window.Plotly.relayout(this.node, few

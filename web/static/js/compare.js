@@ -60,7 +60,28 @@ function runStyle(id) {
 }
 
 const metricChart = new LiveChart(byId("chart-metric"), { style: runStyle, layout: { yaxis: { title: { text: DEFAULT_KEY } } } });
-const gapChart = new LiveChart(byId("chart-gap"), { style: runStyle, layout: { yaxis: { title: { text: "gap δ" }, rangemode: "tozero" } } });
+/** The thresholds tau of the compared runs (of MILES and any method with one), each a dashed line on the gap chart. */
+let taus = [];
+const tauColors = (t) => Object.fromEntries(taus.flatMap((_, i) => [[`shapes[${i}].line.color`, t.tau], [`annotations[${i}].font.color`, t.muted]]));
+const gapChart = new LiveChart(byId("chart-gap"), {
+  style: runStyle, layout: { yaxis: { title: { text: "gap δ" }, rangemode: "tozero" } }, themed: tauColors,
+});
+
+function showTaus() {
+  const found = [...new Set(runs.map((run) => run.config?.params?.tau).filter(Number.isFinite))].sort((a, b) => a - b);
+  if (JSON.stringify(found) === JSON.stringify(taus)) return;
+  taus = found;
+  const t = theme();
+  gapChart.relayout({
+    shapes: taus.map((tau) => ({
+      type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: tau, y1: tau, line: { dash: "dash", width: 1.5, color: t.tau },
+    })),
+    annotations: taus.map((tau) => ({
+      xref: "paper", x: 1, xanchor: "right", yref: "y", y: tau, yanchor: "bottom", showarrow: false,
+      text: `τ = ${fmt.number(tau)}`, font: { size: 11, color: t.muted },
+    })),
+  });
+}
 
 /** Bumped when another metric is chosen: series asked for before then are dropped when they arrive. */
 let generation = 0;
@@ -154,6 +175,7 @@ async function loadRuns() {
 /** Show the runs loaded last, and their series. */
 async function show() {
   showRuns();
+  showTaus();
   fillKeys();
   await loadSeries();
 }

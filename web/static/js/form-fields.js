@@ -6,12 +6,13 @@
 
 import { byId, h, showAlert } from "./dom.js";
 import { FieldBase, LocalError, SchemaField } from "./schema-fields.js";
+import { modalityOrder } from "./theme.js";
 
 /** The modalities of a dataset, as checkboxes; the dataset's default pair checked. */
 export class ModalitiesField extends FieldBase {
   constructor(dataset, chosen) {
     super("config.modalities", "modalities");
-    this.names = Object.keys(dataset.modalities);
+    this.names = modalityOrder({ datasets: [dataset] }, dataset.name);
     const picked = new Set(chosen ?? dataset.default_modalities);
     const boxes = this.names.map((name) => {
       const spec = dataset.modalities[name];
@@ -30,6 +31,7 @@ export class ModalitiesField extends FieldBase {
     return [...this.element.querySelectorAll("input")];
   }
 
+  /** The checked modalities, the default pair first: the order `miles train` and the demo use too. */
   read() {
     return this.controls.filter((box) => box.checked).map((box) => box.value);
   }

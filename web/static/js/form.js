@@ -138,6 +138,11 @@ function setPath(path, value, config, body) {
   node[rest.at(-1)] = value;
 }
 
+/** The suffix a run of several seeds gets in its name: "miles tau 0.2 (seed 3)". */
+const SEED_SUFFIX = / \(seed \d+\)$/;
+/** Whether the run cloned named its seed: its clones then name theirs, not the old one. */
+let nameSaysSeed = false;
+
 async function submit(event) {
   event.preventDefault();
   fieldSet.clearErrors();
@@ -179,7 +184,7 @@ async function submitSeeds(body, seeds) {
   try {
     for (const seed of seeds) {
       submitStatus.textContent = seeds.length > 1 ? `Submitting run ${created.length + 1} of ${seeds.length}…` : "Submitting…";
-      const name = body.name && seeds.length > 1 ? `${body.name} (seed ${seed})` : body.name;
+      const name = body.name && (seeds.length > 1 || nameSaysSeed) ? `${body.name} (seed ${seed})` : body.name;
       const run = await api.post("/runs", { ...body, name, config: { ...body.config, seed } });
       created.push(run.id);
       unserved ??= run.unserved;
@@ -335,8 +340,9 @@ async function build() {
   });
 
   const runFields = byId("run-fields");
+  nameSaysSeed = SEED_SUFFIX.test(source?.name ?? "");
   add(new SchemaField("name", { type: "string", maxLength: 200, description: "Default: a description of the config." }, {
-    label: "Name", value: source?.name, placeholder: "e.g. miles tau 0.2",
+    label: "Name", value: source?.name.replace(SEED_SUFFIX, ""), placeholder: "e.g. miles tau 0.2",
   }), runFields);
   add(new SchemaField("experiment", { type: "string", maxLength: 200, description: "A group of runs to compare; created when new." }, {
     label: "Experiment", value: source?.experiment ?? new URLSearchParams(location.search).get("experiment"), list: "experiment-names",

@@ -19,9 +19,11 @@ export class RunCharts {
   /**
    * @param {object} run  The run as the API returns it.
    * @param {string} metricLabel  "accuracy" or "F1".
+   * @param {string[]} order  Every modality of the run's dataset in a fixed order (`modalityOrder`):
+   *   a modality's place in it is its colour.
    */
-  constructor(run, metricLabel) {
-    this.modalities = [...(run.modalities ?? [])];
+  constructor(run, metricLabel, order) {
+    this.modalities = [...order];
     this.rateValues = new Set();
     const tau = run.config?.params?.tau;
     const hasTau = run.method === "miles" && Number.isFinite(tau);
@@ -123,7 +125,7 @@ export class RunCharts {
     });
   }
 
-  /** The position of a modality in the run's list (its colour on every chart). */
+  /** The position of a modality in the dataset's order (its colour on every chart). */
   modalityIndex(name) {
     if (!this.modalities.includes(name)) this.modalities.push(name);
     return this.modalities.indexOf(name);

@@ -11,6 +11,7 @@ import { followRun } from "./live.js";
 import { RunCharts } from "./run-charts.js";
 import { methodParams, progressBar, statusBadge, unservedNote } from "./runs-table.js";
 import { isSystem, SystemCard } from "./system-card.js";
+import { modalityOrder } from "./theme.js";
 
 const runId = Number(byId("run-page").dataset.runId);
 const alertBox = byId("run-alert");
@@ -48,6 +49,7 @@ function showHeader() {
   cancel.disabled = run.cancel_requested;
   cancel.textContent = run.cancel_requested ? "Stopping…" : "Cancel";
   byId("clone").hidden = !run.config;
+  showEmptyStates();
 
   const strip = byId("progress-strip");
   strip.hidden = !run.progress.epochs && !run.progress.epoch;
@@ -56,6 +58,28 @@ function showHeader() {
   strip.replaceChildren(progressBar(run, true), waiting);
   if (run.status === "failed") {
     showAlert(alertBox, `The run failed: ${run.error ?? "no reason was recorded"}${run.error_detail ? ` (${run.error_detail})` : ""}`);
+  }
+}
+
+/** What each chart holds, for the sentence it shows while it has nothing to draw. */
+const CHART_CONTENT = {
+  "chart-balance": { noun: "utilization", verb: "it is measured", keys: "util/<modality> and util/delta" },
+  "chart-lr": { noun: "learning rates", verb: "they are recorded", keys: "lr/<group>" },
+  "chart-metrics": { noun: "metrics", verb: "they are measured", keys: "metric/val/<head>" },
+  "chart-losses": { noun: "losses", verb: "they are measured", keys: "loss/train and loss/val" },
+};
+const ENDED_EARLY = { cancelled: "was cancelled", failed: "failed", succeeded: "ended" };
+
+/** Each empty chart says what is true of this run: waiting, logged from outside, or ended without epochs. */
+function showEmptyStates() {
+  for (const [id, { noun, verb, keys }] of Object.entries(CHART_CONTENT)) {
+    let text;
+    if (!run.execute) text = `No ${noun} logged: a loop of your own logs ${keys}.`;
+    else if (run.status === "queued") text = `No ${noun} yet: the run is waiting for a worker, and ${verb} after each epoch.`;
+    else if (run.status === "running") text = `No ${noun} yet: ${verb} after the first epoch.`;
+    else if (!run.progress.epoch) text = `No ${noun}: the run ${ENDED_EARLY[run.status] ?? "ended"} before its first epoch.`;
+    else text = `No ${noun} were recorded for this run.`;
+    byId(id).dataset.empty = text;
   }
 }
 
@@ -308,7 +332,16 @@ function showAll() {
 // -- actions -------------------------------------------------------------------------------------
 
 function wireActions() {
-  byId("cancel").addEventListener("click", async () => {
+  const cancelDialog = byId("cancel-dialog");
+  byId("cancel").addEventListener("click", () => {
+    byId("cancel-consequence").textContent = run.status === "queued"
+      ? "It has not started and will not run; clone it to run it later."
+      : "It stops after the current batch; what it has logged so far is kept. Clone it to train it again.";
+    cancelDialog.returnValue = "";
+    cancelDialog.showModal();
+  });
+  cancelDialog.addEventListener("close", async () => {
+    if (cancelDialog.returnValue !== "cancel") return;
     byId("cancel").disabled = true;
     try {
       run = { ...run, ...(await api.post(`/runs/${runId}/cancel`)) };
@@ -319,7 +352,10 @@ function wireActions() {
     }
   });
   const dialog = byId("delete-dialog");
-  byId("delete").addEventListener("click", () => dialog.showModal());
+  byId("delete").addEventListener("click", () => {
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
   dialog.addEventListener("close", async () => {
     if (dialog.returnValue !== "delete") return;
     try {
@@ -349,7 +385,7 @@ async function start() {
   const catalog = await api.catalog().catch(() => null);
   const task = catalog?.datasets.find((d) => d.name === run.dataset)?.task;
   byId("metrics-title").textContent = `Metrics (${fmt.metricName(task)})`;
-  charts = new RunCharts(run, fmt.metricName(task));
+  charts = new RunCharts(run, fmt.metricName(task), modalityOrder(catalog, run.dataset, run.modalities ?? []));
   system = new SystemCard();
   showAll();
   wireActions();

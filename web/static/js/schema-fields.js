@@ -102,10 +102,11 @@ export class SchemaField extends FieldBase {
     this.schema = inner;
     this.nullable = nullable;
     this.kind = kindOf(inner);
-    this.control = this.build(list, placeholder);
-    const range = rangeText(inner);
     const fallback = inner.default;
-    const defaults = fallback !== undefined && fallback !== null && typeof fallback !== "object" ? `default ${fallback}` : "";
+    this.defaultText = fallback !== undefined && fallback !== null && typeof fallback !== "object" ? String(fallback) : "";
+    this.control = this.build(list, placeholder ?? (this.defaultText ? `default ${this.defaultText}` : undefined));
+    const range = rangeText(inner);
+    const defaults = this.defaultText ? `default ${this.defaultText}` : "";
     const text = label ?? sentence(inner.title ?? path);
     const head = this.kind === "boolean"
       ? [h("label", { class: "check", for: this.id }, this.control, text)]
@@ -154,15 +155,23 @@ export class SchemaField extends FieldBase {
   }
 
   /**
-   * The value to send; undefined leaves the field out (the server's default applies).
-   * @throws {LocalError} when the text cannot be read as the field's type.
+   * The value to send; undefined leaves the field out (the field has no default, or an empty
+   * object is its default). A field with a default is never left empty silently: that is an
+   * error naming the default, which the field also shows as its placeholder.
+   * @throws {LocalError} when the text cannot be read as the field's type, or is empty.
    */
   read() {
     const control = this.control;
     if (this.kind === "boolean") return control.checked;
     if (control.validity?.badInput) throw new LocalError("is not a number");
     const text = control.value.trim();
-    if (text === "") return this.nullable ? null : undefined;
+    if (text === "") {
+      if (this.nullable) return null;
+      if (this.defaultText) throw new LocalError(`is empty: enter a value (the default is ${this.defaultText})`);
+      if (this.kind === "json" && isEmptyObject(this.schema.default)) return undefined;
+      if (this.schema.default !== undefined) throw new LocalError("is empty: enter a value");
+      return undefined;
+    }
     switch (this.kind) {
       case "integer":
       case "number":
@@ -183,6 +192,10 @@ export class SchemaField extends FieldBase {
         return text;
     }
   }
+}
+
+function isEmptyObject(value) {
+  return value !== null && typeof value === "object" && Object.keys(value).length === 0;
 }
 
 function kindOf(schema) {

@@ -8,6 +8,22 @@ const dark = window.matchMedia("(prefers-color-scheme: dark)");
 /** How many series colours the stylesheet defines (`--series-1` to `--series-6`); past them, colours repeat. */
 export const PALETTE_SIZE = 6;
 
+/**
+ * A dataset's modalities in one fixed order: its default pair first, then the others as the
+ * catalogue lists them, then names the catalogue does not know (a folder's), alphabetically.
+ * A modality's colour is its place here, so it keeps its colour on every run and page,
+ * whatever order a run names its modalities in.
+ * @param {object | null} catalog  The API's catalogue.
+ * @param {string | null} dataset
+ * @param {string[]} names  The run's modalities.
+ */
+export function modalityOrder(catalog, dataset, names = []) {
+  const entry = catalog?.datasets.find((d) => d.name === dataset);
+  const order = [...new Set(entry ? [...entry.default_modalities, ...Object.keys(entry.modalities)] : [])];
+  order.push(...names.filter((name) => !order.includes(name)).sort());
+  return order;
+}
+
 /** Series colour `index` (from 0, wrapping around the palette) as a CSS value, for `element.style`. */
 export function seriesColor(index) {
   return `var(--series-${(index % PALETTE_SIZE) + 1})`;
