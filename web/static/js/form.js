@@ -4,7 +4,7 @@
 
 import * as api from "./api.js";
 import { byId, h, showAlert } from "./dom.js";
-import { FieldSet, SelectField, fillSelect, showDataset, showHelp } from "./form-fields.js";
+import { FieldSet, ModalitiesField, SelectField, fillSelect, showDataset, showHelp } from "./form-fields.js";
 import { ChoicesField, formPath, gridBody, runCount } from "./grid-fields.js";
 import { FieldBase, LocalError, SchemaField } from "./schema-fields.js";
 
