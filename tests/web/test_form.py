@@ -91,13 +91,13 @@ def test_an_emptied_field_is_an_error_next_to_it_that_names_its_default(page: Pa
     with dashboard.api as api:
         before = len(api.get("/runs", params={"limit": 500}).json()["items"])
     page.goto("/runs/new")
-    page.select_option("#method", "miles")
+    expect(page.get_by_label("MILES", exact=True)).to_be_checked()  # the default method, whose Tau shows
     tau, epochs = page.get_by_label("Tau"), page.get_by_label("Epochs")
     tau.fill("")
     epochs.fill("")
     expect(tau).to_have_attribute("placeholder", "default 0.2")  # what the empty field would have been
     page.get_by_role("button", name="Start run").click()
-    expect(page.locator('.field[data-field="config.params.tau"] .error')).to_have_text(
+    expect(page.locator('.field[data-field="params.miles.tau"] .error')).to_have_text(
         "is empty: enter a value (the default is 0.2)")
     expect(page.locator('.field[data-field="config.epochs"] .error')).to_have_text(
         "is empty: enter a value (the default is 30)")
