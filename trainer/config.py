@@ -207,6 +207,10 @@ class TrainConfig(SpecModel):
                 raise field_error("TrainConfig", "modalities", self.modalities, "name at least two modalities")
             if len(set(self.modalities)) != len(self.modalities):
                 raise field_error("TrainConfig", "modalities", self.modalities, "each modality may appear only once")
+            try:
+                self.params = METHODS[self.method].params_for_run(self.params, self.dataset, self.modalities)
+            except ValueError as error:
+                raise field_error("TrainConfig", "params", self.params, str(error)) from None
         return self
 
     def _encoders_fit(self, modalities: dict[str, Any]) -> None:
