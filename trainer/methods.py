@@ -24,11 +24,19 @@ class NoParams(SpecModel):
     """This method has no hyperparameters of its own."""
 
 
+class ParamsMismatch(ValueError):
+    """A hyperparameter that does not fit the run's dataset or modalities."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class RunParams(SpecModel):
     """Hyperparameters that can only be checked (or completed) knowing the run's dataset and modalities."""
 
     def for_run(self, dataset: str, modalities: list[str]) -> Self:
-        """These parameters fitted to the run; a ValueError names what does not fit."""
+        """These parameters fitted to the run; `ParamsMismatch` names the field that does not fit."""
         return self
 
 
@@ -85,16 +93,15 @@ class MslrParams(RunParams):
             rates = tuned_rates(dataset, modalities)
             if rates is None:
                 commands = "; ".join(f"miles tune-lr --dataset {dataset} --modality {m}" for m in modalities)
-                raise ValueError(
-                    f"give params.lrs, a learning rate per modality ({', '.join(modalities)}), or record them "
-                    f"first with: {commands} (they are kept in MILES_HOME/{FILE_NAME})"
-                )
+                raise ParamsMismatch("lrs", (
+                    f"give a learning rate per modality ({', '.join(modalities)}), or record them first with: "
+                    f"{commands} (they are kept in MILES_HOME/{FILE_NAME})"
+                ))
             return self.model_copy(update={"lrs": rates})
         if set(self.lrs) != set(modalities):
-            raise ValueError(
-                f"params.lrs must name exactly the run's modalities ({', '.join(modalities)}); "
-                f"got {', '.join(self.lrs) or 'none'}"
-            )
+            raise ParamsMismatch("lrs", (
+                f"must name exactly the run's modalities ({', '.join(modalities)}); got {', '.join(self.lrs) or 'none'}"
+            ))
         return self
 
 
@@ -127,7 +134,7 @@ class MethodSpec:
         return self.params.model_json_schema()
 
     def params_for_run(self, params: dict[str, Any], dataset: str, modalities: list[str]) -> dict[str, Any]:
-        """``params`` validated and fitted to the run's dataset and modalities (ValueError: what does not fit)."""
+        """``params`` validated and fitted to the run's dataset and modalities (`ParamsMismatch`: what does not fit)."""
         model = self.params.model_validate(params)
         return model.for_run(dataset, modalities).model_dump() if isinstance(model, RunParams) else model.model_dump()
 
