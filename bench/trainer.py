@@ -1,6 +1,6 @@
 """Trainer speed: what MILES costs per epoch, and what our loop costs over a bare PyTorch loop.
 
-    python bench/trainer.py [--repeats 5] [--datasets mfeat,avdigits]
+    python bench/trainer.py [--repeats 5] [--datasets mfeat,avdigits] [--parts methods,loop,sampling]
 
 Prints JSON. Both ratios are measured side by side in one process, the two
 contestants alternating epoch by epoch, and reported as the median of the
@@ -10,6 +10,10 @@ per-round ratios, so that drift in the machine's speed cancels out.
   utilization, the strategy's end-of-epoch hook) of ``miles`` over ``joint``
   on the same data and model. MILES adds no forward pass of its own, so this
   should be about 1.
+- ``methods.over_joint_epoch_time``: the same ratio for every method of the catalogue that trains
+  several modalities (MSES, MSLR, ...; the MSLR methods with the global rate for each modality), and
+  ``miles_train_split``: MILES with its utilization measured on the training split, which evaluates
+  that split after every epoch; ``methods.epoch_seconds`` the medians behind them.
 - ``loop_over_raw_throughput``: training samples per second of our training
   pass (metrics accumulated on the device, cancel check, strategy hooks) over
   a minimal hand-written loop (forward, the same loss, backward, step) on the
@@ -47,18 +51,22 @@ import torch  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.datasets import load_dataset  # noqa: E402
 from trainer.loop import Training  # noqa: E402
+from trainer.methods import METHODS  # noqa: E402
 
 
 def one_epoch(training: Training) -> float:
-    """Seconds of one full epoch as the loop runs it (without reporting or checkpoints)."""
-    from trainer.miles import conditional_utilization, utilization_gap
+    """Seconds of one full epoch as the loop runs it (without reporting or checkpoints): the training pass,
+    validation, the utilization on the strategy's split, the end-of-epoch hook and the method's metrics.
+    The epoch number given to the hook stays 0, so that MSES never freezes a part here (a frozen part
+    would make its epochs cheaper, not dearer) and MSLR-Dynamic rescales every epoch."""
     from trainer.strategies.base import EpochResult
 
     started = time.perf_counter()
     train = training.train_epoch()
     val = training.evaluate(training.val_data)
-    u = conditional_utilization(val.metric["fused"], val.heads(training.modalities))
-    training.strategy.on_epoch_end(EpochResult(0, train, val, u, utilization_gap(u)))
+    u, delta = training._utilization(train, val)
+    training.strategy.on_epoch_end(EpochResult(0, train, val, u, delta))
+    training.strategy.epoch_metrics()
     return time.perf_counter() - started
 
 
@@ -192,45 +200,80 @@ def bench_sampling(build: Callable[[str], Training], repeats: int) -> dict[str, 
     }
 
 
-def bench_dataset(name: str, repeats: int) -> dict[str, object]:
+# Beside every method of the catalogue that trains several modalities: MILES measuring its utilization on the
+# training split, which evaluates that split after each epoch (MILES.md section 8).
+VARIANTS = {"miles_train_split": ("miles", {"utilization_split": "train"})}
+
+
+def bench_methods(build: Callable[..., Training], repeats: int) -> dict[str, dict[str, float]]:
+    """Each method's full epoch over joint's, alternating with a joint run of the same data and model."""
+    contestants = {
+        name: (name, {}) for name, spec in METHODS.items() if not spec.single_modality and name != "joint"
+    } | VARIANTS
+    joint = build("joint")
+    one_epoch(joint)  # warm-up
+    ratios, seconds = {}, {}
+    for label, (method, params) in contestants.items():
+        other = build(method, params)
+        one_epoch(other)
+        joint_s, other_s = alternate(lambda: one_epoch(joint), lambda other=other: one_epoch(other), repeats)
+        ratios[label] = round(statistics.median(o / j for o, j in zip(other_s, joint_s, strict=True)), 4)
+        seconds[label] = round(statistics.median(other_s), 4)
+        seconds.setdefault("joint", round(statistics.median(joint_s), 4))
+    return {"over_joint_epoch_time": ratios, "epoch_seconds": seconds}
+
+
+PARTS = ("methods", "loop", "sampling")
+
+
+def bench_dataset(name: str, repeats: int, parts: tuple[str, ...] = PARTS) -> dict[str, object]:
     base = TrainConfig(dataset=name, epochs=repeats, batch_size=64, lr=1e-3, device="cpu", seed=0)
     data = load_dataset(base)
 
-    def build(method: str) -> Training:
-        config = TrainConfig.model_validate(base.model_dump() | {"method": method, "params": {}})
+    def build(method: str, params: dict[str, Any] | None = None) -> Training:
+        fields = METHODS[method].params.model_fields
+        # The MSLR methods at the global rate for every modality: the same work per epoch as any rates.
+        defaults = {"lrs": {m: base.lr for m in base.modalities or ()}} if "lrs" in fields else {}
+        config = TrainConfig.model_validate(base.model_dump() | {"method": method, "params": params or defaults})
         return Training(config, dataset=data)
 
-    joint, miles = build("joint"), build("miles")
-    one_epoch(joint), one_epoch(miles)  # warm-up
-    joint_s, miles_s = alternate(lambda: one_epoch(joint), lambda: one_epoch(miles), repeats)
-    ours, raw = build("joint_aux"), build("joint_aux")
-    loop_pass(ours), raw_pass(raw)
-    ours_s, raw_s = alternate(lambda: loop_pass(ours), lambda: raw_pass(raw), repeats)
-    samples = ours.train_data.size
-    return {
-        "miles_over_joint_epoch_time": round(statistics.median(m / j for m, j in zip(miles_s, joint_s, strict=True)), 4),
-        "loop_over_raw_throughput": round(statistics.median(r / o for o, r in zip(ours_s, raw_s, strict=True)), 4),
-        "epoch_seconds": {"joint": round(statistics.median(joint_s), 4), "miles": round(statistics.median(miles_s), 4)},
-        "train_samples_per_second": {
-            "loop": round(samples / statistics.median(ours_s), 1), "raw": round(samples / statistics.median(raw_s), 1)
-        },
-        "train_samples": samples,
-        "rounds": repeats,
-        **bench_sampling(build, repeats),
-    }
+    results: dict[str, object] = {"rounds": repeats}
+    if "methods" in parts:
+        methods = bench_methods(build, repeats)
+        results |= {"miles_over_joint_epoch_time": methods["over_joint_epoch_time"]["miles"], "methods": methods}
+    if "loop" in parts:
+        ours, raw = build("joint_aux"), build("joint_aux")
+        loop_pass(ours), raw_pass(raw)
+        ours_s, raw_s = alternate(lambda: loop_pass(ours), lambda: raw_pass(raw), repeats)
+        samples = ours.train_data.size
+        results |= {
+            "loop_over_raw_throughput": round(statistics.median(r / o for o, r in zip(ours_s, raw_s, strict=True)), 4),
+            "train_samples_per_second": {
+                "loop": round(samples / statistics.median(ours_s), 1), "raw": round(samples / statistics.median(raw_s), 1)
+            },
+            "train_samples": samples,
+        }
+    if "sampling" in parts:
+        results |= bench_sampling(build, repeats)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--datasets", default="mfeat,avdigits")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"Comma-separated, of {', '.join(PARTS)}.")
     args = parser.parse_args()
+    parts = tuple(args.parts.split(","))
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"--parts: unknown {', '.join(sorted(unknown))}; allowed: {', '.join(PARTS)}")
     results: dict[str, object] = {
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version()},
     }
     for name in args.datasets.split(","):
-        results[name] = bench_dataset(name, args.repeats)
+        results[name] = bench_dataset(name, args.repeats, parts)
     print(json.dumps(results, indent=2))
 
 

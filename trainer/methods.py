@@ -75,6 +75,7 @@ class MslrParams(RunParams):
 
     lrs: dict[str, float] | None = Field(
         None,
+        title="Learning rates per modality",
         description="Learning rate of each modality's encoder and head, e.g. {\"pix\": 0.001, \"fou\": 0.0003}; "
         "it must name exactly the run's modalities. Default: the rates `miles tune-lr` recorded for the dataset "
         f"in MILES_HOME/{FILE_NAME}. The fusion part trains at the run's lr.",
