@@ -2,8 +2,9 @@
 
 Per epoch: one pass over the training split (its metrics come from this
 pass), one evaluation of the validation split (and of the training split when
-the utilization is measured there), the conditional utilization of each modality, the strategy's end-of-epoch hook (MILES decides the next
-epoch's rates here), the report, and a checkpoint. At the end the test split
+the utilization is measured there), the conditional utilization of each
+modality, the strategy's end-of-epoch hook (MILES decides the next epoch's
+rates here), the report, and a checkpoint. At the end the test split
 is evaluated with the final weights and with those of the best validation
 epoch (the summary's numbers), unless the config says not to (a sweep's trials).
 """

@@ -192,9 +192,7 @@ class MultiHeadFusionNet(nn.Module):
         self.detach_aux = False
 
     def fuse(self, features: Mapping[str, Tensor]) -> Tensor:
-        if self.fusion is None or self.head is None:
-            (modality,) = self.modalities
-            return self.aux_heads[modality](features[modality])
+        assert self.fusion is not None and self.head is not None, "one modality alone has nothing to fuse"
         return self.head(self.fusion([features[m] for m in self.modalities]))
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Outputs:
