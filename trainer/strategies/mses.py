@@ -24,6 +24,8 @@ class MsesStrategy(Strategy):
     (project choice: the paper stops the multimodal classifier by its own validation score too). The run
     ends once every group is frozen, or when the epochs run out.
 
+    Neither public code base named in MILES.md section 9 (OGM-GE, BalanceBenchmark) implements MSES, and we
+    found no other; ours follows the paper's description as MILES.md section 5 restates it.
     Choices the paper leaves open: an improvement is a strictly higher metric; "frozen" also fixes the
     batch-norm running statistics (momentum 0), so a frozen encoder is a fixed set of weights and
     statistics while the rest trains; the default patience, 5, is ours (the paper's own value was not

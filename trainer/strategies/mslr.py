@@ -18,9 +18,11 @@ class MslrKeepStrategy(Strategy):
     run's global rate, for the whole run. The loss is Eq. 3 (fused plus every auxiliary head), as for every
     baseline on the multi-head architecture (MILES.md section 5).
 
-    As in the public re-implementations (e.g. the MSLR trainer of the modality-imbalance benchmarks), the
-    per-modality rates are the initial rates of the modality parameter groups; the unimodal rate search the
-    paper runs beforehand is ``miles tune-lr`` here. The rates are said once, as an ``mslr.rates`` event
+    BalanceBenchmark has no MSLR; as in a public re-implementation we read (an MSLR trainer with one SGD
+    parameter group per encoder, "keep" and "dynamic" strategies, a history of 5 validation accuracies), the
+    per-modality rates are the initial rates of the modality parameter groups and the fusion keeps the
+    global rate. Ours uses Adam like every method here, and the unimodal rate search the paper runs
+    beforehand is ``miles tune-lr``. The rates are said once, as an ``mslr.rates`` event
     after the first epoch, and charted as ``lr/<group>``.
     """
 
@@ -81,9 +83,10 @@ class MslrDynamicStrategy(MslrKeepStrategy):
     modality m's own head (MILES.md section 5, baseline 4).
 
     Where ours follows the public re-implementation: the ratio of this epoch's validation metric over a
-    mean of recent ones, a window of 5 by default. Where it differs, following MILES.md: the rate is the
-    initial rate times the ratio (never compounded), it is rescaled after every epoch (not only every
-    `window` epochs), and the mean is over the previous epochs only, excluding this one. Choices left open:
+    mean of recent ones, a window of 5 by default. Where it differs, following MILES.md: that code multiplies
+    the current rate by the ratio (compounding), only every `window` epochs, over a mean that includes this
+    epoch; ours sets the initial rate times the ratio (never compounded), after every epoch, over the mean
+    of the previous epochs only. Choices left open:
     before `window` epochs have passed, the mean is over the epochs there are (at least one: after the
     first epoch the initial rates stay); a mean of 0 leaves the modality's initial rate.
     """
