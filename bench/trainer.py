@@ -1,15 +1,21 @@
 """Trainer speed: what MILES costs per epoch, and what our loop costs over a bare PyTorch loop.
 
-    python bench/trainer.py [--repeats 5] [--datasets mfeat,avdigits]
+    python bench/trainer.py [--repeats 5] [--datasets mfeat,avdigits] [--parts methods,loop,sampling] [--clock cpu]
 
 Prints JSON. Both ratios are measured side by side in one process, the two
 contestants alternating epoch by epoch, and reported as the median of the
-per-round ratios, so that drift in the machine's speed cancels out.
+per-round ratios, so that drift in the machine's speed cancels out. On a machine
+other jobs keep busy, ``--clock cpu`` times each epoch's CPU time with one torch
+thread instead of its wall time.
 
 - ``miles_over_joint_epoch_time``: a full epoch (training pass, validation,
   utilization, the strategy's end-of-epoch hook) of ``miles`` over ``joint``
   on the same data and model. MILES adds no forward pass of its own, so this
   should be about 1.
+- ``methods.over_joint_epoch_time``: the same ratio for every method of the catalogue that trains
+  several modalities (MSES, MSLR, ...; the MSLR methods with the global rate for each modality), and
+  ``miles_train_split``: MILES with its utilization measured on the training split, which evaluates
+  that split after every epoch; ``methods.epoch_seconds`` the medians behind them.
 - ``loop_over_raw_throughput``: training samples per second of our training
   pass (metrics accumulated on the device, cancel check, strategy hooks) over
   a minimal hand-written loop (forward, the same loss, backward, step) on the
@@ -47,38 +53,46 @@ import torch  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.datasets import load_dataset  # noqa: E402
 from trainer.loop import Training  # noqa: E402
+from trainer.methods import METHODS  # noqa: E402
+
+# Wall time by default; ``--clock cpu`` times the process's CPU (one torch thread), which other processes
+# on a shared machine barely disturb: what an epoch costs, not how long it waited for a core.
+clock = time.perf_counter
 
 
 def one_epoch(training: Training) -> float:
-    """Seconds of one full epoch as the loop runs it (without reporting or checkpoints)."""
-    from trainer.miles import conditional_utilization, utilization_gap
+    """Seconds of one full epoch as the loop runs it (without reporting or checkpoints): the training pass,
+    validation, the utilization on the strategy's split, the end-of-epoch hook and the method's metrics.
+    The epoch number given to the hook stays 0, so that MSES never freezes a part here (a frozen part
+    would make its epochs cheaper, not dearer) and MSLR-Dynamic rescales every epoch."""
     from trainer.strategies.base import EpochResult
 
-    started = time.perf_counter()
+    started = clock()
     train = training.train_epoch()
     val = training.evaluate(training.val_data)
-    u = conditional_utilization(val.metric["fused"], val.heads(training.modalities))
-    training.strategy.on_epoch_end(EpochResult(0, train, val, u, utilization_gap(u)))
-    return time.perf_counter() - started
+    u, delta = training._utilization(train, val)
+    training.strategy.on_epoch_end(EpochResult(0, train, val, u, delta))
+    training.strategy.epoch_metrics()
+    return clock() - started
 
 
 def raw_pass(training: Training) -> float:
     """Seconds of a bare training pass over the same batches with the same model and loss."""
     model, optimizer, criterion = training.model, training.optimizer, training.criterion
-    started = time.perf_counter()
+    started = clock()
     for inputs, labels in training.train_data.shuffled(training.config.batch_size, training.shuffle):
         outputs = model(inputs)
         loss = criterion(outputs.fused, labels) + sum(criterion(h, labels) for h in outputs.heads.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return time.perf_counter() - started
+    return clock() - started
 
 
 def loop_pass(training: Training) -> float:
-    started = time.perf_counter()
+    started = clock()
     training.train_epoch()
-    return time.perf_counter() - started
+    return clock() - started
 
 
 def alternate(first, second, rounds: int) -> tuple[list[float], list[float]]:
@@ -192,45 +206,87 @@ def bench_sampling(build: Callable[[str], Training], repeats: int) -> dict[str, 
     }
 
 
-def bench_dataset(name: str, repeats: int) -> dict[str, object]:
+# Beside every method of the catalogue that trains several modalities: MILES measuring its utilization on the
+# training split, which evaluates that split after each epoch (MILES.md section 8).
+VARIANTS = {"miles_train_split": ("miles", {"utilization_split": "train"})}
+
+
+def bench_methods(build: Callable[..., Training], repeats: int) -> dict[str, dict[str, float]]:
+    """Each method's full epoch over joint's, alternating with a joint run of the same data and model."""
+    contestants = {
+        name: (name, {}) for name, spec in METHODS.items() if not spec.single_modality and name != "joint"
+    } | VARIANTS
+    joint = build("joint")
+    one_epoch(joint)  # warm-up
+    ratios, seconds = {}, {}
+    for label, (method, params) in contestants.items():
+        other = build(method, params)
+        one_epoch(other)
+        joint_s, other_s = alternate(lambda: one_epoch(joint), lambda other=other: one_epoch(other), repeats)
+        ratios[label] = round(statistics.median(o / j for o, j in zip(other_s, joint_s, strict=True)), 4)
+        seconds[label] = round(statistics.median(other_s), 4)
+        seconds.setdefault("joint", round(statistics.median(joint_s), 4))
+    return {"over_joint_epoch_time": ratios, "epoch_seconds": seconds}
+
+
+PARTS = ("methods", "loop", "sampling")
+
+
+def bench_dataset(name: str, repeats: int, parts: tuple[str, ...] = PARTS) -> dict[str, object]:
     base = TrainConfig(dataset=name, epochs=repeats, batch_size=64, lr=1e-3, device="cpu", seed=0)
     data = load_dataset(base)
 
-    def build(method: str) -> Training:
-        config = TrainConfig.model_validate(base.model_dump() | {"method": method, "params": {}})
+    def build(method: str, params: dict[str, Any] | None = None) -> Training:
+        fields = METHODS[method].params.model_fields
+        # The MSLR methods at the global rate for every modality: the same work per epoch as any rates.
+        defaults = {"lrs": {m: base.lr for m in base.modalities or ()}} if "lrs" in fields else {}
+        config = TrainConfig.model_validate(base.model_dump() | {"method": method, "params": params or defaults})
         return Training(config, dataset=data)
 
-    joint, miles = build("joint"), build("miles")
-    one_epoch(joint), one_epoch(miles)  # warm-up
-    joint_s, miles_s = alternate(lambda: one_epoch(joint), lambda: one_epoch(miles), repeats)
-    ours, raw = build("joint_aux"), build("joint_aux")
-    loop_pass(ours), raw_pass(raw)
-    ours_s, raw_s = alternate(lambda: loop_pass(ours), lambda: raw_pass(raw), repeats)
-    samples = ours.train_data.size
-    return {
-        "miles_over_joint_epoch_time": round(statistics.median(m / j for m, j in zip(miles_s, joint_s, strict=True)), 4),
-        "loop_over_raw_throughput": round(statistics.median(r / o for o, r in zip(ours_s, raw_s, strict=True)), 4),
-        "epoch_seconds": {"joint": round(statistics.median(joint_s), 4), "miles": round(statistics.median(miles_s), 4)},
-        "train_samples_per_second": {
-            "loop": round(samples / statistics.median(ours_s), 1), "raw": round(samples / statistics.median(raw_s), 1)
-        },
-        "train_samples": samples,
-        "rounds": repeats,
-        **bench_sampling(build, repeats),
-    }
+    results: dict[str, object] = {"rounds": repeats}
+    if "methods" in parts:
+        methods = bench_methods(build, repeats)
+        results |= {"miles_over_joint_epoch_time": methods["over_joint_epoch_time"]["miles"], "methods": methods}
+    if "loop" in parts:
+        ours, raw = build("joint_aux"), build("joint_aux")
+        loop_pass(ours), raw_pass(raw)
+        ours_s, raw_s = alternate(lambda: loop_pass(ours), lambda: raw_pass(raw), repeats)
+        samples = ours.train_data.size
+        results |= {
+            "loop_over_raw_throughput": round(statistics.median(r / o for o, r in zip(ours_s, raw_s, strict=True)), 4),
+            "train_samples_per_second": {
+                "loop": round(samples / statistics.median(ours_s), 1), "raw": round(samples / statistics.median(raw_s), 1)
+            },
+            "train_samples": samples,
+        }
+    if "sampling" in parts:
+        results |= bench_sampling(build, repeats)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--datasets", default="mfeat,avdigits")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"Comma-separated, of {', '.join(PARTS)}.")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: elapsed time; cpu: this process's CPU time with one torch thread (for a loaded machine).")
     args = parser.parse_args()
+    if args.clock == "cpu":
+        global clock
+        clock = time.process_time
+        torch.set_num_threads(1)
+    parts = tuple(args.parts.split(","))
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"--parts: unknown {', '.join(sorted(unknown))}; allowed: {', '.join(PARTS)}")
     results: dict[str, object] = {
+        "clock": args.clock,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version()},
     }
     for name in args.datasets.split(","):
-        results[name] = bench_dataset(name, args.repeats)
+        results[name] = bench_dataset(name, args.repeats, parts)
     print(json.dumps(results, indent=2))
 
 

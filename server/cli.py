@@ -42,6 +42,10 @@ COMMANDS = {
         "trainer.cli:train_command",
         "Train a multimodal network with MILES or a baseline, showing progress and a final table.",
     ),
+    "tune-lr": LazyCommand(
+        "trainer.tune_lr:tune_lr_command",
+        "Find one modality's best learning rate alone (on validation) and record it for the MSLR methods.",
+    ),
     "up": LazyCommand(
         "worker.up:up_command", "Start the dashboard and a worker on this machine: nothing else to install or run.",
     ),
@@ -77,7 +81,7 @@ class Commands(click.Group):
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """MILES experiment dashboard: train multimodal networks and watch modality balance live."""
-    if ctx.invoked_subcommand == "train":
+    if ctx.invoked_subcommand in ("train", "tune-lr"):
         share_data_root()
 
 

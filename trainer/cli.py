@@ -144,4 +144,8 @@ def train_command(ctx: click.Context, **options: Any) -> None:
         actions = result.summary.get("miles/actions", 0)
         per = ", ".join(f"{m} {result.summary.get(f'miles/slowed/{m}', 0)}" for m in training.modalities)
         click.echo(f"MILES acted in {actions} of {result.epochs_completed} epochs ({per})")
+    if config.method == "mses":
+        frozen = {key.rsplit("/", 1)[1]: epoch for key, epoch in result.summary.items() if key.startswith("mses/frozen_after/")}
+        said = ", ".join(f"{group} after epoch {epoch:g}" for group, epoch in frozen.items()) or "nothing"
+        click.echo(f"MSES froze {said}")
 

@@ -9,7 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from trainer.datasets import DATASETS
 from trainer.encoders import ENCODERS, EncoderName, resolved, unfit, unfit_pretrained
-from trainer.methods import METHODS
+from trainer.methods import METHODS, ParamsMismatch
 from trainer.presets import PRESETS, with_preset
 from trainer.spec import SpecModel, field_error
 
@@ -207,6 +207,10 @@ class TrainConfig(SpecModel):
                 raise field_error("TrainConfig", "modalities", self.modalities, "name at least two modalities")
             if len(set(self.modalities)) != len(self.modalities):
                 raise field_error("TrainConfig", "modalities", self.modalities, "each modality may appear only once")
+            try:
+                self.params = METHODS[self.method].params_for_run(self.params, self.dataset, self.modalities)
+            except ParamsMismatch as error:
+                raise field_error("TrainConfig", f"params.{error.field}", self.params.get(error.field), str(error)) from None
         return self
 
     def _encoders_fit(self, modalities: dict[str, Any]) -> None:

@@ -1,9 +1,10 @@
 """The training loop shared by every method.
 
 Per epoch: one pass over the training split (its metrics come from this
-pass), one evaluation of the validation split, the conditional utilization of
-each modality, the strategy's end-of-epoch hook (MILES decides the next
-epoch's rates here), the report, and a checkpoint. At the end the test split
+pass), one evaluation of the validation split (and of the training split when
+the utilization is measured there), the conditional utilization of each
+modality, the strategy's end-of-epoch hook (MILES decides the next epoch's
+rates here), the report, and a checkpoint. At the end the test split
 is evaluated with the final weights and with those of the best validation
 epoch (the summary's numbers), unless the config says not to (a sweep's trials).
 """
@@ -180,7 +181,7 @@ class Training:
         """One pass over the training split; None when the reporter asked to stop."""
         self.model.train()
         meters = self._meters(self.heads)
-        needs_masked = len(self.modalities) > 2 and self.strategy.utilization_split == "train"
+        needs_masked = len(self.modalities) > 2 and self.strategy.utilization_split == "train_running"
         masked = self._meters(self.modalities) if needs_masked else None
         for inputs, labels in self.train_data.shuffled(self.config.batch_size, self.shuffle):
             if self.reporter.should_stop():
@@ -199,6 +200,19 @@ class Training:
                 with torch.no_grad(), self.acceleration.autocast():
                     self._update_masked(masked, outputs.features, labels)
         return self._scores(meters, masked)
+
+    def _utilization(self, train: SplitScores, val: SplitScores) -> tuple[dict[str, float], float]:
+        """Eq. 4 on the strategy's split, and the gap; NaN when the fused metric is 0, none for one modality.
+
+        ``train`` evaluates the training split after the epoch with the same code as validation (eval mode,
+        no gradient, the epoch's final weights; MILES.md section 8); ``train_running`` reads the metrics the
+        training pass accumulated while the weights moved, in train mode (cheaper, an approximation)."""
+        if len(self.modalities) < 2:
+            return {}, math.nan
+        split = self.strategy.utilization_split
+        scores = {"val": val, "train_running": train}.get(split) or self.evaluate(self.train_data)
+        utilization = conditional_utilization(scores.metric["fused"], scores.heads(self.modalities), masked=scores.masked or None)
+        return utilization, utilization_gap(utilization)
 
     def _objective(self, losses: list[Tensor]) -> Tensor:
         """Eq. 3: ``L = L(y_fused, y) + sum_m L(y_m, y)``, each term weighted by the strategy (1 by default)."""
@@ -222,6 +236,7 @@ class Training:
             metrics.update({f"util/{m}": u for m, u in utilization.items()})
             metrics["util/delta"] = delta
         metrics.update({f"lr/{group}": rate for group, rate in rates.items()})
+        metrics.update(self.strategy.epoch_metrics())
         metrics["time/epoch"] = seconds
         return metrics
 
@@ -246,12 +261,7 @@ class Training:
                 return TrainResult("cancelled", self.epoch, {})
             val = self.evaluate(self.val_data)
             self.epoch += 1
-            scores = val if self.strategy.utilization_split == "val" else train
-            # Eq. 4, on the strategy's split; NaN when the fused metric is 0.
-            utilization = conditional_utilization(
-                scores.metric["fused"], scores.heads(self.modalities), masked=scores.masked or None
-            )
-            delta = utilization_gap(utilization)
+            utilization, delta = self._utilization(train, val)
             events = self.strategy.on_epoch_end(EpochResult(self.epoch, train, val, utilization, delta))
             seconds = time.perf_counter() - started
             self.elapsed += seconds

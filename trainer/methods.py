@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from trainer.spec import SpecModel
+from trainer.tuned_rates import FILE_NAME, tuned_rates
 
 if TYPE_CHECKING:
     from trainer.strategies.base import Strategy
@@ -21,6 +22,22 @@ if TYPE_CHECKING:
 
 class NoParams(SpecModel):
     """This method has no hyperparameters of its own."""
+
+
+class ParamsMismatch(ValueError):
+    """A hyperparameter that does not fit the run's dataset or modalities."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class RunParams(SpecModel):
+    """Hyperparameters that can only be checked (or completed) knowing the run's dataset and modalities."""
+
+    def for_run(self, dataset: str, modalities: list[str]) -> Self:
+        """These parameters fitted to the run; `ParamsMismatch` names the field that does not fit."""
+        return self
 
 
 class MilesParams(SpecModel):
@@ -34,10 +51,68 @@ class MilesParams(SpecModel):
         0.5, gt=0, le=1,
         description="Reduction factor: the dominant modality's learning rate becomes mu * lr for the next epoch.",
     )
-    utilization_split: Literal["val", "train"] = Field(
+    utilization_split: Literal["val", "train", "train_running"] = Field(
         "val",
-        description="Split whose metrics give the conditional utilization: 'val' (paper default) or "
-        "'train' (metrics of the training pass; the paper's ablation finds it about as good).",
+        description="Split whose metrics give the conditional utilization: 'val' (paper default); 'train' (the "
+        "training split evaluated after the epoch, in eval mode, as validation is; the paper's ablation finds it "
+        "about as good); 'train_running' (the running metrics of the training pass: no extra evaluation, but "
+        "measured in train mode while the weights moved).",
+    )
+
+
+class MsesParams(SpecModel):
+    """MSES hyperparameters (Fujimori et al., ACPR 2019)."""
+
+    patience: int = Field(
+        5, ge=1, le=1000,
+        description="Epochs without improvement of a modality's validation metric (its own head) after which "
+        "that modality's encoder and head are frozen; the fusion part is watched on the fused metric alike.",
+    )
+
+
+class MslrParams(RunParams):
+    """MSLR hyperparameters (Yao and Mihalcea, Findings of ACL 2022): one learning rate per modality."""
+
+    lrs: dict[str, float] | None = Field(
+        None,
+        title="Learning rates per modality",
+        description="Learning rate of each modality's encoder and head, e.g. {\"pix\": 0.001, \"fou\": 0.0003}; "
+        "it must name exactly the run's modalities. Default: the rates `miles tune-lr` recorded for the dataset "
+        f"in MILES_HOME/{FILE_NAME}. The fusion part trains at the run's lr.",
+    )
+
+    @field_validator("lrs")
+    @classmethod
+    def _rates_in_range(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for modality, rate in (value or {}).items():
+            if not 0 < rate <= 1:
+                raise ValueError(f"the rate of {modality!r} must satisfy 0 < lr <= 1 (got {rate!r})")
+        return value
+
+    def for_run(self, dataset: str, modalities: list[str]) -> Self:
+        if self.lrs is None:
+            rates = tuned_rates(dataset, modalities)
+            if rates is None:
+                commands = "; ".join(f"miles tune-lr --dataset {dataset} --modality {m}" for m in modalities)
+                raise ParamsMismatch("lrs", (
+                    f"give a learning rate per modality ({', '.join(modalities)}), or record them first with: "
+                    f"{commands} (they are kept in MILES_HOME/{FILE_NAME})"
+                ))
+            return self.model_copy(update={"lrs": rates})
+        if set(self.lrs) != set(modalities):
+            raise ParamsMismatch("lrs", (
+                f"must name exactly the run's modalities ({', '.join(modalities)}); got {', '.join(self.lrs) or 'none'}"
+            ))
+        return self
+
+
+class MslrDynamicParams(MslrParams):
+    """MSLR-Dynamic: the rates of `MslrParams`, rescaled after each epoch over a window of past epochs."""
+
+    window: int = Field(
+        5, ge=1, le=100,
+        description="Previous epochs whose mean validation metric (of the modality's head) divides this epoch's "
+        "to rescale the modality's initial rate.",
     )
 
 
@@ -58,6 +133,11 @@ class MethodSpec:
 
     def params_schema(self) -> dict[str, Any]:
         return self.params.model_json_schema()
+
+    def params_for_run(self, params: dict[str, Any], dataset: str, modalities: list[str]) -> dict[str, Any]:
+        """``params`` validated and fitted to the run's dataset and modalities (`ParamsMismatch`: what does not fit)."""
+        model = self.params.model_validate(params)
+        return model.for_run(dataset, modalities).model_dump() if isinstance(model, RunParams) else model.model_dump()
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -86,6 +166,47 @@ METHODS: dict[str, MethodSpec] = {
             "the modality the model relies on most when the conditional utilization gap exceeds tau.",
             MilesParams,
             "trainer.strategies.miles:MilesStrategy",
+        ),
+        MethodSpec(
+            "unimodal",
+            "One modality alone",
+            "The one modality the run names, with the encoder and the head it has in the multimodal model and "
+            "nothing fused: that modality's ceiling (the paper's Table I row). A grid runs it once per modality.",
+            NoParams,
+            "trainer.strategies.unimodal:UnimodalStrategy",
+            single_modality=True,
+        ),
+        MethodSpec(
+            "mses",
+            "MSES (modality-specific early stopping)",
+            "Fujimori et al. 2019: every head learns (Eq. 3); a modality whose own validation metric has not "
+            "improved for `patience` epochs is frozen (learning rate 0), and the run ends once every part is.",
+            MsesParams,
+            "trainer.strategies.mses:MsesStrategy",
+        ),
+        MethodSpec(
+            "mslr_keep",
+            "MSLR-Keep (modality-specific learning rates)",
+            "Yao and Mihalcea 2022: each modality trains at its own best unimodal rate (`lrs`, or the ones "
+            "`miles tune-lr` recorded), the fusion at the global rate.",
+            MslrParams,
+            "trainer.strategies.mslr:MslrKeepStrategy",
+        ),
+        MethodSpec(
+            "mslr_smooth",
+            "MSLR-Smooth",
+            "MSLR with each modality's rate moved halfway toward the mean of the modalities' rates, narrowing "
+            "the gap between them.",
+            MslrParams,
+            "trainer.strategies.mslr:MslrSmoothStrategy",
+        ),
+        MethodSpec(
+            "mslr_dynamic",
+            "MSLR-Dynamic",
+            "MSLR whose rates follow the modalities' progress: after each epoch a modality's rate is its initial "
+            "rate times its validation metric over the mean of the previous `window` epochs.",
+            MslrDynamicParams,
+            "trainer.strategies.mslr:MslrDynamicStrategy",
         ),
     )
 }

@@ -182,13 +182,17 @@ class MultiHeadFusionNet(nn.Module):
         self.modalities = list(modalities)
         self.encoders = nn.ModuleDict({m: make_encoder(s, config, m) for m, s in modalities.items()})
         self.aux_heads = nn.ModuleDict({m: nn.Linear(config.embed_dim, num_classes) for m in modalities})
-        self.fusion = FUSIONS[fusion](config.embed_dim, len(modalities))
-        self.head = nn.Linear(self.fusion.out_dim, num_classes)
+        # One modality alone (`unimodal`): its encoder and its head, nothing fused; the "fused" logits are the
+        # head's, so that every head-keyed metric and the best-epoch choice read the same as in a fused run.
+        self.single = len(self.modalities) == 1
+        self.fusion: Fusion | None = None if self.single else FUSIONS[fusion](config.embed_dim, len(modalities))
+        self.head: nn.Linear | None = None if self.fusion is None else nn.Linear(self.fusion.out_dim, num_classes)
         # joint (vanilla) trains the auxiliary heads on detached features: they measure each
         # encoder without shaping it.
         self.detach_aux = False
 
     def fuse(self, features: Mapping[str, Tensor]) -> Tensor:
+        assert self.fusion is not None and self.head is not None, "one modality alone has nothing to fuse"
         return self.head(self.fusion([features[m] for m in self.modalities]))
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Outputs:
@@ -196,7 +200,8 @@ class MultiHeadFusionNet(nn.Module):
         heads = {
             m: self.aux_heads[m](z.detach() if self.detach_aux else z) for m, z in features.items()
         }
-        return Outputs(self.fuse(features), heads, features)
+        fused = heads[self.modalities[0]] if self.single else self.fuse(features)
+        return Outputs(fused, heads, features)
 
     def fuse_without(self, features: Mapping[str, Tensor], modality: str) -> Tensor:
         """Fused logits with ``z_modality`` replaced by zeros (utilization of >2 modalities)."""
@@ -204,10 +209,14 @@ class MultiHeadFusionNet(nn.Module):
         masked[modality] = torch.zeros_like(features[modality])
         return self.fuse(masked)
 
+    def group_modules(self) -> dict[str, list[nn.Module]]:
+        """The modules of each parameter group: a modality's encoder and auxiliary head; fusion and fused head
+        (absent for one modality alone)."""
+        groups: dict[str, list[nn.Module]] = {m: [self.encoders[m], self.aux_heads[m]] for m in self.modalities}
+        if self.fusion is not None and self.head is not None:
+            groups[FUSION_GROUP] = [self.fusion, self.head]
+        return groups
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """One group per modality (encoder and auxiliary head) and one for fusion and fused head."""
-        groups = {
-            m: [*self.encoders[m].parameters(), *self.aux_heads[m].parameters()] for m in self.modalities
-        }
-        groups[FUSION_GROUP] = [*self.fusion.parameters(), *self.head.parameters()]
-        return groups
+        return {name: [p for module in modules for p in module.parameters()] for name, modules in self.group_modules().items()}

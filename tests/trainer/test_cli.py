@@ -86,3 +86,10 @@ def test_a_relative_data_path_is_read_from_the_working_directory(tmp_path):
     done = miles("--dataset", "folder", "--data-path", "mine", "--epochs", "1",
                  env=without_miles_settings(MILES_DATA_DIR=str(tmp_path / "root")), cwd=tmp_path)
     assert done.returncode == 1 and f"{tmp_path / 'mine'} is missing train.npz" in done.stderr
+
+
+def test_an_mses_run_says_what_it_froze_and_when():
+    done = miles(*SMALL, "--method", "mses", "--param", "patience=1", "--epochs", "30")
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("MSES froze"))
+    assert all(group in line for group in ("strong", "weak", "fusion")), line

@@ -38,7 +38,7 @@ def test_the_spec_round_trips_through_json():
         ({"lr": 1.5}, "lr", "0 < lr <= 1"),
         ({"params": {"tau": 1.2}}, "params.tau", "0 <= tau <= 1"),
         ({"params": {"mu": 0}}, "params.mu", "0 < mu <= 1"),
-        ({"params": {"utilization_split": "test"}}, "params.utilization_split", "'val' or 'train'"),
+        ({"params": {"utilization_split": "test"}}, "params.utilization_split", "'val', 'train' or 'train_running'"),
         ({"fusion": "mean"}, "fusion", "'concat', 'sum', 'film' or 'gated'"),
         ({"device": "tpu"}, "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
         ({"model": {"cnn_depth": 9}}, "model.cnn_depth", "1 <= cnn_depth <= 6"),

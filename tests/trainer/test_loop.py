@@ -63,9 +63,9 @@ def test_a_miles_decision_sets_the_rates_of_the_next_epoch_and_never_the_fusion_
     assert rates[1]["lr/strong"] == rates[1]["lr/weak"] == config.lr
 
 
-def test_utilization_can_come_from_the_training_pass():
+def test_utilization_can_come_from_the_running_metrics_of_the_training_pass():
     reporter = MemoryReporter()
-    train(synthetic(method="miles", params={"utilization_split": "train"}, epochs=2), reporter)
+    train(synthetic(method="miles", params={"utilization_split": "train_running"}, epochs=2), reporter)
     metrics = reporter.by_epoch()[2]
     u = conditional_utilization(metrics["metric/train/fused"], {m: metrics[f"metric/train/{m}"] for m in ("strong", "weak")})
     assert metrics["util/weak"] == pytest.approx(u["weak"])

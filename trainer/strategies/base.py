@@ -48,6 +48,7 @@ class Strategy:
     - `loss_weights`: weight of each head's loss in the objective (read every batch);
     - `after_backward`: change gradients before the optimizer step (e.g. gradient modulation);
     - `on_epoch_end`: react to the epoch's evaluation (learning rates, freezing), report events;
+    - `epoch_metrics`: per-epoch metrics of what the method moves, charted on the run page;
     - `should_stop`: end training early;
     - `summary`, `state_dict`, `load_state_dict`: for the run's summary and for resuming.
     """
@@ -56,7 +57,7 @@ class Strategy:
     # Auxiliary heads trained on detached features measure the encoders without shaping them.
     detach_aux: ClassVar[bool] = False
     # Split whose metrics give the conditional utilization reported as util/* (and used by MILES).
-    utilization_split: Literal["val", "train"] = "val"
+    utilization_split: Literal["val", "train", "train_running"] = "val"
 
     def __init__(self, params: SpecModel, modalities: list[str], lr: float) -> None:
         self.params = params
@@ -85,6 +86,10 @@ class Strategy:
 
     def on_epoch_end(self, result: EpochResult) -> list[Event]:
         return []
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """Metrics of what the method moves, reported with the epoch's (e.g. ``frozen/<modality>``)."""
+        return {}
 
     def should_stop(self) -> bool:
         return False
