@@ -48,6 +48,7 @@ SPACE = {"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "params.tau": {"low": 0
          "params.mu": {"low": 0.05, "high": 1.0}}
 CONFIG = {"dataset": "mfeat", "epochs": 30, "device": "cpu"}
 RUNNING = 4  # trials in flight at once (the sweep's parallelism)
+WARMUP = 10  # rounds before the timed ones
 
 
 def ms(samples: list[float]) -> dict[str, float]:
@@ -115,11 +116,13 @@ def bench_sampler(database: Database, settings: Settings, sampler: str, trials: 
         # The steady state of a sweep: RUNNING trials in flight; each round one ends and one takes its slot.
         for _ in range(RUNNING):
             suggestion()  # the first reads the study's finished trials into Optuna's cache
-        for _ in range(samples):
+        for round_ in range(WARMUP + samples):  # the first rounds warm the caches (ours, Optuna's, PostgreSQL's)
             with database.transaction(write=False) as session:
                 oldest = store.open_trials(session=session, sweep_id=sweep_id)[0]
-            report.append(reporting(oldest))
-            suggest.append(suggestion())
+            reported, suggested = reporting(oldest), suggestion()
+            if round_ >= WARMUP:
+                report.append(reported)
+                suggest.append(suggested)
         with database.transaction() as session:  # no free slot: a round finds nothing to do
             session.execute(insert(Run), [{"name": "busy", "status": "running", "execute": True, "attempts": 1,
                                            "epoch": 0, "cancel_requested": False, "sweep_id": sweep_id}] * plan.parallelism)
