@@ -17,7 +17,7 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 Fusion = Literal["concat", "sum", "film", "gated"]
 FUSIONS: dict[str, str] = {
     "concat": "Concatenate the modality features, then one linear layer.",
-    "sum": "Add the modality features element-wise, then one linear layer.",
+    "sum": "One linear projection of each modality's features to the logits, summed (as in OGM-GE).",
     "film": "FiLM: the first modality's features scale and shift the others' (as in OGM-GE), then one linear layer.",
     "gated": "Gating: a sigmoid of the first modality's projection gates the others' (as in OGM-GE), then one linear layer.",
 }

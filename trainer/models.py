@@ -95,30 +95,69 @@ def make_encoder(spec: ModalitySpec, config: ModelConfig, modality: str | None =
 
 
 class Fusion(nn.Module):
-    """Combines the modality features (in the model's modality order) into one vector."""
+    """Combines the modality features (in the model's modality order) into one vector.
+
+    ``makes_logits``: the fusion projects to the logits itself (sum fusion), so the model's fused
+    head is the identity.
+    """
 
     out_dim: int
+    makes_logits: bool = False
 
     def forward(self, features: list[Tensor]) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def logit_shares(self, features: list[Tensor], head: nn.Module) -> list[Tensor]:
+        """Each modality's additive share of the fused logits (OGM's ``out_m``), in modality order."""
+        raise ValueError(f"{type(self).__name__} does not split the fused logits into one share per modality")
+
 
 class ConcatFusion(Fusion):
-    def __init__(self, dim: int, count: int) -> None:
+    def __init__(self, dim: int, count: int, num_classes: int) -> None:
         super().__init__()
+        self.dim = dim
         self.out_dim = dim * count
 
     def forward(self, features: list[Tensor]) -> Tensor:
         return torch.cat(features, dim=1)
 
+    def logit_shares(self, features: list[Tensor], head: nn.Module) -> list[Tensor]:
+        """``W[:, cols_m] z_m + b / M``: the fused layer's columns that multiply ``z_m`` and an equal part of
+        its bias (the OGM-GE code's ``fc_out.weight[:, :d]`` and ``bias / 2`` for two modalities), so the
+        shares add up to the fused logits exactly."""
+        assert isinstance(head, nn.Linear)
+        bias = head.bias / len(features) if head.bias is not None else 0.0
+        return [
+            z @ head.weight[:, i * self.dim : (i + 1) * self.dim].T + bias for i, z in enumerate(features)
+        ]
+
 
 class SumFusion(Fusion):
-    def __init__(self, dim: int, count: int) -> None:
+    """Sum fusion as in the OGM-GE code (MILES.md section 8): ``sum_m (W_m z_m + b_m)``.
+
+    One linear projection per modality, straight to the logits, and the projections' outputs are
+    summed: these projections are the fused head, so each modality's share of the fused logits is its
+    own projection (what OGM modulates by). Each projection keeps its own bias, as the OGM-GE code's
+    ``fc_x`` and ``fc_y`` do; the biases add up to one bias, so the family of functions is the same as
+    concatenation's, and what differs is the initialisation (each projection's fan-in is ``d``, not
+    ``M * d``) and that the summed bias learns ``M`` times faster. Summing the features before one shared
+    layer, as this project did before, is another architecture (the features share one projection).
+    """
+
+    makes_logits = True
+
+    def __init__(self, dim: int, count: int, num_classes: int) -> None:
         super().__init__()
-        self.out_dim = dim
+        self.projections = nn.ModuleList(nn.Linear(dim, num_classes) for _ in range(count))
+        self.out_dim = num_classes
 
     def forward(self, features: list[Tensor]) -> Tensor:
-        return torch.stack(features).sum(0)
+        return torch.stack(self.logit_shares(features, nn.Identity())).sum(0)
+
+    def logit_shares(self, features: list[Tensor], head: nn.Module) -> list[Tensor]:
+        """``W_m z_m + b_m``, the modality's own projection with its whole bias, so the shares add up to the
+        fused logits (the OGM-GE code takes ``b_m / 2`` here, carried over from its concat case; we do not)."""
+        return [p(z) for p, z in zip(self.projections, features, strict=True)]
 
 
 class FiLMFusion(Fusion):
@@ -127,7 +166,7 @@ class FiLMFusion(Fusion):
     With more than two modalities the first modality modulates the sum of the others (project choice).
     """
 
-    def __init__(self, dim: int, count: int) -> None:
+    def __init__(self, dim: int, count: int, num_classes: int) -> None:
         super().__init__()
         self.film = nn.Linear(dim, 2 * dim)
         self.out_dim = dim
@@ -144,7 +183,7 @@ class GatedFusion(Fusion):
     (project choice).
     """
 
-    def __init__(self, dim: int, count: int) -> None:
+    def __init__(self, dim: int, count: int, num_classes: int) -> None:
         super().__init__()
         self.projections = nn.ModuleList(nn.Linear(dim, dim) for _ in range(count))
         self.out_dim = dim
@@ -182,8 +221,9 @@ class MultiHeadFusionNet(nn.Module):
         self.modalities = list(modalities)
         self.encoders = nn.ModuleDict({m: make_encoder(s, config, m) for m, s in modalities.items()})
         self.aux_heads = nn.ModuleDict({m: nn.Linear(config.embed_dim, num_classes) for m in modalities})
-        self.fusion = FUSIONS[fusion](config.embed_dim, len(modalities))
-        self.head = nn.Linear(self.fusion.out_dim, num_classes)
+        self.fusion = FUSIONS[fusion](config.embed_dim, len(modalities), num_classes)
+        # The fused head: one linear layer, unless the fusion's own projections are that layer (sum).
+        self.head: nn.Module = nn.Identity() if self.fusion.makes_logits else nn.Linear(self.fusion.out_dim, num_classes)
         # joint (vanilla) trains the auxiliary heads on detached features: they measure each
         # encoder without shaping it.
         self.detach_aux = False
@@ -197,6 +237,11 @@ class MultiHeadFusionNet(nn.Module):
             m: self.aux_heads[m](z.detach() if self.detach_aux else z) for m, z in features.items()
         }
         return Outputs(self.fuse(features), heads, features)
+
+    def logit_shares(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Each modality's additive share of the fused logits (concat and sum fusion; ValueError otherwise)."""
+        shares = self.fusion.logit_shares([features[m] for m in self.modalities], self.head)
+        return dict(zip(self.modalities, shares, strict=True))
 
     def fuse_without(self, features: Mapping[str, Tensor], modality: str) -> Tensor:
         """Fused logits with ``z_modality`` replaced by zeros (utilization of >2 modalities)."""
