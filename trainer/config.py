@@ -178,6 +178,17 @@ class TrainConfig(SpecModel):
         return spec.params.model_validate(value).model_dump() if spec else value
 
     @model_validator(mode="after")
+    def _method_fits_the_fusion(self) -> TrainConfig:
+        allowed = METHODS[self.method].fusions
+        if allowed is not None and self.fusion not in allowed:
+            raise field_error(
+                "TrainConfig", "fusion", self.fusion,
+                f"method {self.method!r} needs each modality's share of the fused logits, which {self.fusion!r} "
+                f"fusion does not define; allowed: {', '.join(allowed)}",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _fit_the_dataset(self) -> TrainConfig:
         entry = DATASETS[self.dataset]
         if self.data_path is not None and not entry.reads_disk:

@@ -36,6 +36,7 @@ from trainer.models import MultiHeadFusionNet
 from trainer.reporting import BaseReporter, Reporter
 from trainer.strategies.base import EpochResult, SplitScores, Strategy
 from trainer.streaming import EVAL_BATCH, StreamingBatches
+from trainer.trials import TrialTrainings
 
 # A prepared dataset larger than this in memory (as float32 inputs) streams from disk under data_loading "auto".
 STREAM_ABOVE_BYTES = 2 * 2**30
@@ -61,7 +62,7 @@ class Batches:
         return self.ordered(EVAL_BATCH)
 
     def ordered(self, batch_size: int, order: Tensor | None = None):
-        for start in range(0, self.size, batch_size):
+        for start in range(0, self.size if order is None else len(order), batch_size):
             if order is None:
                 rows: slice | Tensor = slice(start, start + batch_size)
             else:
@@ -118,6 +119,10 @@ class Training:
             self.strategy.param_groups(self.model), lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay
         )
         self.strategy.bind(self.optimizer)
+        self.trials = TrialTrainings(
+            self.model, self.train_data, self.criterion, self._meters, self.acceleration, self.heads,
+            config.batch_size, config.weight_decay, config.seed,
+        )
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.epoch = 0
         self.best_epoch = 0
@@ -239,6 +244,8 @@ class Training:
             for note in self.notes:
                 self._event("run.note", note)
         while self.epoch < self.config.epochs:
+            # Before the epoch's clock starts: a strategy's trial trainings are timed on their own.
+            prepared = self.strategy.before_epoch(self.epoch + 1, self.trials)
             started = time.perf_counter()
             rates = self.strategy.learning_rates()  # the rates in effect during this epoch
             train = self.train_epoch()
@@ -252,10 +259,10 @@ class Training:
                 scores.metric["fused"], scores.heads(self.modalities), masked=scores.masked or None
             )
             delta = utilization_gap(utilization)
-            events = self.strategy.on_epoch_end(EpochResult(self.epoch, train, val, utilization, delta))
+            events = [*prepared, *self.strategy.on_epoch_end(EpochResult(self.epoch, train, val, utilization, delta))]
             seconds = time.perf_counter() - started
             self.elapsed += seconds
-            metrics = self._epoch_metrics(train, val, utilization, delta, rates, seconds)
+            metrics = self._epoch_metrics(train, val, utilization, delta, rates, seconds) | self.strategy.epoch_metrics()
             if self.best_state is None or val.metric["fused"] > self.best_val["metric/val/fused"]:
                 self.best_epoch = self.epoch
                 self.best_val = {k: v for k, v in metrics.items() if k.startswith("metric/val/")}
