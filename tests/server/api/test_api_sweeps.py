@@ -99,7 +99,7 @@ def test_unknown_fields_and_methods_are_refused_with_what_is_allowed(api):
     response = api.post(SWEEPS, json={"config": BASE, "methods": ["miles", "magic"], "space": LR, "trials": 5})
     assert response.status_code == 422
     found = fields(response)
-    assert found["methods"] == "unknown method 'magic'; allowed: joint, joint_aux, miles"
+    assert found["methods"] == "unknown method 'magic'; allowed: joint, joint_aux, miles, ogm, ogm_ge, gblend"
     assert "trials" in found
 
 
