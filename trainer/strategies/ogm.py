@@ -109,7 +109,8 @@ class OgmStrategy(Strategy):
         if not self.in_window(self.epoch):
             return
         assert isinstance(model, MultiHeadFusionNet)
-        shares = model.logit_shares({m: z.detach() for m, z in outputs.features.items()})
+        # In float32, outside autocast: under mixed precision the features are bfloat16 or float16.
+        shares = model.logit_shares({m: z.detach().float() for m, z in outputs.features.items()})
         ratios, coefficients = modulation_coefficients(modality_scores(shares, labels), self.params.alpha)
         for modality in self.modalities:
             k = coefficients[modality]
