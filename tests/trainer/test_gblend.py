@@ -75,3 +75,33 @@ def test_gblend_weights_are_estimated_reported_and_used(mode, estimated_at):
     assert {h: epochs[4][f"weight/{h}"] for h in last} == pytest.approx(last)
     assert "time/trials" in epochs[1] and "time/trials" not in epochs[2]
     assert result.summary["time/trials"] > 0 and result.summary["gblend/estimates"] == len(estimated_at)
+
+
+def test_an_online_run_resumed_inside_an_estimating_epoch_repeats_the_uninterrupted_one(tmp_path):
+    from trainer.loop import train
+    from trainer.reporting import MemoryReporter
+
+    config = _synthetic(method="gblend", epochs=4, params={"mode": "online", "super_epoch": 2},
+                        dataset_params={"signals": {"strong": 3.0, "weak": 0.8}, "train_size": 192, "val_size": 64, "test_size": 64})
+    whole = MemoryReporter()
+    train(config, whole, checkpoint_dir=tmp_path / "whole")
+
+    class StopInEpochThree(MemoryReporter):
+        batches = 0
+
+        def should_stop(self) -> bool:
+            self.batches += 1
+            return self.batches > 2 * 6 + 2  # 6 batches per epoch: stop inside epoch 3, after its trials
+
+    first = StopInEpochThree()
+    assert train(config, first, checkpoint_dir=tmp_path / "split").status == "cancelled"
+    second = MemoryReporter()
+    train(config, second, checkpoint_dir=tmp_path / "split", resume=True)
+    combined = first.by_epoch() | {e: m for e, m in second.by_epoch().items() if e > 2}
+
+    def untimed(metrics):
+        return {k: v for k, v in metrics.items() if not k.startswith("time/")}
+
+    assert {e: untimed(m) for e, m in combined.items()} == {e: untimed(m) for e, m in whole.by_epoch().items()}
+    estimates = [e["data"]["weights"] for e in whole.events if e["kind"] == "gblend.weights"]
+    assert [e["data"]["weights"] for e in second.events if e["kind"] == "gblend.weights"] == estimates[1:]
