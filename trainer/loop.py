@@ -227,6 +227,7 @@ class Training:
             metrics.update({f"util/{m}": u for m, u in utilization.items()})
             metrics["util/delta"] = delta
         metrics.update({f"lr/{group}": rate for group, rate in rates.items()})
+        metrics.update(self.strategy.epoch_metrics())
         metrics["time/epoch"] = seconds
         return metrics
 
@@ -259,17 +260,17 @@ class Training:
                 scores.metric["fused"], scores.heads(self.modalities), masked=scores.masked or None
             )
             delta = utilization_gap(utilization)
-            events = [*prepared, *self.strategy.on_epoch_end(EpochResult(self.epoch, train, val, utilization, delta))]
+            events = self.strategy.on_epoch_end(EpochResult(self.epoch, train, val, utilization, delta))
             seconds = time.perf_counter() - started
             self.elapsed += seconds
-            metrics = self._epoch_metrics(train, val, utilization, delta, rates, seconds) | self.strategy.epoch_metrics()
+            metrics = self._epoch_metrics(train, val, utilization, delta, rates, seconds)
             if self.best_state is None or val.metric["fused"] > self.best_val["metric/val/fused"]:
                 self.best_epoch = self.epoch
                 self.best_val = {k: v for k, v in metrics.items() if k.startswith("metric/val/")}
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                 self._save_best()
             self.reporter.on_epoch(self.epoch, metrics)
-            for event in events:
+            for event in [*prepared, *events]:
                 self._event(event.kind, event.message, event.data)
             self._save_last()
             if self.strategy.should_stop():

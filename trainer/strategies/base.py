@@ -52,7 +52,7 @@ class Strategy:
     - `loss_weights`: weight of each head's loss in the objective (read every batch);
     - `after_backward`: change gradients before the optimizer step (e.g. gradient modulation);
     - `on_epoch_end`: react to the epoch's evaluation (learning rates, freezing), report events;
-    - `epoch_metrics`: what the method moved this epoch, reported with the epoch's metrics;
+    - `epoch_metrics`: per-epoch metrics of what the method moves, charted on the run page;
     - `should_stop`: end training early;
     - `summary`, `state_dict`, `load_state_dict`: for the run's summary and for resuming.
     """
@@ -96,7 +96,7 @@ class Strategy:
         return []
 
     def epoch_metrics(self) -> dict[str, float]:
-        """Metrics of the epoch that just ended (after `on_epoch_end`), e.g. ``ogm/coef/<modality>``."""
+        """Metrics of what the method moves, reported with the epoch's (e.g. ``frozen/<modality>``)."""
         return {}
 
     def should_stop(self) -> bool:

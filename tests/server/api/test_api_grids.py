@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.store import tokens
 from tests.server.conftest import RecordingDispatcher
+from trainer.methods import METHODS
 
 GRIDS = "/api/v1/grids"
 SMALL = {"dataset": "mfeat", "modalities": ["pix", "fou"], "epochs": 3}
@@ -57,7 +58,7 @@ def test_every_bad_field_is_named_and_nothing_is_stored(client):
     )})
     assert response.status_code == 422
     assert fields(response) == {
-        "grid.methods.1": "unknown method 'nope'; allowed: joint, joint_aux, miles, ogm, ogm_ge, gblend",
+        "grid.methods.1": f"unknown method 'nope'; allowed: {', '.join(METHODS)}",
         "grid.fusions.1": "unknown fusion 'mean'; allowed: concat, sum, film, gated",
         "grid.seeds": "0 appears more than once; name each seed once",
         "grid.params.miles": "method 'miles' is not among the grid's methods (joint, nope)",
