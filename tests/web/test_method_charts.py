@@ -1,12 +1,15 @@
-"""The run page in Chromium: what a balancing method moves gets a chart of its own, and its events a label."""
+"""In Chromium: what a balancing method moves gets a chart of its own on the run page, its events a label, and
+the form answers a method and fusion that do not go together next to the fusions."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.services import MilesStack
-from tests.web.conftest import screenshot
+from tests.web.conftest import Console, screenshot
 from tests.web.test_run_page import logged_run, wait_drawn
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -55,3 +58,17 @@ def test_a_run_without_method_metrics_shows_none_of_their_charts(page: Page, das
     wait_drawn(page, "losses")
     for chart in ("ogm", "weights", "frozen"):
         expect(page.locator(f"#chart-{chart}")).to_have_count(0)
+
+
+def test_ogm_with_film_fusion_is_answered_next_to_the_fusions_before_anything_runs(page: Page, console: Console):
+    console.expect("status of 422")  # the refused request is the point
+    page.goto("/runs/new")
+    page.get_by_label("MILES", exact=True).uncheck()
+    page.get_by_label("OGM (on-the-fly gradient modulation)", exact=True).check()
+    page.get_by_label("concat", exact=True).uncheck()
+    page.get_by_label("film", exact=True).check()
+    page.get_by_role("button", name="Start run").click()
+    error = page.locator('.field[data-field="config.fusion"] .error')
+    expect(error).to_have_text("method 'ogm' needs each modality's share of the fused logits, which 'film' fusion "
+                               "does not define; allowed: concat, sum")
+    expect(page).to_have_url(re.compile(r"/runs/new$"))
