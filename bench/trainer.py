@@ -1,15 +1,22 @@
 """Trainer speed: what MILES costs per epoch, and what our loop costs over a bare PyTorch loop.
 
-    python bench/trainer.py [--repeats 5] [--datasets mfeat,avdigits]
+    python bench/trainer.py [--repeats 5] [--datasets mfeat,avdigits] [--parts methods,loop,sampling] [--clock cpu]
 
-Prints JSON. Both ratios are measured side by side in one process, the two
-contestants alternating epoch by epoch, and reported as the median of the
-per-round ratios, so that drift in the machine's speed cancels out.
+Prints JSON. Every ratio is measured side by side in one process, the
+contestants taking turns epoch by epoch, and reported as the median of the
+per-round ratios, so that drift in the machine's speed cancels out. On a machine
+other jobs keep busy, ``--clock cpu`` times each epoch's CPU time with one torch
+thread instead of its wall time.
 
 - ``miles_over_joint_epoch_time``: a full epoch (training pass, validation,
   utilization, the strategy's end-of-epoch hook) of ``miles`` over ``joint``
   on the same data and model. MILES adds no forward pass of its own, so this
   should be about 1.
+- ``epoch_time_over_joint``: the same ratio for every method of ``TIMED_METHODS``,
+  all contestants of a round run one after the other (the order rotated each
+  round). G-Blend's trial trainings run before an epoch, not in it:
+  ``gblend_trials`` times one estimate (its two trials) apart, in seconds and in
+  joint epochs.
 - ``loop_over_raw_throughput``: training samples per second of our training
   pass (metrics accumulated on the device, cancel check, strategy hooks) over
   a minimal hand-written loop (forward, the same loss, backward, step) on the
@@ -48,37 +55,54 @@ from trainer.config import TrainConfig  # noqa: E402
 from trainer.datasets import load_dataset  # noqa: E402
 from trainer.loop import Training  # noqa: E402
 
+# Wall time by default; ``--clock cpu`` times the process's CPU (one torch thread), which other processes
+# on a shared machine barely disturb: what an epoch costs, not how long it waited for a core.
+clock = time.perf_counter
+PARTS = ("methods", "loop", "sampling")
+
 
 def one_epoch(training: Training) -> float:
     """Seconds of one full epoch as the loop runs it (without reporting or checkpoints)."""
     from trainer.miles import conditional_utilization, utilization_gap
     from trainer.strategies.base import EpochResult
 
-    started = time.perf_counter()
+    started = clock()
     train = training.train_epoch()
     val = training.evaluate(training.val_data)
     u = conditional_utilization(val.metric["fused"], val.heads(training.modalities))
     training.strategy.on_epoch_end(EpochResult(0, train, val, u, utilization_gap(u)))
-    return time.perf_counter() - started
+    training.strategy.epoch_metrics()
+    return clock() - started
 
 
 def raw_pass(training: Training) -> float:
     """Seconds of a bare training pass over the same batches with the same model and loss."""
     model, optimizer, criterion = training.model, training.optimizer, training.criterion
-    started = time.perf_counter()
+    started = clock()
     for inputs, labels in training.train_data.shuffled(training.config.batch_size, training.shuffle):
         outputs = model(inputs)
         loss = criterion(outputs.fused, labels) + sum(criterion(h, labels) for h in outputs.heads.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return time.perf_counter() - started
+    return clock() - started
 
 
 def loop_pass(training: Training) -> float:
-    started = time.perf_counter()
+    started = clock()
     training.train_epoch()
-    return time.perf_counter() - started
+    return clock() - started
+
+
+def round_robin(contestants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Each contestant once per round, the order rotated every round (no one always runs on a warmer cache)."""
+    names = list(contestants)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            seconds[name].append(contestants[name]())
+    return seconds
 
 
 def alternate(first, second, rounds: int) -> tuple[list[float], list[float]]:
@@ -93,6 +117,14 @@ def alternate(first, second, rounds: int) -> tuple[list[float], list[float]]:
             a.append(first())
     return a, b
 
+
+# Methods whose full epoch is timed against joint's, with their default hyperparameters.
+TIMED_METHODS = [
+    "miles",
+    "ogm",
+    "ogm_ge",
+    "gblend",
+]
 
 DEFAULT_INTERVAL = 10.0  # seconds: MILES_SYSTEM_INTERVAL's default
 STRESS_INTERVAL = 0.1  # 100 times as often, so that the cost would show
@@ -192,7 +224,46 @@ def bench_sampling(build: Callable[[str], Training], repeats: int) -> dict[str, 
     }
 
 
-def bench_dataset(name: str, repeats: int) -> dict[str, object]:
+def bench_methods(build: Callable[[str], Training], repeats: int) -> dict[str, object]:
+    """Every method of TIMED_METHODS against joint, round robin; then one G-Blend estimate, timed apart."""
+    trainings = {name: build(name) for name in ["joint", *TIMED_METHODS]}
+    for training in trainings.values():
+        one_epoch(training)  # warm-up
+    timed = round_robin({name: lambda t=training: one_epoch(t) for name, training in trainings.items()}, repeats)
+    joint_s = timed["joint"]
+    over_joint = {
+        name: round(statistics.median(m / j for m, j in zip(timed[name], joint_s, strict=True)), 4) for name in TIMED_METHODS
+    }
+    gblend = trainings["gblend"]
+    started = clock()
+    gblend.strategy.before_epoch(1, gblend.trials)
+    trial_seconds = clock() - started
+    return {
+        "miles_over_joint_epoch_time": over_joint["miles"],
+        "epoch_time_over_joint": over_joint,
+        "epoch_seconds": {name: round(statistics.median(seconds), 4) for name, seconds in timed.items()},
+        "gblend_trials": {
+            "seconds": round(trial_seconds, 3), "joint_epochs": round(trial_seconds / statistics.median(joint_s), 2),
+            "trial_epochs": gblend.strategy.params.super_epoch,
+        },
+    }
+
+
+def bench_loop(build: Callable[[str], Training], repeats: int) -> dict[str, object]:
+    ours, raw = build("joint_aux"), build("joint_aux")
+    loop_pass(ours), raw_pass(raw)
+    ours_s, raw_s = alternate(lambda: loop_pass(ours), lambda: raw_pass(raw), repeats)
+    samples = ours.train_data.size
+    return {
+        "loop_over_raw_throughput": round(statistics.median(r / o for o, r in zip(ours_s, raw_s, strict=True)), 4),
+        "train_samples_per_second": {
+            "loop": round(samples / statistics.median(ours_s), 1), "raw": round(samples / statistics.median(raw_s), 1)
+        },
+        "train_samples": samples,
+    }
+
+
+def bench_dataset(name: str, repeats: int, parts: tuple[str, ...] = PARTS) -> dict[str, object]:
     base = TrainConfig(dataset=name, epochs=repeats, batch_size=64, lr=1e-3, device="cpu", seed=0)
     data = load_dataset(base)
 
@@ -200,37 +271,39 @@ def bench_dataset(name: str, repeats: int) -> dict[str, object]:
         config = TrainConfig.model_validate(base.model_dump() | {"method": method, "params": {}})
         return Training(config, dataset=data)
 
-    joint, miles = build("joint"), build("miles")
-    one_epoch(joint), one_epoch(miles)  # warm-up
-    joint_s, miles_s = alternate(lambda: one_epoch(joint), lambda: one_epoch(miles), repeats)
-    ours, raw = build("joint_aux"), build("joint_aux")
-    loop_pass(ours), raw_pass(raw)
-    ours_s, raw_s = alternate(lambda: loop_pass(ours), lambda: raw_pass(raw), repeats)
-    samples = ours.train_data.size
-    return {
-        "miles_over_joint_epoch_time": round(statistics.median(m / j for m, j in zip(miles_s, joint_s, strict=True)), 4),
-        "loop_over_raw_throughput": round(statistics.median(r / o for o, r in zip(ours_s, raw_s, strict=True)), 4),
-        "epoch_seconds": {"joint": round(statistics.median(joint_s), 4), "miles": round(statistics.median(miles_s), 4)},
-        "train_samples_per_second": {
-            "loop": round(samples / statistics.median(ours_s), 1), "raw": round(samples / statistics.median(raw_s), 1)
-        },
-        "train_samples": samples,
-        "rounds": repeats,
-        **bench_sampling(build, repeats),
-    }
+    results: dict[str, object] = {"rounds": repeats}
+    if "methods" in parts:
+        results |= bench_methods(build, repeats)
+    if "loop" in parts:
+        results |= bench_loop(build, repeats)
+    if "sampling" in parts:
+        results |= bench_sampling(build, repeats)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--datasets", default="mfeat,avdigits")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"Comma-separated, of {', '.join(PARTS)}.")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: each epoch's CPU time with one torch thread, for a machine other jobs keep busy.")
     args = parser.parse_args()
+    if args.clock == "cpu":
+        global clock
+        clock = time.process_time
+        torch.set_num_threads(1)
+    parts = tuple(args.parts.split(","))
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"--parts: unknown {', '.join(sorted(unknown))}; allowed: {', '.join(PARTS)}")
     results: dict[str, object] = {
+        "clock": args.clock,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version()},
     }
     for name in args.datasets.split(","):
-        results[name] = bench_dataset(name, args.repeats)
+        results[name] = bench_dataset(name, args.repeats, parts)
     print(json.dumps(results, indent=2))
 
 

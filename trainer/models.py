@@ -107,8 +107,9 @@ class Fusion(nn.Module):
     def forward(self, features: list[Tensor]) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def logit_shares(self, features: list[Tensor], head: nn.Module) -> list[Tensor]:
-        """Each modality's additive share of the fused logits (OGM's ``out_m``), in modality order."""
+    def logit_shares(self, features: list[Tensor], head: nn.Module) -> Tensor:
+        """Each modality's additive share of the fused logits (OGM's ``out_m``), stacked in modality order:
+        ``(modalities, batch, classes)``."""
         raise ValueError(f"{type(self).__name__} does not split the fused logits into one share per modality")
 
 
@@ -121,15 +122,14 @@ class ConcatFusion(Fusion):
     def forward(self, features: list[Tensor]) -> Tensor:
         return torch.cat(features, dim=1)
 
-    def logit_shares(self, features: list[Tensor], head: nn.Module) -> list[Tensor]:
+    def logit_shares(self, features: list[Tensor], head: nn.Module) -> Tensor:
         """``W[:, cols_m] z_m + b / M``: the fused layer's columns that multiply ``z_m`` and an equal part of
         its bias (the OGM-GE code's ``fc_out.weight[:, :d]`` and ``bias / 2`` for two modalities), so the
-        shares add up to the fused logits exactly."""
+        shares add up to the fused logits exactly. All modalities in one batched product."""
         assert isinstance(head, nn.Linear)
-        bias = head.bias / len(features) if head.bias is not None else 0.0
-        return [
-            z @ head.weight[:, i * self.dim : (i + 1) * self.dim].T + bias for i, z in enumerate(features)
-        ]
+        weights = head.weight.view(head.out_features, len(features), self.dim).transpose(0, 1)  # (M, classes, d)
+        shares = torch.bmm(torch.stack(features), weights.transpose(1, 2))  # (M, batch, classes)
+        return shares if head.bias is None else shares + head.bias / len(features)
 
 
 class SumFusion(Fusion):
@@ -152,12 +152,12 @@ class SumFusion(Fusion):
         self.out_dim = num_classes
 
     def forward(self, features: list[Tensor]) -> Tensor:
-        return torch.stack(self.logit_shares(features, nn.Identity())).sum(0)
+        return self.logit_shares(features, nn.Identity()).sum(0)
 
-    def logit_shares(self, features: list[Tensor], head: nn.Module) -> list[Tensor]:
+    def logit_shares(self, features: list[Tensor], head: nn.Module) -> Tensor:
         """``W_m z_m + b_m``, the modality's own projection with its whole bias, so the shares add up to the
         fused logits (the OGM-GE code takes ``b_m / 2`` here, carried over from its concat case; we do not)."""
-        return [p(z) for p, z in zip(self.projections, features, strict=True)]
+        return torch.stack([p(z) for p, z in zip(self.projections, features, strict=True)])
 
 
 class FiLMFusion(Fusion):
@@ -238,10 +238,10 @@ class MultiHeadFusionNet(nn.Module):
         }
         return Outputs(self.fuse(features), heads, features)
 
-    def logit_shares(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Each modality's additive share of the fused logits (concat and sum fusion; ValueError otherwise)."""
-        shares = self.fusion.logit_shares([features[m] for m in self.modalities], self.head)
-        return dict(zip(self.modalities, shares, strict=True))
+    def logit_shares(self, features: Mapping[str, Tensor]) -> Tensor:
+        """Each modality's additive share of the fused logits, ``(modalities, batch, classes)`` in the order of
+        ``self.modalities`` (concat and sum fusion; ValueError otherwise)."""
+        return self.fusion.logit_shares([features[m] for m in self.modalities], self.head)
 
     def fuse_without(self, features: Mapping[str, Tensor], modality: str) -> Tensor:
         """Fused logits with ``z_modality`` replaced by zeros (utilization of >2 modalities)."""

@@ -32,8 +32,6 @@ from halves of the output layer's columns, which are not per-modality there).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 from torch import Tensor, nn
 
@@ -45,33 +43,27 @@ from trainer.trials import TrialTrainings
 GE_EPSILON = 1e-8
 
 
-def modality_scores(shares: Mapping[str, Tensor], labels: Tensor) -> dict[str, Tensor]:
-    """``s_m = sum_i p_m(y_i | x_i)``: softmax of each share at the true class (sigmoid of the true
-    values, averaged over classes, for multilabel ``labels``)."""
-    scores = {}
-    for modality, logits in shares.items():
-        logits = logits.float()
-        if labels.dim() == 1:
-            scores[modality] = logits.softmax(dim=1).gather(1, labels[:, None]).sum()
-        else:
-            p = logits.sigmoid()
-            scores[modality] = (labels * p + (1 - labels) * (1 - p)).mean(dim=1).sum()
-    return scores
+def modality_scores(shares: Tensor, labels: Tensor) -> Tensor:
+    """``s_m = sum_i p_m(y_i | x_i)`` for stacked shares ``(M, batch, classes)``: the softmax of each share at
+    the true class (for multilabel ``labels``, the sigmoid's probability of each true value, averaged over
+    classes). One value per modality, in the stacking order."""
+    if labels.dim() == 1:
+        return shares.softmax(dim=2).gather(2, labels.expand(shares.shape[0], -1)[..., None]).sum(dim=(1, 2))
+    p = shares.sigmoid()
+    return (labels * p + (1 - labels) * (1 - p)).mean(dim=2).sum(dim=1)
 
 
-def modulation_coefficients(scores: Mapping[str, Tensor], alpha: float) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def modulation_coefficients(scores: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
     """Eq. 9 and 10: the ratios ``rho_m = s_m / min_j s_j`` (``s_A / s_B`` for two modalities) and the
     coefficients ``k_m = 1 - tanh(alpha * rho_m)`` if ``rho_m > 1``, else 1."""
-    weakest = torch.stack(list(scores.values())).min().clamp_min(torch.finfo(torch.float32).tiny)
-    ratios = {m: s / weakest for m, s in scores.items()}
-    coefficients = {m: torch.where(r > 1, 1 - torch.tanh(alpha * r), torch.ones_like(r)) for m, r in ratios.items()}
-    return ratios, coefficients
+    ratios = scores / scores.min().clamp_min(torch.finfo(torch.float32).tiny)
+    return ratios, torch.where(ratios > 1, 1 - torch.tanh(alpha * ratios), 1.0)
 
 
-def enhance(grad: Tensor, coefficient: Tensor) -> Tensor:
-    """OGM-GE's Eq. 12: ``k * g + N(0, (std(g) + 1e-8)^2)``, the spread taken before scaling."""
+def enhance_(grad: Tensor, coefficient: Tensor) -> None:
+    """OGM-GE's Eq. 12 in place: ``g <- k * g + N(0, (std(g) + 1e-8)^2)``, the spread taken before scaling."""
     spread = (grad.std() if grad.numel() > 1 else grad.new_zeros(())) + GE_EPSILON
-    return grad * coefficient + torch.randn_like(grad) * spread
+    grad.mul_(coefficient).addcmul_(torch.randn_like(grad), spread)
 
 
 class OgmStrategy(Strategy):
@@ -90,10 +82,8 @@ class OgmStrategy(Strategy):
 
     def _reset(self) -> None:
         self.batches = 0
-        self.sums: dict[str, dict[str, Tensor | float]] = {
-            "coef": dict.fromkeys(self.modalities, 0.0), "ratio": dict.fromkeys(self.modalities, 0.0),
-            "dominant": dict.fromkeys(self.modalities, 0.0),
-        }
+        # Rows: the sums over the epoch's batches of the coefficients, the ratios, and the batches each led.
+        self.sums: Tensor | float = 0.0
 
     def in_window(self, epoch: int) -> bool:
         return self.params.start_epoch <= epoch <= self.params.end_epoch
@@ -109,30 +99,30 @@ class OgmStrategy(Strategy):
         if not self.in_window(self.epoch):
             return
         assert isinstance(model, MultiHeadFusionNet)
-        # In float32, outside autocast: under mixed precision the features are bfloat16 or float16.
+        # In float32, outside autocast: under mixed precision the features are bfloat16 or float16. Every
+        # modality at once, on the device and without a host round trip: this runs on every batch.
         shares = model.logit_shares({m: z.detach().float() for m, z in outputs.features.items()})
         ratios, coefficients = modulation_coefficients(modality_scores(shares, labels), self.params.alpha)
-        for modality in self.modalities:
-            k = coefficients[modality]
-            for param in model.encoders[modality].parameters():
-                if param.grad is None:
-                    continue
-                if self.generalization_enhancement:
-                    param.grad = enhance(param.grad, k)
-                else:
-                    param.grad.mul_(k)
-            self.sums["coef"][modality] = self.sums["coef"][modality] + k
-            self.sums["ratio"][modality] = self.sums["ratio"][modality] + ratios[modality]
-            self.sums["dominant"][modality] = self.sums["dominant"][modality] + (ratios[modality] > 1).float()
+        for k, modality in zip(coefficients, self.modalities, strict=True):
+            grads = [p.grad for p in model.encoders[modality].parameters() if p.grad is not None]
+            if self.generalization_enhancement:
+                for grad in grads:
+                    enhance_(grad, k)
+            elif grads:
+                torch._foreach_mul_(grads, k)
+        self.sums = self.sums + torch.stack([coefficients, ratios, (coefficients < 1).float()])
 
-    def _means(self, kind: str) -> dict[str, float]:
-        """Mean over the epoch's batches (coefficients are 1 outside the window)."""
-        if not self.in_window(self.epoch) or not self.batches:
-            return dict.fromkeys(self.modalities, 1.0 if kind == "coef" else float("nan"))
-        return {m: float(total) / self.batches for m, total in self.sums[kind].items()}
+    def _means(self) -> tuple[dict[str, float], ...]:
+        """Means over the epoch's batches of the coefficients (1 outside the window), the ratios and the
+        share of batches each modality led (NaN outside the window)."""
+        if not self.in_window(self.epoch) or not self.batches or not isinstance(self.sums, Tensor):
+            nan = dict.fromkeys(self.modalities, float("nan"))
+            return dict.fromkeys(self.modalities, 1.0), nan, nan
+        rows = (self.sums / self.batches).tolist()
+        return tuple(dict(zip(self.modalities, row, strict=True)) for row in rows)
 
     def on_epoch_end(self, result: EpochResult) -> list[Event]:
-        coef, ratio, dominant = self._means("coef"), self._means("ratio"), self._means("dominant")
+        coef, ratio, dominant = self._means()
         if not self.in_window(self.epoch):
             where = "before" if self.epoch < self.params.start_epoch else "after"
             message = (f"no modulation: epoch {self.epoch} is {where} the window "
