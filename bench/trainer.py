@@ -15,7 +15,9 @@ thread instead of its wall time.
 - ``methods.over_joint_epoch_time``: the same ratio for every method of the catalogue that trains
   several modalities (MSES, MSLR, ...; the MSLR methods with the global rate for each modality), and
   ``miles_train_split``: MILES with its utilization measured on the training split, which evaluates
-  that split after every epoch; ``methods.epoch_seconds`` the medians behind them.
+  that split after every epoch; ``methods.epoch_seconds`` the medians behind them. G-Blend's trial
+  trainings run before an epoch, not in it: ``methods.gblend_trials`` times one estimate (its two
+  trials) apart, in seconds and in joint epochs.
 - ``loop_over_raw_throughput``: training samples per second of our training
   pass (metrics accumulated on the device, cancel check, strategy hooks) over
   a minimal hand-written loop (forward, the same loss, backward, step) on the
@@ -226,7 +228,14 @@ def bench_methods(build: Callable[..., Training], repeats: int) -> dict[str, dic
         ratios[label] = round(statistics.median(o / j for o, j in zip(other_s, joint_s, strict=True)), 4)
         seconds[label] = round(statistics.median(other_s), 4)
         seconds.setdefault("joint", round(statistics.median(joint_s), 4))
-    return {"over_joint_epoch_time": ratios, "epoch_seconds": seconds}
+    # G-Blend's trial trainings run before an epoch, not in it: one estimate (its two trials), timed apart.
+    gblend = build("gblend")
+    started = clock()
+    gblend.strategy.before_epoch(1, gblend.trials)
+    trial_seconds = clock() - started
+    trials = {"seconds": round(trial_seconds, 3), "joint_epochs": round(trial_seconds / seconds["joint"], 2),
+              "trial_epochs": gblend.strategy.params.super_epoch}
+    return {"over_joint_epoch_time": ratios, "epoch_seconds": seconds, "gblend_trials": trials}
 
 
 PARTS = ("methods", "loop", "sampling")

@@ -20,7 +20,9 @@ MODELS: dict[Kind, type[Run] | type[Experiment] | type[Sweep]] = {"run": Run, "e
 
 def exists(request: Request, kind: Kind, ident: int) -> bool | None:
     """`web.routes.Exists` for this server's database."""
-    from server.api.deps import authenticate  # here: deps -> local -> errors -> this module at import time
+    from server.api.deps import (
+        authenticate,  # here: deps -> local -> errors -> this module at import time
+    )
 
     settings, database = request.app.state.settings, request.app.state.database
     try:

@@ -516,6 +516,7 @@ class MethodOut(BaseModel):
     title: str
     description: str
     single_modality: bool = Field(description="A run trains one modality alone; a grid runs it once per modality of the pair.")
+    fusions: list[str] | None = Field(None, description="The fusions the method works with (null: every fusion); others are refused.")
     params: dict[str, Any] = Field(description="JSON schema of the hyperparameters (config.params), with defaults and help.")
 
 

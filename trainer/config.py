@@ -17,7 +17,7 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 Fusion = Literal["concat", "sum", "film", "gated"]
 FUSIONS: dict[str, str] = {
     "concat": "Concatenate the modality features, then one linear layer.",
-    "sum": "Add the modality features element-wise, then one linear layer.",
+    "sum": "One linear projection of each modality's features to the logits, summed (as in OGM-GE).",
     "film": "FiLM: the first modality's features scale and shift the others' (as in OGM-GE), then one linear layer.",
     "gated": "Gating: a sigmoid of the first modality's projection gates the others' (as in OGM-GE), then one linear layer.",
 }
@@ -176,6 +176,17 @@ class TrainConfig(SpecModel):
     def _method_hyperparameters(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         spec = METHODS.get(info.data.get("method", ""))
         return spec.params.model_validate(value).model_dump() if spec else value
+
+    @model_validator(mode="after")
+    def _method_fits_the_fusion(self) -> TrainConfig:
+        allowed = METHODS[self.method].fusions
+        if allowed is not None and self.fusion not in allowed:
+            raise field_error(
+                "TrainConfig", "fusion", self.fusion,
+                f"method {self.method!r} needs each modality's share of the fused logits, which {self.fusion!r} "
+                f"fusion does not define; allowed: {', '.join(allowed)}",
+            )
+        return self
 
     @model_validator(mode="after")
     def _fit_the_dataset(self) -> TrainConfig:

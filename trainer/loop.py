@@ -37,6 +37,7 @@ from trainer.models import MultiHeadFusionNet
 from trainer.reporting import BaseReporter, Reporter
 from trainer.strategies.base import EpochResult, SplitScores, Strategy
 from trainer.streaming import EVAL_BATCH, StreamingBatches
+from trainer.trials import TrialTrainings
 
 # A prepared dataset larger than this in memory (as float32 inputs) streams from disk under data_loading "auto".
 STREAM_ABOVE_BYTES = 2 * 2**30
@@ -62,7 +63,7 @@ class Batches:
         return self.ordered(EVAL_BATCH)
 
     def ordered(self, batch_size: int, order: Tensor | None = None):
-        for start in range(0, self.size, batch_size):
+        for start in range(0, self.size if order is None else len(order), batch_size):
             if order is None:
                 rows: slice | Tensor = slice(start, start + batch_size)
             else:
@@ -119,6 +120,10 @@ class Training:
             self.strategy.param_groups(self.model), lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay
         )
         self.strategy.bind(self.optimizer)
+        self.trials = TrialTrainings(
+            self.model, self.train_data, self.criterion, self._meters, self.acceleration, self.heads,
+            config.batch_size, config.weight_decay, config.seed,
+        )
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.epoch = 0
         self.best_epoch = 0
@@ -254,6 +259,8 @@ class Training:
             for note in self.notes:
                 self._event("run.note", note)
         while self.epoch < self.config.epochs:
+            # Before the epoch's clock starts: a strategy's trial trainings are timed on their own.
+            prepared = self.strategy.before_epoch(self.epoch + 1, self.trials)
             started = time.perf_counter()
             rates = self.strategy.learning_rates()  # the rates in effect during this epoch
             train = self.train_epoch()
@@ -272,7 +279,7 @@ class Training:
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                 self._save_best()
             self.reporter.on_epoch(self.epoch, metrics)
-            for event in events:
+            for event in [*prepared, *events]:
                 self._event(event.kind, event.message, event.data)
             self._save_last()
             if self.strategy.should_stop():

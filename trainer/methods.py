@@ -11,9 +11,9 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from trainer.spec import SpecModel
+from trainer.spec import SpecModel, field_error
 from trainer.tuned_rates import FILE_NAME, tuned_rates
 
 if TYPE_CHECKING:
@@ -116,6 +116,49 @@ class MslrDynamicParams(MslrParams):
     )
 
 
+class OgmParams(SpecModel):
+    """OGM and OGM-GE hyperparameters (Peng et al., CVPR 2022, Eq. 10; the window's defaults are the
+    OGM-GE code's ``--modulation_starts 0 --modulation_ends 50``, counted from epoch 1 here)."""
+
+    alpha: float = Field(
+        0.8, gt=0, le=10,
+        description="Modulation strength: the dominant modality's gradients are scaled by 1 - tanh(alpha * rho) "
+        "(0.8 is the OGM-GE code's value on CREMA-D).",
+    )
+    start_epoch: int = Field(1, ge=1, le=1000, description="First epoch (counted from 1) whose gradients are modulated.")
+    end_epoch: int = Field(50, ge=1, le=1000, description="Last epoch (inclusive) whose gradients are modulated.")
+
+    @model_validator(mode="after")
+    def _window(self) -> OgmParams:
+        if self.end_epoch < self.start_epoch:
+            raise field_error(
+                "OgmParams", "end_epoch", self.end_epoch,
+                f"must be at least start_epoch ({self.start_epoch}): the modulation window is start_epoch..end_epoch",
+            )
+        return self
+
+
+class GBlendParams(SpecModel):
+    """Gradient-Blending hyperparameters (Wang, Tran and Feiszli, CVPR 2020, section 3.3). The paper gives no
+    defaults for these; ours are project choices, small enough for the trials to cost a few epochs."""
+
+    mode: Literal["offline", "online"] = Field(
+        "offline",
+        description="'offline': estimate the loss weights once, before training; 'online': re-estimate them "
+        "every super_epoch epochs from the current weights.",
+    )
+    super_epoch: int = Field(
+        5, ge=1, le=100,
+        description="Epochs of each trial training (the window over which G and O are measured), and in "
+        "online mode the epochs between two estimates.",
+    )
+    holdout: float = Field(
+        0.1, gt=0, lt=1,
+        description="Fraction of the training split held out of the trial trainings to measure their "
+        "generalization (the validation split is never used).",
+    )
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
@@ -126,6 +169,8 @@ class MethodSpec:
     # A run of it trains one modality alone (a modality's ceiling): its config names exactly one
     # modality, and a grid expands it to one cell per modality of the pair instead of per fusion.
     single_modality: bool = False
+    # The fusions it works with (None: every fusion); a config naming another is refused at validation.
+    fusions: tuple[str, ...] | None = None
 
     def strategy_class(self) -> type[Strategy]:
         module, _, name = self.strategy.partition(":")
@@ -207,6 +252,34 @@ METHODS: dict[str, MethodSpec] = {
             "rate times its validation metric over the mean of the previous `window` epochs.",
             MslrDynamicParams,
             "trainer.strategies.mslr:MslrDynamicStrategy",
+        ),
+        MethodSpec(
+            "ogm",
+            "OGM (on-the-fly gradient modulation)",
+            "Peng et al., CVPR 2022: every batch, the modality whose share of the fused logits scores the true "
+            "class higher has its encoder's gradients scaled down by 1 - tanh(alpha * ratio). Needs a fusion "
+            "whose logits split into one share per modality: concat or sum.",
+            OgmParams,
+            "trainer.strategies.ogm:OgmStrategy",
+            fusions=("concat", "sum"),
+        ),
+        MethodSpec(
+            "ogm_ge",
+            "OGM-GE (gradient modulation with generalization enhancement)",
+            "OGM plus Gaussian noise, with the standard deviation of each encoder gradient, added to the "
+            "modulated gradients (Peng et al., CVPR 2022). Concat or sum fusion.",
+            OgmParams,
+            "trainer.strategies.ogm:OgmGeStrategy",
+            fusions=("concat", "sum"),
+        ),
+        MethodSpec(
+            "gblend",
+            "G-Blend (gradient blending)",
+            "Wang et al., CVPR 2020: the loss is a weighted sum over the fused head and each modality's head, "
+            "with weights w_i = (G_i / O_i^2) / Z from short trial trainings on held-out training data "
+            "(generalization gained over overfitting), estimated once (offline) or every super-epoch (online).",
+            GBlendParams,
+            "trainer.strategies.gblend:GBlendStrategy",
         ),
     )
 }

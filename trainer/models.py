@@ -95,30 +95,69 @@ def make_encoder(spec: ModalitySpec, config: ModelConfig, modality: str | None =
 
 
 class Fusion(nn.Module):
-    """Combines the modality features (in the model's modality order) into one vector."""
+    """Combines the modality features (in the model's modality order) into one vector.
+
+    ``makes_logits``: the fusion projects to the logits itself (sum fusion), so the model's fused
+    head is the identity.
+    """
 
     out_dim: int
+    makes_logits: bool = False
 
     def forward(self, features: list[Tensor]) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def logit_shares(self, features: list[Tensor], head: nn.Module) -> Tensor:
+        """Each modality's additive share of the fused logits (OGM's ``out_m``), stacked in modality order:
+        ``(modalities, batch, classes)``."""
+        raise ValueError(f"{type(self).__name__} does not split the fused logits into one share per modality")
+
 
 class ConcatFusion(Fusion):
-    def __init__(self, dim: int, count: int) -> None:
+    def __init__(self, dim: int, count: int, num_classes: int) -> None:
         super().__init__()
+        self.dim = dim
         self.out_dim = dim * count
 
     def forward(self, features: list[Tensor]) -> Tensor:
         return torch.cat(features, dim=1)
 
+    def logit_shares(self, features: list[Tensor], head: nn.Module) -> Tensor:
+        """``W[:, cols_m] z_m + b / M``: the fused layer's columns that multiply ``z_m`` and an equal part of
+        its bias (the OGM-GE code's ``fc_out.weight[:, :d]`` and ``bias / 2`` for two modalities), so the
+        shares add up to the fused logits exactly. All modalities in one batched product."""
+        assert isinstance(head, nn.Linear)
+        weights = head.weight.view(head.out_features, len(features), self.dim).transpose(0, 1)  # (M, classes, d)
+        shares = torch.bmm(torch.stack(features), weights.transpose(1, 2))  # (M, batch, classes)
+        return shares if head.bias is None else shares + head.bias / len(features)
+
 
 class SumFusion(Fusion):
-    def __init__(self, dim: int, count: int) -> None:
+    """Sum fusion as in the OGM-GE code (MILES.md section 8): ``sum_m (W_m z_m + b_m)``.
+
+    One linear projection per modality, straight to the logits, and the projections' outputs are
+    summed: these projections are the fused head, so each modality's share of the fused logits is its
+    own projection (what OGM modulates by). Each projection keeps its own bias, as the OGM-GE code's
+    ``fc_x`` and ``fc_y`` do; the biases add up to one bias, so the family of functions is the same as
+    concatenation's, and what differs is the initialisation (each projection's fan-in is ``d``, not
+    ``M * d``) and that the summed bias learns ``M`` times faster. Summing the features before one shared
+    layer, as this project did before, is another architecture (the features share one projection).
+    """
+
+    makes_logits = True
+
+    def __init__(self, dim: int, count: int, num_classes: int) -> None:
         super().__init__()
-        self.out_dim = dim
+        self.projections = nn.ModuleList(nn.Linear(dim, num_classes) for _ in range(count))
+        self.out_dim = num_classes
 
     def forward(self, features: list[Tensor]) -> Tensor:
-        return torch.stack(features).sum(0)
+        return self.logit_shares(features, nn.Identity()).sum(0)
+
+    def logit_shares(self, features: list[Tensor], head: nn.Module) -> Tensor:
+        """``W_m z_m + b_m``, the modality's own projection with its whole bias, so the shares add up to the
+        fused logits (the OGM-GE code takes ``b_m / 2`` here, carried over from its concat case; we do not)."""
+        return torch.stack([p(z) for p, z in zip(self.projections, features, strict=True)])
 
 
 class FiLMFusion(Fusion):
@@ -127,7 +166,7 @@ class FiLMFusion(Fusion):
     With more than two modalities the first modality modulates the sum of the others (project choice).
     """
 
-    def __init__(self, dim: int, count: int) -> None:
+    def __init__(self, dim: int, count: int, num_classes: int) -> None:
         super().__init__()
         self.film = nn.Linear(dim, 2 * dim)
         self.out_dim = dim
@@ -144,7 +183,7 @@ class GatedFusion(Fusion):
     (project choice).
     """
 
-    def __init__(self, dim: int, count: int) -> None:
+    def __init__(self, dim: int, count: int, num_classes: int) -> None:
         super().__init__()
         self.projections = nn.ModuleList(nn.Linear(dim, dim) for _ in range(count))
         self.out_dim = dim
@@ -185,8 +224,12 @@ class MultiHeadFusionNet(nn.Module):
         # One modality alone (`unimodal`): its encoder and its head, nothing fused; the "fused" logits are the
         # head's, so that every head-keyed metric and the best-epoch choice read the same as in a fused run.
         self.single = len(self.modalities) == 1
-        self.fusion: Fusion | None = None if self.single else FUSIONS[fusion](config.embed_dim, len(modalities))
-        self.head: nn.Linear | None = None if self.fusion is None else nn.Linear(self.fusion.out_dim, num_classes)
+        self.fusion: Fusion | None = None if self.single else FUSIONS[fusion](config.embed_dim, len(modalities), num_classes)
+        # The fused head: one linear layer, unless the fusion's own projections are that layer (sum).
+        self.head: nn.Module | None = (
+            None if self.fusion is None
+            else nn.Identity() if self.fusion.makes_logits else nn.Linear(self.fusion.out_dim, num_classes)
+        )
         # joint (vanilla) trains the auxiliary heads on detached features: they measure each
         # encoder without shaping it.
         self.detach_aux = False
@@ -202,6 +245,11 @@ class MultiHeadFusionNet(nn.Module):
         }
         fused = heads[self.modalities[0]] if self.single else self.fuse(features)
         return Outputs(fused, heads, features)
+
+    def logit_shares(self, features: Mapping[str, Tensor]) -> Tensor:
+        """Each modality's additive share of the fused logits, ``(modalities, batch, classes)`` in the order of
+        ``self.modalities`` (concat and sum fusion; ValueError otherwise)."""
+        return self.fusion.logit_shares([features[m] for m in self.modalities], self.head)
 
     def fuse_without(self, features: Mapping[str, Tensor], modality: str) -> Tensor:
         """Fused logits with ``z_modality`` replaced by zeros (utilization of >2 modalities)."""

@@ -62,7 +62,7 @@ class StreamingBatches:
 
     def ordered(self, batch_size: int, order: Tensor | None = None) -> Iterator[tuple[dict[str, Tensor], Tensor]]:
         indices = np.arange(self.size) if order is None else order.cpu().numpy()
-        batches: Sequence[np.ndarray] = [indices[start : start + batch_size] for start in range(0, self.size, batch_size)]
+        batches: Sequence[np.ndarray] = [indices[start : start + batch_size] for start in range(0, len(indices), batch_size)]
         workers = min(self.workers, len(batches))
         loader = DataLoader(
             self.rows, sampler=batches, batch_size=None, num_workers=workers, pin_memory=self.pin,

@@ -33,7 +33,7 @@ def _static() -> tuple[list[DatasetOut], list[MethodOut], list[FusionOut], list[
     methods = [
         MethodOut(
             name=name, title=spec.title, description=spec.description, single_modality=spec.single_modality,
-            params=spec.params_schema(),
+            fusions=list(spec.fusions) if spec.fusions is not None else None, params=spec.params_schema(),
         )
         for name, spec in METHODS.items()
     ]

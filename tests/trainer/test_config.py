@@ -61,7 +61,7 @@ def test_methods_without_hyperparameters_refuse_any():
 
 def test_unknown_dataset_and_method_list_the_known_ones():
     assert "mfeat, avdigits, synthetic, folder" in errors_of(dataset="cifar")["dataset"]
-    assert "joint, joint_aux, miles" in errors_of(dataset="mfeat", method="ogm")["method"]
+    assert "joint, joint_aux, miles" in errors_of(dataset="mfeat", method="mmpareto")["method"]
 
 
 def test_modalities_must_exist_be_distinct_and_at_least_two():

@@ -60,3 +60,53 @@ def test_masking_a_modality_zeroes_its_features_only():
 def test_reserved_modality_names_are_refused():
     with pytest.raises(ValueError, match="reserved"):
         MultiHeadFusionNet({"fusion": SPECS["text"], "text": SPECS["text"]}, "concat", 4, CONFIG)
+
+
+def test_sum_fusion_sums_one_projection_per_modality_to_the_logits():
+    model = MultiHeadFusionNet({m: SPECS[m] for m in ("text", "extra")}, "sum", 2, CONFIG.model_copy(update={"embed_dim": 2}))
+    text, extra = model.fusion.projections
+    with torch.no_grad():
+        text.weight.copy_(torch.tensor([[1.0, 2.0], [0.0, -1.0]]))
+        text.bias.copy_(torch.tensor([0.5, 0.0]))
+        extra.weight.copy_(torch.tensor([[3.0, 0.0], [1.0, 1.0]]))
+        extra.bias.copy_(torch.tensor([0.0, -2.0]))
+    features = {"text": torch.tensor([[1.0, 1.0]]), "extra": torch.tensor([[2.0, -1.0]])}
+    # text: [1 + 2 + 0.5, -1 + 0] = [3.5, -1]; extra: [6 + 0, 2 - 1 - 2] = [6, -1]; fused: [9.5, -2]
+    assert torch.equal(model.fuse(features), torch.tensor([[9.5, -2.0]]))
+    text_share, extra_share = model.logit_shares(features)
+    assert torch.equal(text_share, torch.tensor([[3.5, -1.0]]))
+    assert torch.equal(extra_share, torch.tensor([[6.0, -1.0]]))
+    assert isinstance(model.head, torch.nn.Identity)
+    assert {id(p) for p in model.fusion.parameters()} <= {id(p) for p in model.parameter_groups()[FUSION_GROUP]}
+
+
+def test_concat_shares_are_the_head_columns_on_each_modality_plus_an_equal_part_of_the_bias():
+    model = MultiHeadFusionNet({m: SPECS[m] for m in ("text", "extra")}, "concat", 2, CONFIG.model_copy(update={"embed_dim": 2}))
+    with torch.no_grad():
+        model.head.weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 0.0], [0.0, -1.0, 1.0, 1.0]]))
+        model.head.bias.copy_(torch.tensor([1.0, -2.0]))
+    features = {"text": torch.tensor([[1.0, 1.0]]), "extra": torch.tensor([[2.0, -1.0]])}
+    text_share, extra_share = model.logit_shares(features)
+    assert torch.equal(text_share, torch.tensor([[3.5, -2.0]]))  # [1 + 2, -1] + [0.5, -1]
+    assert torch.equal(extra_share, torch.tensor([[6.5, 0.0]]))  # [6, 2 - 1] + [0.5, -1]
+    assert torch.equal(text_share + extra_share, model.fuse(features))
+
+
+@pytest.mark.parametrize("fusion", ["film", "gated"])
+def test_film_and_gated_fusion_have_no_per_modality_share(fusion):
+    model = MultiHeadFusionNet({m: SPECS[m] for m in ("text", "extra")}, fusion, 2, CONFIG)
+    out = model(inputs(["text", "extra"]))
+    with pytest.raises(ValueError, match="does not split the fused logits"):
+        model.logit_shares(out.features)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "sum"])
+def test_the_shares_of_three_modalities_add_up_to_the_fused_logits(fusion):
+    names = ["text", "audio", "extra"]
+    model = MultiHeadFusionNet({m: SPECS[m] for m in names}, fusion, 4, CONFIG)
+    out = model(inputs(names))
+    shares = model.logit_shares(out.features)
+    assert shares.shape == (3, 5, 4)
+    assert torch.allclose(shares.sum(0), out.fused, atol=1e-6)
+    zeroed = dict(out.features, audio=torch.zeros_like(out.features["audio"]))  # the audio share is audio's alone
+    assert torch.allclose(model.logit_shares(zeroed)[[0, 2]], shares[[0, 2]], atol=1e-6)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from torch import Tensor, nn
 
 from trainer.models import FUSION_GROUP, MultiHeadFusionNet, Outputs
 from trainer.spec import SpecModel
+
+if TYPE_CHECKING:
+    from trainer.trials import TrialTrainings
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Strategy:
 
     - `param_groups`: the optimizer's groups (one per modality, one for fusion and fused head)
       with their initial learning rates;
+    - `before_epoch`: prepare an epoch (e.g. G-Blend's trial trainings), report events;
     - `loss_weights`: weight of each head's loss in the objective (read every batch);
     - `after_backward`: change gradients before the optimizer step (e.g. gradient modulation);
     - `on_epoch_end`: react to the epoch's evaluation (learning rates, freezing), report events;
@@ -80,6 +84,10 @@ class Strategy:
     def learning_rates(self) -> dict[str, float]:
         """Current rate of every group: ``{modality: lr, ..., "fusion": lr}``."""
         return {name: self.optimizer.param_groups[i]["lr"] for name, i in self.group_index.items()}
+
+    def before_epoch(self, epoch: int, trials: TrialTrainings) -> list[Event]:
+        """Called before epoch ``epoch`` (counted from 1) trains; ``trials`` trains copies of the model."""
+        return []
 
     def after_backward(self, model: nn.Module, outputs: Outputs, labels: Tensor) -> None:
         """Called between ``backward()`` and ``optimizer.step()`` on every batch."""

@@ -8,6 +8,7 @@ import * as api from "./api.js";
 import { byId, h, showAlert } from "./dom.js";
 import * as fmt from "./format.js";
 import { followRun } from "./live.js";
+import { MethodCharts } from "./method-charts.js";
 import { RunCharts } from "./run-charts.js";
 import { methodParams, progressBar, statusBadge, unservedNote } from "./runs-table.js";
 import { isSystem, SystemCard } from "./system-card.js";
@@ -18,6 +19,7 @@ const alertBox = byId("run-alert");
 const seenEvents = new Set();
 let run = null;
 let charts = null;
+let methodCharts = null;
 let system = null;
 let stream = null;
 let lastEventId = null;
@@ -207,7 +209,8 @@ async function showDownloads() {
 // -- events --------------------------------------------------------------------------------------
 
 const KIND_LABELS = {
-  "miles.decision": "MILES", "run.started": "started", "run.resumed": "resumed", "run.finished": "finished",
+  "miles.decision": "MILES", "ogm.modulation": "OGM", "gblend.weights": "G-Blend", "mses.freeze": "MSES",
+  "mslr.rates": "MSLR", "run.started": "started", "run.resumed": "resumed", "run.finished": "finished",
   "run.failed": "failed", "run.cancelled": "cancelled", "run.stopped_early": "stopped", "run.pruned": "pruned",
 };
 
@@ -299,7 +302,7 @@ function noteEpoch(step) {
 
 function addPoint(key, step, value) {
   if (key === "time/epoch") epochSeconds.set(step, value);
-  charts.addPoint(key, step, value);
+  if (!methodCharts.addPoint(key, step, value)) charts.addPoint(key, step, value);
 }
 
 function addSeries(series) {
@@ -386,6 +389,7 @@ async function start() {
   const task = catalog?.datasets.find((d) => d.name === run.dataset)?.task;
   byId("metrics-title").textContent = `Metrics (${fmt.metricName(task)})`;
   charts = new RunCharts(run, fmt.metricName(task), modalityOrder(catalog, run.dataset, run.modalities ?? []));
+  methodCharts = new MethodCharts(byId("charts"), charts);
   system = new SystemCard();
   showAll();
   wireActions();
