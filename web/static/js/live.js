@@ -7,7 +7,8 @@
  * stream and we must not reconnect) and `reconnect` (the stream's lifetime is over: the
  * browser reconnects by itself, sending `Last-Event-ID`, and the server resumes after it),
  * and `revoked` (the token this page signed in with was revoked: we stop and ask to sign in).
- * Message ids are cursors "<step>:<event id>[/<second>]". When the browser gives up (an HTTP error
+ * Message ids are cursors "<step>:<event id>[:<n>][~<write>[.<step>]][/<second>]" (`~`: a logged run's
+ * updates of steps already sent, by write number). When the browser gives up (an HTTP error
  * while reconnecting), we open a new stream from the last cursor, backing off.
  */
 
@@ -23,6 +24,9 @@ import { signIn, url } from "./api.js";
  * @property {(state: "live" | "reconnecting" | "ended") => void} onState
  */
 
+/** A message id: step, event id, write number (a logged run), second of the system metrics. */
+const ID = /^(-1|\d+):(\d+)(?::\d+)?(?:~(\d+)(?:\.\d+)?)?(?:\/(\d+))?$/;
+
 /**
  * Follow run `runId` from the cursor `(sinceStep, afterEvent)` (the history already loaded).
  * @param {number} runId
@@ -37,13 +41,14 @@ export function followRun(runId, from, handlers) {
   let ended = false;
 
   const remember = (message) => {
-    const [main, system] = (message.lastEventId || "").split("/");
-    const [step, eventId] = main.split(":").map(Number);
-    if (!Number.isInteger(step)) return;
+    const parts = ID.exec(message.lastEventId || "");
+    if (!parts) return;
+    const [, step, eventId, write, system] = parts;
     cursor = {
-      sinceStep: step,
-      afterEvent: Number.isInteger(eventId) ? eventId : cursor.afterEvent,
-      sinceSystem: system !== undefined && Number.isInteger(Number(system)) ? Number(system) : cursor.sinceSystem,
+      sinceStep: Number(step),
+      afterEvent: Number(eventId),
+      afterWrite: write !== undefined ? Number(write) : cursor.afterWrite,
+      sinceSystem: system !== undefined ? Number(system) : cursor.sinceSystem,
     };
   };
   const on = (name, handle) => source.addEventListener(name, (message) => {
@@ -56,6 +61,7 @@ export function followRun(runId, from, handlers) {
     if (cursor.sinceStep !== null && cursor.sinceStep !== undefined) target.searchParams.set("since_step", String(cursor.sinceStep));
     if (cursor.afterEvent !== null && cursor.afterEvent !== undefined) target.searchParams.set("after_event", String(cursor.afterEvent));
     if (cursor.sinceSystem !== null && cursor.sinceSystem !== undefined) target.searchParams.set("since_system", String(cursor.sinceSystem));
+    if (cursor.afterWrite !== null && cursor.afterWrite !== undefined) target.searchParams.set("after_write", String(cursor.afterWrite));
     source = new EventSource(target);
     source.addEventListener("open", () => {
       retryMs = 1000;
