@@ -2,7 +2,10 @@
 
 `update` recomputes, within each ingest, every bucket its points fall in, level by level
 from the level below (a bucket's extremes are the extremes of its children's), so a
-point overwritten with a smaller value never leaves a stale maximum behind.
+point overwritten with a smaller value never leaves a stale maximum behind. An ingest
+that only appends (every point after its series' last step, the way a training loop
+logs) cannot invalidate a stored extreme: its own extremes per bucket and level are
+computed here and merged into the stored rows in one statement (`_merge_appended`).
 
 `plan` decides how a read of ``lo..hi`` is bucketed, and `bucket_extremes` computes
 those buckets in SQL: from the points of a moderately long series, else by merging at
@@ -47,6 +50,7 @@ _rollup = MetricRollup.__table__
 class Stepped(Protocol):
     key: str
     step: int
+    value: float
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ def update(
     for point in points:
         steps[point.key].add(point.step // BASE)
         hi[point.key] = max(hi.get(point.key, point.step), point.step)
+    if _merge_appended(session, dialect, run_id, points, previous_hi, hi):
+        return
     # Buckets as inclusive ranges, never enumerated: steps may be as sparse as 0 and 2**52.
     affected = {key: _merge((bucket, bucket) for bucket in buckets) for key, buckets in steps.items()}
     for level in LEVELS:
@@ -113,6 +119,56 @@ def update(
         ranges = [(key, a, b) for key, spans in affected.items() for a, b in spans]
         for chunk in range(0, len(ranges), 200):  # keep each statement's OR list short
             _recompute(session, dialect, run_id, level, ranges[chunk:chunk + 200])
+
+
+def _merge_appended(
+    session: Session, dialect: str, run_id: int, points: Sequence[Stepped], previous_hi: dict[str, int],
+    hi: dict[str, int],
+) -> bool:
+    """Merge ``points`` into the rollups if they only append to their series and start no level over
+    stored points; False (nothing written) otherwise.
+
+    Appended points are new steps, so each bucket's count grows by theirs, and its extremes are the
+    stored ones or the batch's, whichever is smaller (larger); on a tie the stored one, whose step is
+    earlier (the rule of `_extremes`). A level a series reaches with this batch is filled whole from
+    the points when the series had none before, and needs the full recompute otherwise.
+    """
+    if any(point.step <= previous_hi.get(point.key, -1) for point in points):
+        return False
+    for key, top in hi.items():
+        before = previous_hi.get(key, -1)
+        if before >= 0 and any(before < width(level) <= top for level in LEVELS[1:]):
+            return False
+    rows: dict[tuple[str, int, int], list[Any]] = {}
+    for point in sorted(points, key=lambda p: p.step):  # in step order: on a tie the earlier point stays
+        for level in LEVELS:
+            size = width(level)
+            if level > 0 and size > hi[point.key]:
+                break
+            row = rows.get((point.key, level, point.step // size))
+            if row is None:
+                rows[point.key, level, point.step // size] = [1, point.step, point.value, point.step, point.value]
+                continue
+            row[0] += 1
+            if point.value < row[2]:
+                row[1], row[2] = point.step, point.value
+            if point.value > row[4]:
+                row[3], row[4] = point.step, point.value
+    statement = dialect_insert(dialect)(_rollup)
+    new, old = statement.excluded, _rollup.c
+    statement = statement.on_conflict_do_update(index_elements=["run_id", "key", "level", "bucket"], set_={
+        "count": old.count + new.count,
+        "min_step": case((new.min_value < old.min_value, new.min_step), else_=old.min_step),
+        "min_value": case((new.min_value < old.min_value, new.min_value), else_=old.min_value),
+        "max_step": case((new.max_value > old.max_value, new.max_step), else_=old.max_step),
+        "max_value": case((new.max_value > old.max_value, new.max_value), else_=old.max_value),
+    })
+    session.execute(statement, [
+        {"run_id": run_id, "key": key, "level": level, "bucket": bucket, "count": n, "min_step": min_step,
+         "min_value": min_value, "max_step": max_step, "max_value": max_value}
+        for (key, level, bucket), (n, min_step, min_value, max_step, max_value) in rows.items()
+    ])
+    return True
 
 
 def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
