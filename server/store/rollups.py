@@ -139,21 +139,21 @@ def _merge_appended(
         before = previous_hi.get(key, -1)
         if before >= 0 and any(before < width(level) <= top for level in LEVELS[1:]):
             return False
+    # Level 0 from the points, each level above from the one below (a bucket's extremes are its
+    # children's), always in step order, so that on a tie the earlier point stays.
     rows: dict[tuple[str, int, int], list[Any]] = {}
-    for point in sorted(points, key=lambda p: p.step):  # in step order: on a tie the earlier point stays
-        for level in LEVELS:
-            size = width(level)
-            if level > 0 and size > hi[point.key]:
-                break
-            row = rows.get((point.key, level, point.step // size))
-            if row is None:
-                rows[point.key, level, point.step // size] = [1, point.step, point.value, point.step, point.value]
-                continue
-            row[0] += 1
-            if point.value < row[2]:
-                row[1], row[2] = point.step, point.value
-            if point.value > row[4]:
-                row[3], row[4] = point.step, point.value
+    below: dict[tuple[str, int], list[Any]] = {}
+    for point in sorted(points, key=lambda p: (p.key, p.step)):
+        _fold(below, (point.key, point.step // BASE), [1, point.step, point.value, point.step, point.value])
+    for level in LEVELS:
+        rows.update(((key, level, bucket), row) for (key, bucket), row in below.items())
+        above: dict[tuple[str, int], list[Any]] = {}
+        for (key, bucket), row in below.items():  # in (key, bucket) order, as built
+            if width(level + 1) <= hi[key]:
+                _fold(above, (key, bucket // FANOUT), list(row))
+        if not above:
+            break
+        below = above
     statement = dialect_insert(dialect)(_rollup)
     new, old = statement.excluded, _rollup.c
     statement = statement.on_conflict_do_update(index_elements=["run_id", "key", "level", "bucket"], set_={
@@ -169,6 +169,19 @@ def _merge_appended(
         for (key, level, bucket), (n, min_step, min_value, max_step, max_value) in rows.items()
     ])
     return True
+
+
+def _fold(rows: dict[tuple[str, int], list[Any]], bucket: tuple[str, int], row: list[Any]) -> None:
+    """Merge ``row`` ``[count, min_step, min_value, max_step, max_value]``, of later steps, into ``bucket``'s."""
+    into = rows.get(bucket)
+    if into is None:
+        rows[bucket] = row
+        return
+    into[0] += row[0]
+    if row[2] < into[2]:
+        into[1], into[2] = row[1], row[2]
+    if row[4] > into[4]:
+        into[3], into[4] = row[3], row[4]
 
 
 def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
