@@ -18,7 +18,7 @@ from server.app import create_app
 from server.db import Database
 from server.settings import Settings
 from server.store import tokens
-from web.routes import plotly_url
+from web.routes import plotly_basic_url, plotly_url, static_url
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's test client would prefer httpx2 to httpx
@@ -125,6 +125,30 @@ def test_plotly_comes_compressed_and_cacheable_from_the_installed_package(client
     assert again.status_code == 304
 
 
+def test_the_run_and_compare_pages_load_plotlys_basic_bundle_compressed_and_cacheable(client: TestClient):
+    run = client.post("/api/v1/runs", json={"name": "drawn", "execute": False}).json()
+    for address in (f"/runs/{run['id']}", "/compare"):
+        assert plotly_basic_url() in client.get(address).text and plotly_url() not in client.get(address).text
+    response = client.get(plotly_basic_url(), headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip" and "immutable" in response.headers["cache-control"]
+    assert int(response.headers["content-length"]) < 500_000  # compressed, against 1.4 MB for the full bundle
+    assert response.content.startswith(b"/**\n* plotly.js (basic - minified) v4.1.1")
+
+
+def test_pages_load_the_static_files_under_a_digest_compressed_and_cached_for_good(client: TestClient):
+    page = client.get("/").text
+    module = re.search(r'src="(/assets/[0-9a-f]{16}/js/session\.js)"', page)
+    assert module, page
+    response = client.get(module[1], headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.content == (WEB / "static" / "js" / "session.js").read_bytes()
+    stale = client.get(module[1].replace(static_url(), "/assets/0123456789abcdef"))
+    assert stale.status_code == 200 and stale.headers["cache-control"] == "no-cache"  # an old page still works
+    assert client.get(f"{static_url()}/js/nope.js").status_code == 404
+
+
 def test_static_modules_are_javascript_and_revalidated(client: TestClient):
     response = client.get("/static/js/run.js")
     assert response.status_code == 200
@@ -137,7 +161,7 @@ def test_every_module_the_templates_load_and_every_import_exists():
     static = WEB / "static"
     referenced = {
         match for template in (WEB / "templates").glob("*.html")
-        for match in re.findall(r'src="\{\{ base \}\}/static/([^"]+)"', template.read_text())
+        for match in re.findall(r'src="\{\{ static \}\}/([^"]+)"', template.read_text())
     }
     pending, seen = list(referenced), set()
     while pending:
