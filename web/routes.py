@@ -75,6 +75,13 @@ class Exists(Protocol):
         ...
 
 
+class Preload(Protocol):
+    def __call__(self, request: Request, kind: Kind, ident: int) -> dict[str, Any] | None:
+        """What the page of the run ``ident`` would first ask the API for, as the API answers it (JSON values),
+        embedded in the page so that it draws without waiting for those requests; None: the script asks."""
+        ...
+
+
 def page(request: Request, template: str, title: str, section: str, **context: Any) -> HTMLResponse:
     """A page shell; ``section`` marks the current item of the navigation."""
     base = request.scope.get("root_path", "")
@@ -113,7 +120,11 @@ def missing(request: Request, kind: Kind, ident: int) -> HTMLResponse | None:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: IdParam) -> HTMLResponse:
-    return missing(request, "run", run_id) or page(request, "run.html", f"Run {run_id}", "runs", run_id=run_id)
+    preload: Preload | None = getattr(request.app.state, "page_preload", None)
+    return missing(request, "run", run_id) or page(
+        request, "run.html", f"Run {run_id}", "runs", run_id=run_id,
+        preloaded=preload(request, "run", run_id) if preload else None,
+    )
 
 
 @router.get("/compare", response_class=HTMLResponse)
@@ -295,9 +306,11 @@ class DashboardFiles(StaticFiles):
         return response
 
 
-def install(app: FastAPI, exists: Exists | None = None) -> None:
+def install(app: FastAPI, exists: Exists | None = None, preload: Preload | None = None) -> None:
     """Serve the dashboard from ``app``: the pages, ``/static`` and Plotly's JavaScript. With ``exists``,
-    the page of a run or experiment that does not exist is a 404."""
+    the page of a run or experiment that does not exist is a 404; with ``preload``, a run page holds
+    its first data."""
     app.state.page_lookup = exists
+    app.state.page_preload = preload
     app.include_router(router)
     app.mount("/static", DashboardFiles(directory=HERE / "static"), name="static")
