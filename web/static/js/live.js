@@ -12,7 +12,7 @@
  * while reconnecting), we open a new stream from the last cursor, backing off.
  */
 
-import { signIn, url } from "./api.js";
+import { get, signIn, url } from "./api.js";
 
 /**
  * @typedef {object} StreamHandlers
@@ -87,9 +87,19 @@ export function followRun(runId, from, handlers) {
       if (ended) return;
       handlers.onState("reconnecting");
       if (source.readyState === EventSource.CLOSED) {
-        // The browser will not retry (the server answered with an error): start afresh from our cursor.
-        setTimeout(() => { if (!ended) connect(); }, retryMs);
-        retryMs = Math.min(retryMs * 2, 30_000);
+        // The browser will not retry (the server answered with an error): a run deleted meanwhile has
+        // ended; otherwise start afresh from our cursor.
+        get(`/runs/${runId}`).then(() => true, (error) => error.status !== 404).then((exists) => {
+          if (ended) return;
+          if (!exists) {
+            ended = true;
+            handlers.onState("ended");
+            handlers.onEnd({ status: "deleted" });
+            return;
+          }
+          setTimeout(() => { if (!ended) connect(); }, retryMs);
+          retryMs = Math.min(retryMs * 2, 30_000);
+        });
       }
     });
   };
