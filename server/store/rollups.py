@@ -33,6 +33,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     union_all,
 )
@@ -121,6 +122,15 @@ def update(
             _recompute(session, dialect, run_id, level, ranges[chunk:chunk + 200])
 
 
+# A stored bucket merged with the appended points' (EXCLUDED): counts add up; on a tie the stored extreme stays.
+_MERGED = ", ".join((
+    "count = metric_rollup.count + EXCLUDED.count",
+    *(f"{column} = CASE WHEN EXCLUDED.{side}_value {op} metric_rollup.{side}_value THEN EXCLUDED.{column} "
+      f"ELSE metric_rollup.{column} END"
+      for side, op in (("min", "<"), ("max", ">")) for column in (f"{side}_step", f"{side}_value")),
+))
+
+
 def _merge_appended(
     session: Session, dialect: str, run_id: int, points: Sequence[Stepped], previous_hi: dict[str, int],
     hi: dict[str, int],
@@ -154,19 +164,30 @@ def _merge_appended(
         if not above:
             break
         below = above
-    statement = dialect_insert(dialect)(_rollup)
-    new, old = statement.excluded, _rollup.c
-    statement = statement.on_conflict_do_update(index_elements=["run_id", "key", "level", "bucket"], set_={
-        "count": old.count + new.count,
-        "min_step": case((new.min_value < old.min_value, new.min_step), else_=old.min_step),
-        "min_value": case((new.min_value < old.min_value, new.min_value), else_=old.min_value),
-        "max_step": case((new.max_value > old.max_value, new.max_step), else_=old.max_step),
-        "max_value": case((new.max_value > old.max_value, new.max_value), else_=old.max_value),
-    })
-    session.execute(statement, [
+    merged = [(key, level, bucket, *row) for (key, level, bucket), row in rows.items()]
+    if dialect == "postgresql":
+        # One statement, its columns as arrays sent in binary (as `server.store.metrics` writes points):
+        # building and binding a row at a time through SQLAlchemy cost more than the upsert itself.
+        keys, levels, buckets, counts, min_steps, min_values, max_steps, max_values = map(list, zip(*merged, strict=True))
+        driver = session.connection().connection.driver_connection
+        with driver.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO metric_rollup (run_id, key, level, bucket, count, min_step, min_value, max_step, max_value) "
+                "SELECT %(run_id)b, * FROM unnest(%(keys)b::text[], %(levels)b::bigint[], %(buckets)b::bigint[], "
+                "%(counts)b::bigint[], %(min_steps)b::bigint[], %(min_values)b::float8[], %(max_steps)b::bigint[], "
+                "%(max_values)b::float8[]) ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET " + _MERGED,
+                {"run_id": run_id, "keys": keys, "levels": levels, "buckets": buckets, "counts": counts,
+                 "min_steps": min_steps, "min_values": min_values, "max_steps": max_steps, "max_values": max_values},
+            )
+        return True
+    session.execute(text(
+        "INSERT INTO metric_rollup (run_id, key, level, bucket, count, min_step, min_value, max_step, max_value) "
+        "VALUES (:run_id, :key, :level, :bucket, :count, :min_step, :min_value, :max_step, :max_value) "
+        "ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET " + _MERGED
+    ), [
         {"run_id": run_id, "key": key, "level": level, "bucket": bucket, "count": n, "min_step": min_step,
          "min_value": min_value, "max_step": max_step, "max_value": max_value}
-        for (key, level, bucket), (n, min_step, min_value, max_step, max_value) in rows.items()
+        for key, level, bucket, n, min_step, min_value, max_step, max_value in merged
     ])
     return True
 
