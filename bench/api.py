@@ -9,6 +9,17 @@ Starts ``miles server`` (uvicorn) on a fresh PostgreSQL database and measures, o
 - downsampling: p50/p99 of reading the 1,000,000-point series ingested above as at most
   2,000 points (``GET /runs/{id}/metrics?max_points=2000``).
 
+Then, on both backends (SQLite and PostgreSQL, each behind its own ``miles server``):
+
+- ``ingest_vs_bare``: at 10, 1,000 and 50,000 points per request, the throughput of
+  ``POST /runs/{id}/metrics`` over that of a bare write of the same rows into the same
+  table in the same run (``COPY`` on PostgreSQL, ``executemany`` on SQLite, one
+  transaction per request's rows), the two taking turns request by request;
+- ``concurrent_small_ingest``: p50/p99 of 10-point requests from 8 writers at once, each
+  into its own run;
+- ``filtered_list``: p50/p99 of ``GET /runs`` unfiltered and with each filter of the runs
+  page, at 10,000 and at 100,000 runs.
+
     python bench/api.py                  # --points 1000000 --runs 10000 --requests 300
 """
 
@@ -21,13 +32,16 @@ import math
 import os
 import platform
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run as a script, bench/ would come first on the path; the repository root gives `tests`.
@@ -35,11 +49,11 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
 
 from bench import stats  # noqa: E402
 from server.db import Database  # noqa: E402
-from server.models import LatestMetric, Run, RunTag  # noqa: E402
+from server.models import Experiment, LatestMetric, Run, RunTag  # noqa: E402
 from tests.conftest import fresh_postgres, migrated  # noqa: E402
 from tests.services import MilesStack  # noqa: E402
 
@@ -81,8 +95,9 @@ def bench_ingest(api: httpx.Client, points: int, batch: int) -> tuple[int, dict[
     }
 
 
-def store_runs(database_url: str, count: int) -> None:
-    """``count`` runs with two tags and eight latest values each, written straight to the tables."""
+def store_runs(database_url: str, count: int, offset: int = 0) -> None:
+    """``count`` runs with two tags and eight latest values each, written straight to the tables, the
+    ``offset``-th one first; every run belongs to one of ten experiments."""
     database = Database(database_url)
     statuses = ["succeeded"] * 6 + ["failed", "cancelled", "running", "queued"]
     methods = ["miles", "joint", "joint_aux"]
@@ -90,13 +105,19 @@ def store_runs(database_url: str, count: int) -> None:
     keys = ["metric/val/fused", "metric/val/pix", "metric/val/fou", "util/pix", "util/fou", "util/delta",
             "loss/train", "loss/val"]
     with database.transaction() as session:
-        for offset in range(0, count, 2000):
+        experiments = {e.name: e.id for e in session.scalars(select(Experiment))}
+        for n in range(10):
+            if f"exp{n}" not in experiments:
+                experiments[f"exp{n}"] = session.scalars(insert(Experiment).returning(Experiment.id), [{"name": f"exp{n}"}]).one()
+        for chunk in range(offset, offset + count, 2000):
             rows = []
-            for index in range(offset, min(count, offset + 2000)):
+            for index in range(chunk, min(offset + count, chunk + 2000)):
                 method = methods[index % 3]
                 rows.append({
                     "name": f"{method} seed {index % 5} #{index}", "status": statuses[index % len(statuses)],
-                    "execute": True, "method": method, "dataset": "mfeat", "fusion": "concat", "seed": index % 5,
+                    "execute": True, "method": method, "dataset": ("mfeat", "avmnist")[index % 2],
+                    "fusion": ("concat", "late", "sum", "film")[index % 4], "seed": index % 5,
+                    "experiment_id": experiments[f"exp{index % 10}"],
                     "queue": "gpu", "created_at": start + timedelta(seconds=index * 250), "attempts": 1, "epoch": 30,
                     "cancel_requested": False,
                     "spec": {"dataset": "mfeat", "method": method, "modalities": ["pix", "fou"], "epochs": 30,
@@ -109,7 +130,127 @@ def store_runs(database_url: str, count: int) -> None:
             ])
     with database.engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")
+        connection.commit()
     database.dispose()
+
+
+def logged_run(api: httpx.Client, name: str) -> int:
+    return api.post("/runs", json={"execute": False, "name": name}).raise_for_status().json()["id"]
+
+
+def request_points(size: int, request: int) -> list[tuple[str, int, float]]:
+    """The ``request``-th batch of ``size`` points of a training loop: up to 10 keys a step, steps ascending."""
+    keys = [f"metric/k{k}" for k in range(min(size, 10))]
+    steps = size // len(keys)
+    return [(key, request * steps + step, random.random()) for step in range(steps) for key in keys]
+
+
+def bare_write(database_url: str, dialect: str, run_id: int, points: list[tuple[str, int, float]]) -> float:
+    """Seconds to write ``points`` into ``metric`` straight through the driver, in one transaction."""
+    stamp = datetime.now(UTC)
+    rows = [(run_id, key, step, value, stamp) for key, step, value in points]
+    if dialect == "postgresql":
+        with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as connection:
+            started = time.perf_counter()
+            with connection.cursor() as cursor, cursor.copy("COPY metric (run_id, key, step, value, time) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            connection.commit()
+            return time.perf_counter() - started
+    connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=30)
+    try:
+        started = time.perf_counter()
+        with connection:
+            connection.executemany("INSERT INTO metric (run_id, key, step, value, time) VALUES (?, ?, ?, ?, ?)",
+                                   [(*row[:4], row[4].isoformat()) for row in rows])
+        return time.perf_counter() - started
+    finally:
+        connection.close()
+
+
+def ingest_vs_bare(api: httpx.Client, database_url: str, dialect: str, size: int, requests: int) -> dict[str, float]:
+    """Ingest over HTTP and the bare write of the same rows, taking turns request by request."""
+    run_id, bare_run = logged_run(api, f"ingest {size}"), logged_run(api, f"bare {size}")
+    now = time.time()
+    through_api, bare = [], []
+    for request in range(requests):
+        points = request_points(size, request)
+        body = json.dumps({"points": [{"key": k, "step": s, "value": v, "time": now} for k, s, v in points]}).encode()
+        started = time.perf_counter()
+        api.post(f"/runs/{run_id}/metrics", content=body, headers={"content-type": "application/json"}).raise_for_status()
+        through_api.append(time.perf_counter() - started)
+        bare.append(bare_write(database_url, dialect, bare_run, points))
+    return {
+        "points_per_request": size, "requests": requests,
+        "api_points_per_second": round(size * requests / sum(through_api)),
+        "bare_points_per_second": round(size * requests / sum(bare)),
+        "api_over_bare": round(sum(bare) / sum(through_api), 3),
+        "api_request_ms_p50": round(statistics.median(through_api) * 1000, 2),
+    }
+
+
+def concurrent_small_ingest(base_url: str, writers: int, requests: int) -> dict[str, float]:
+    """10-point requests from ``writers`` clients at once, each into its own run."""
+    with httpx.Client(base_url=base_url, timeout=60) as api:
+        run_ids = [logged_run(api, f"writer {n}") for n in range(writers)]
+    samples: list[float] = []
+    start = threading.Barrier(writers)
+
+    def write(run_id: int) -> None:
+        with httpx.Client(base_url=base_url, timeout=60) as api:
+            start.wait()
+            for request in range(requests):
+                points = [{"key": k, "step": s, "value": v} for k, s, v in request_points(10, request)]
+                started = time.perf_counter()
+                api.post(f"/runs/{run_id}/metrics", json={"points": points}).raise_for_status()
+                samples.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=write, args=(run_id,)) for run_id in run_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"writers": writers, "points_per_request": 10, **percentiles(samples)}
+
+
+LIST_FILTERS = {
+    "none": {}, "experiment": {"experiment": "exp3"}, "status": {"status": "failed"}, "method": {"method": "joint"},
+    "dataset": {"dataset": "avmnist"}, "fusion": {"fusion": "film"},
+}
+
+
+def filtered_list(api: httpx.Client, requests: int) -> dict[str, dict[str, float]]:
+    return {
+        name: percentiles(timed(lambda params=params: api.get("/runs", params=params), requests))
+        for name, params in LIST_FILTERS.items()
+    }
+
+
+def both_backends(options: argparse.Namespace) -> dict[str, Any]:
+    """Ingest against the bare write, concurrent small ingests and filtered lists, on SQLite and PostgreSQL."""
+    results: dict[str, Any] = {}
+    for dialect in ("sqlite", "postgresql"):
+        with contextlib.ExitStack() as cleanup:
+            home = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+            url = f"sqlite:///{home / 'miles.db'}" if dialect == "sqlite" else cleanup.enter_context(fresh_postgres())
+            stack = MilesStack(home=home, database_url=migrated(url), redis=None)
+            server = stack.start_server("--log-level", "warning")
+            cleanup.callback(stack.close)
+            base_url = f"{server.url}/api/v1"
+            api = cleanup.enter_context(httpx.Client(base_url=base_url, timeout=120))
+            found: dict[str, Any] = {"ingest_vs_bare": [
+                ingest_vs_bare(api, url, dialect, size, requests)
+                for size, requests in ((10, options.small_requests), (1000, 50), (50_000, 4))
+            ]}
+            found["concurrent_small_ingest"] = concurrent_small_ingest(base_url, 8, options.small_requests // 4)
+            found["filtered_list"] = {}
+            stored = 0
+            for runs_count in options.list_runs:
+                store_runs(url, runs_count - stored, offset=stored)
+                stored = runs_count
+                found["filtered_list"][str(runs_count)] = filtered_list(api, options.list_requests)
+            results[dialect] = found
+    return results
 
 
 def main() -> None:
@@ -118,7 +259,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--small-requests", type=int, default=400, help="10-point requests (a quarter per concurrent writer).")
+    parser.add_argument("--list-runs", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--list-requests", type=int, default=200)
+    parser.add_argument("--only-both-backends", action="store_true", help="Skip the PostgreSQL-only part above.")
     options = parser.parse_args()
+    if options.only_both_backends:
+        print(json.dumps({"machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
+                          **both_backends(options)}, indent=2))
+        return
 
     with fresh_postgres() as url, tempfile.TemporaryDirectory() as home:
         stack = MilesStack(home=Path(home), database_url=migrated(url), redis=None)
@@ -150,6 +299,7 @@ def main() -> None:
         "ingest": ingest,
         "list_runs": listing,
         "downsample": {"series_points": options.points, "max_points": 2000, "returned": returned, **downsample},
+        **both_backends(options),
     }, indent=2))
 
 

@@ -1,6 +1,6 @@
 """The live path: how fast a run starts, how fast an epoch reaches the browser, what reporting costs.
 
-    python bench/live.py [--runs 20] [--stream-runs 3] [--rounds 5]
+    python bench/live.py [--runs 20] [--stream-runs 3] [--rounds 5] [--logged-steps 100]
 
 Prints JSON. Needs PostgreSQL on 127.0.0.1:5432 (a scratch database is created and
 dropped) and ``redis-server`` (its own, on a free port); starts ``miles server`` and
@@ -10,6 +10,12 @@ dropped) and ``redis-server`` (its own, on a free port); starts ``miles server``
   (set when the worker claims it), with an idle worker, one run at a time.
 - ``epoch_to_sse_ms``: from the end of an epoch in the worker (the time it puts in its
   Redis notice) to the arrival of that epoch's SSE message at a client on this machine.
+- ``logged_post_to_sse_ms``: a run logged from outside (``execute: false``, as
+  ``client.track`` does it): from just before ``POST /runs/{id}/metrics`` to the arrival of
+  the posted step at a client of the run's stream, in local mode (SQLite, no Redis: the
+  server's in-process notifier) and in team mode (PostgreSQL and Redis). ``first`` is a
+  step's first post (its training loss), ``update`` the second post to the same step (its
+  validation metrics), which arrives as an update of the step already sent.
 - ``epoch_time_memory_over_database``: the wall time of a whole epoch (training,
   evaluation, reporting, checkpoint) with an in-memory reporter, over the same with the
   worker's database reporter (PostgreSQL, Redis notices, the lease thread). The two
@@ -24,6 +30,7 @@ import contextlib
 import json
 import os
 import platform
+import queue
 import statistics
 import sys
 import tempfile
@@ -99,6 +106,40 @@ def epoch_to_sse(stack: MilesStack, redis_url: str, runs_count: int, epochs: int
                     legs["relay_to_client"].append(message.received - notice["sent"])
     pubsub.close()
     return legs
+
+
+def logged_post_to_sse(stack: MilesStack, steps: int) -> dict[str, list[float]]:
+    """Per post of a logged run: from just before the POST to the arrival of its points on the stream."""
+    with stack.api as api:
+        run_id = api.post("/runs", json={"execute": False, "name": "bench-logged"}).raise_for_status().json()["id"]
+    arrived: queue.Queue[Any] = queue.Queue()
+
+    def follow() -> None:
+        for message in stack.stream(run_id):
+            arrived.put(message)
+            if message.event == "end":
+                return
+
+    threading.Thread(target=follow, daemon=True).start()
+
+    def until(step: int, key: str) -> float:
+        while True:
+            message = arrived.get(timeout=10)
+            if message.event == "epoch" and message.data["step"] == step and key in message.data["metrics"]:
+                return message.received
+
+    latencies: dict[str, list[float]] = {"first": [], "update": []}
+    with stack.api as api:
+        until_connected = time.monotonic() + 10
+        while arrived.empty() and time.monotonic() < until_connected:  # the stream's first status
+            time.sleep(0.01)
+        for step in range(1, steps + 1):
+            for leg, key in (("first", "loss/train"), ("update", "metric/val")):
+                posted = time.time()
+                api.post(f"/runs/{run_id}/metrics", json={"points": [{"key": key, "step": step, "value": 1 / step}]})
+                latencies[leg].append(until(step, key) - posted)
+        api.patch(f"/runs/{run_id}", json={"status": "succeeded"}).raise_for_status()
+    return latencies
 
 
 class Turns(BaseReporter):
@@ -232,11 +273,18 @@ def main() -> None:
     parser.add_argument("--stream-epochs", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=4, help="Runs of each reporter in the comparison.")
     parser.add_argument("--overhead-epochs", type=int, default=6)
+    parser.add_argument("--logged-steps", type=int, default=100, help="Steps of the logged run, two posts each.")
     args = parser.parse_args()
     results: dict[str, Any] = {
         "machine": {"cpu_count": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
                     "torch": torch.__version__, "python": platform.python_version()},
     }
+    logged: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="miles-bench-") as scratch:  # local mode: SQLite, no Redis, no worker
+        local = MilesStack(home=Path(scratch), database_url=migrated(f"sqlite:///{scratch}/miles.db"), redis=None)
+        with contextlib.closing(local):
+            local.start_server()
+            logged["local"] = logged_post_to_sse(local, args.logged_steps)
     with (
         tempfile.TemporaryDirectory(prefix="miles-bench-") as scratch,
         fresh_postgres() as url,
@@ -246,6 +294,11 @@ def main() -> None:
         stack = MilesStack(home=home, database_url=migrated(url), redis=redis_server)
         with contextlib.closing(stack):
             stack.start("--cpu")
+            logged["team"] = logged_post_to_sse(stack, args.logged_steps)
+            results["logged_post_to_sse_ms"] = {
+                mode: {leg: percentiles(values, scale=1000, digits=1) for leg, values in legs.items()}
+                for mode, legs in logged.items()
+            }
             results["submit_to_running_s"] = percentiles(submit_to_running(stack, args.runs))
             legs = epoch_to_sse(stack, redis_server.url, args.stream_runs, args.stream_epochs)
             results["epoch_to_sse_ms"] = percentiles(legs.pop("total"), scale=1000, digits=1)

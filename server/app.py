@@ -79,5 +79,5 @@ def create_app(
         app.add_middleware(LocalOnly, bind_host=settings.host)
     app.add_middleware(errors.LastResort)  # added last: the outermost of the app's middleware
     app.include_router(api.router)
-    install_dashboard(app, exists=pages.exists)
+    install_dashboard(app, exists=pages.exists, preload=pages.preload)
     return app

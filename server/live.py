@@ -1,4 +1,4 @@
-"""Live notices of a run: the worker publishes one after each commit, open streams wake up on them.
+"""Live notices of a run: whoever commits a change publishes one, open streams wake up on them.
 
 Channel ``miles:run:<id>`` on Redis (team mode). Each notice is JSON::
 
@@ -9,7 +9,14 @@ Channel ``miles:run:<id>`` on Redis (team mode). Each notice is JSON::
 run; they then read from the database what they have not sent yet, by their cursor
 (`server.api.stream`). The database stays the one ordered source: a notice lost while Redis
 restarts, or one that overtakes another, costs at most a short delay, never a gap or a
-duplicate. Without Redis (local mode) streams poll the database every half second instead.
+duplicate.
+
+Who publishes: the worker after each epoch's commit (`Publisher`), and the server after the
+commit of an ingest (`POST /runs/{id}/metrics`, `POST /runs/{id}/events`) through
+`Notices.notify`: on Redis in team mode, so that the streams of every server process wake;
+in-process in local mode (`LocalNotices`), where the server is the only process with
+streams. Local mode has no channel from a worker process, so its streams also read the
+database every half second.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -89,41 +97,59 @@ class Notices(Protocol):
         """An async context manager giving a `Watch` of ``run_id``, listening from its entry on."""
         ...
 
+    def notify(self, run_id: int, kind: str, **fields: Any) -> None:
+        """Tell the streams of ``run_id`` that a change of ``kind`` was committed. From any thread,
+        after the commit; best effort (a lost notice costs a stream its polling interval)."""
+        ...
+
     async def close(self) -> None: ...
 
 
-class _Sleep:
-    def __init__(self, interval: float) -> None:
+class _Wake:
+    def __init__(self, event: asyncio.Event, interval: float) -> None:
+        self.event = event
         self.interval = interval
 
     async def wait(self) -> bool:
-        await asyncio.sleep(self.interval)
-        return False
-
-
-class PollingNotices:
-    """Local mode: no notices; a watch simply sleeps between two reads of the database."""
-
-    @asynccontextmanager
-    async def watch(self, run_id: int) -> AsyncIterator[Watch]:
-        yield _Sleep(POLL_INTERVAL)
-
-    async def close(self) -> None:
-        return None
-
-
-class _Wake:
-    def __init__(self, event: asyncio.Event) -> None:
-        self.event = event
-
-    async def wait(self) -> bool:
         try:
-            await asyncio.wait_for(self.event.wait(), FALLBACK_INTERVAL)
+            await asyncio.wait_for(self.event.wait(), self.interval)
         except TimeoutError:
             return False
         finally:
             self.event.clear()
         return True
+
+
+class LocalNotices:
+    """Local mode: the server's own commits wake its streams at once; a watch also returns after
+    `POLL_INTERVAL`, for what a worker process commits (it has no way to reach the server)."""
+
+    def __init__(self) -> None:
+        self._streams: dict[int, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(set)
+        self._lock = threading.Lock()  # notify runs in the threads of the thread pool, after their commit
+
+    @asynccontextmanager
+    async def watch(self, run_id: int) -> AsyncIterator[Watch]:
+        entry = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._streams[run_id].add(entry)
+        try:
+            yield _Wake(entry[1], POLL_INTERVAL)
+        finally:
+            with self._lock:
+                self._streams[run_id].discard(entry)
+                if not self._streams[run_id]:
+                    del self._streams[run_id]
+
+    def notify(self, run_id: int, kind: str, **fields: Any) -> None:
+        with self._lock:
+            waiting = list(self._streams.get(run_id, ()))
+        for loop, event in waiting:
+            with suppress(RuntimeError):  # that loop has closed: its stream is gone
+                loop.call_soon_threadsafe(event.set)
+
+    async def close(self) -> None:
+        return None
 
 
 class RedisNotices:
@@ -134,6 +160,7 @@ class RedisNotices:
 
     def __init__(self, redis_url: str) -> None:
         self.url = redis_url
+        self._publisher = Publisher(redis_url)
         self._streams: dict[int, set[asyncio.Event]] = defaultdict(set)
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event | None = None
@@ -144,7 +171,7 @@ class RedisNotices:
         self._streams[run_id].add(event)
         try:
             await self._ensure_listening()
-            yield _Wake(event)
+            yield _Wake(event, FALLBACK_INTERVAL)
         finally:
             self._streams[run_id].discard(event)
             if not self._streams[run_id]:
@@ -159,6 +186,10 @@ class RedisNotices:
         # read goes unnoticed. If Redis is down the stream reads anyway, on FALLBACK_INTERVAL.
         with suppress(TimeoutError):
             await asyncio.wait_for(self._subscribed.wait(), self.SUBSCRIBE_WAIT)
+
+    def notify(self, run_id: int, kind: str, **fields: Any) -> None:
+        """Published on Redis, which wakes the streams of every server process, this one's included."""
+        self._publisher.publish(run_id, kind, **fields)
 
     def _wake(self, run_ids: Any) -> None:
         for run_id in run_ids:
@@ -188,6 +219,7 @@ class RedisNotices:
                 await client.aclose()
 
     async def close(self) -> None:
+        self._publisher.close()
         if self._listener is not None:
             self._listener.cancel()
             with suppress(asyncio.CancelledError, Exception):  # closing: whatever ended the listener is past
@@ -196,4 +228,4 @@ class RedisNotices:
 
 
 def notices_for(settings: Settings) -> Notices:
-    return RedisNotices(settings.redis_url) if settings.redis_url else PollingNotices()
+    return RedisNotices(settings.redis_url) if settings.redis_url else LocalNotices()

@@ -296,8 +296,10 @@ def _seconds(value: float) -> str:
 class Tracker:
     """Logs a training loop of your own into the dashboard, as a run ``execute: false``.
 
-    ``log`` only buffers; a background thread sends the points in batches (every
-    ``batch_size`` points or ``flush_interval`` seconds), retrying with backoff when
+    ``log`` only buffers; a background thread sends the points at once when it last sent
+    more than ``flush_interval`` seconds ago (so a loop logging once an epoch is live on
+    the dashboard within a request's time), and otherwise what was logged meanwhile when
+    the interval is over (or ``batch_size`` points are waiting), retrying with backoff when
     the server is unreachable or answers 5xx/429, which is safe because a repeated
     point overwrites. Leaving the ``with`` block flushes and sets the final status:
     ``succeeded``, ``failed`` with the exception's message when the loop raised, or
@@ -310,7 +312,7 @@ class Tracker:
 
     def __init__(
         self, client: MilesClient, name: str, *, params: Mapping[str, Any] | None = None, config: Any = None,
-        experiment: str | None = None, tags: Sequence[str] = (), batch_size: int = 1000, flush_interval: float = 2.0,
+        experiment: str | None = None, tags: Sequence[str] = (), batch_size: int = 1000, flush_interval: float = 0.2,
         max_retries: int = 8, max_buffer: int = 1_000_000, system: bool = False, system_interval: float = 10.0,
     ) -> None:
         if system and system_interval < 1:
@@ -330,6 +332,7 @@ class Tracker:
         self._summary: dict[str, Any] = {}
         self._buffer: list[dict[str, Any]] = []
         self._changed = threading.Condition()
+        self._sending = threading.Lock()
         self._stopping = False
         self._failure: MilesAPIError | None = None
         self._warned: set[str] = set()
@@ -399,8 +402,7 @@ class Tracker:
             while len(self._buffer) >= self.max_buffer and self._failure is None:
                 self._changed.wait(1.0)  # the server is behind: wait rather than grow without bound
             self._buffer.extend(points)
-            if len(self._buffer) >= self.batch_size:
-                self._changed.notify_all()
+            self._changed.notify_all()  # the sender sends at once, unless it just did
 
     def event(self, kind: str, message: str, *, step: int = 0, data: Mapping[str, Any] | None = None,
               key: str | None = None) -> None:
@@ -449,12 +451,19 @@ class Tracker:
     # -- sending ----------------------------------------------------------------------------------
 
     def _flush_forever(self) -> None:
+        sent_at = -math.inf
         while True:
             with self._changed:
-                if not self._stopping and len(self._buffer) < self.batch_size:
-                    self._changed.wait(self.flush_interval)
+                self._changed.wait_for(lambda: self._stopping or bool(self._buffer))
+                # Sent at once after a quiet spell; points logged soon after a request wait out the interval
+                # together (one request, not one per call, from a loop that logs many times a second).
+                self._changed.wait_for(
+                    lambda: self._stopping or len(self._buffer) >= self.batch_size,
+                    timeout=max(0.0, sent_at + self.flush_interval - time.monotonic()),
+                )
                 if self._stopping:
                     return  # __exit__ sends what is left
+            sent_at = time.monotonic()
             try:
                 self._send_batch()
             except MilesAPIError as refused:
@@ -474,6 +483,10 @@ class Tracker:
             warnings.warn(message, stacklevel=stacklevel + 1)
 
     def _send_batch(self) -> None:
+        with self._sending:  # the sender thread and `flush` take turns: each deletes exactly what it sent
+            self._send_batch_alone()
+
+    def _send_batch_alone(self) -> None:
         with self._changed:
             batch = self._buffer[: self.batch_size if not self._stopping else MAX_BATCH]
         if not batch:

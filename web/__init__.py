@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from web import api_docs, routes
 
 
-def install(app: FastAPI, *, exists: routes.Exists | None = None) -> None:
+def install(app: FastAPI, *, exists: routes.Exists | None = None, preload: routes.Preload | None = None) -> None:
     """The dashboard's pages and files (`web.routes`; ``exists`` tells its pages whether the run, experiment or
-    sweep they show exists), and ``/docs`` and ``/redoc`` (`web.api_docs`)."""
-    routes.install(app, exists=exists)
+    sweep they show exists, ``preload`` gives a run page its first data), and ``/docs`` and ``/redoc``
+    (`web.api_docs`)."""
+    routes.install(app, exists=exists, preload=preload)
     api_docs.install(app)
 
 

@@ -19,7 +19,7 @@ import fastapi_standalone_docs
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from web.routes import SECURITY_HEADERS, DashboardFiles, templates
+from web.routes import SECURITY_HEADERS, DashboardFiles, static_url, templates
 
 PACKAGE = "fastapi-standalone-docs"
 router = APIRouter(include_in_schema=False)
@@ -39,7 +39,7 @@ def docs_page(request: Request, viewer: str, title: str) -> HTMLResponse:
     """The page of ``viewer`` (``swagger`` or ``redoc``) over the app's OpenAPI schema."""
     base = request.scope.get("root_path", "")
     context: dict[str, Any] = {
-        "title": title, "viewer": viewer, "base": base, "assets": base + assets_path(),
+        "title": title, "viewer": viewer, "base": base, "assets": base + assets_path(), "static": base + static_url(),
         "openapi_url": base + (request.app.openapi_url or ""),
     }
     return templates.TemplateResponse(

@@ -8,12 +8,19 @@ package: no CDN, no build step) to an application.
 The one question a page asks before it is sent is whether the run or experiment in its
 address exists, so that ``/runs/99999`` answers 404 (`error_page`); whoever installs the
 pages answers it (`Exists`), as far as the visitor may know.
+
+Files are served so that a page costs one download each at most: the static files under
+``/assets/<digest>/`` (a digest of all of them, so that any change gives new addresses
+and every address can be cached for good), compressed; Plotly's bundles with their
+version in their name, compressed, and for pages that draw only lines and markers its
+basic partial bundle.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import mimetypes
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
@@ -22,7 +29,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -57,6 +64,7 @@ SECURITY_HEADERS = {
 }
 IdParam = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 STRICT_VERSION = "4.1.1"  # of web/vendor/plotly-strict-*.min.js: the plotly.js of the `plotly` package
+BASIC_VERSION = "4.1.1"  # of web/vendor/plotly-basic-*.min.js, the same plotly.js
 Kind = Literal["run", "experiment", "sweep"]
 
 
@@ -67,12 +75,20 @@ class Exists(Protocol):
         ...
 
 
+class Preload(Protocol):
+    def __call__(self, request: Request, kind: Kind, ident: int) -> dict[str, Any] | None:
+        """What the page of the run ``ident`` would first ask the API for, as the API answers it (JSON values),
+        embedded in the page so that it draws without waiting for those requests; None: the script asks."""
+        ...
+
+
 def page(request: Request, template: str, title: str, section: str, **context: Any) -> HTMLResponse:
     """A page shell; ``section`` marks the current item of the navigation."""
+    base = request.scope.get("root_path", "")
     return templates.TemplateResponse(
         request, template,
-        {"title": title, "section": section, "base": request.scope.get("root_path", ""),
-         "plotly_url": plotly_url(), **context},
+        {"title": title, "section": section, "base": base, "static": base + static_url(),
+         "plotly_url": plotly_url(), "plotly_basic_url": plotly_basic_url(), **context},
         headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"},
     )
 
@@ -104,7 +120,11 @@ def missing(request: Request, kind: Kind, ident: int) -> HTMLResponse | None:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: IdParam) -> HTMLResponse:
-    return missing(request, "run", run_id) or page(request, "run.html", f"Run {run_id}", "runs", run_id=run_id)
+    preload: Preload | None = getattr(request.app.state, "page_preload", None)
+    return missing(request, "run", run_id) or page(
+        request, "run.html", f"Run {run_id}", "runs", run_id=run_id,
+        preloaded=preload(request, "run", run_id) if preload else None,
+    )
 
 
 @router.get("/compare", response_class=HTMLResponse)
@@ -184,6 +204,21 @@ def plotly_strict_url() -> str:
     return f"/vendor/plotly-strict-{STRICT_VERSION}.min.js"
 
 
+@cache
+def plotly_basic_bundle() -> Bundle:
+    """Plotly's basic partial bundle (web/vendor/PROVENANCE.md): scatter, bar and pie traces."""
+    return Bundle.of((HERE / "vendor" / f"plotly-basic-{BASIC_VERSION}.min.js").read_bytes())
+
+
+def plotly_basic_url() -> str:
+    return f"/vendor/plotly-basic-{BASIC_VERSION}.min.js"
+
+
+@router.get("/vendor/plotly-basic-{bundle_version}.min.js")
+def plotly_basic_js(request: Request, bundle_version: str) -> Response:
+    return bundle_response(request, plotly_basic_bundle(), current=bundle_version == BASIC_VERSION)
+
+
 @router.get("/vendor/plotly-strict-{bundle_version}.min.js")
 def plotly_strict_js(request: Request, bundle_version: str) -> Response:
     return bundle_response(request, plotly_strict_bundle(), current=bundle_version == STRICT_VERSION)
@@ -195,7 +230,7 @@ def plotly_js(request: Request, package_version: str) -> Response:
     return bundle_response(request, plotly_bundle(), current=package_version == version("plotly"))
 
 
-def bundle_response(request: Request, bundle: Bundle, *, current: bool) -> Response:
+def bundle_response(request: Request, bundle: Bundle, *, current: bool, media_type: str = "text/javascript") -> Response:
     """A bundle, compressed when the browser accepts it; cached for good when asked for by its current version."""
     headers = {
         "ETag": bundle.etag,
@@ -206,16 +241,57 @@ def bundle_response(request: Request, bundle: Bundle, *, current: bool) -> Respo
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
     if "gzip" in request.headers.get("accept-encoding", ""):
-        return Response(bundle.compressed, media_type="text/javascript", headers={**headers, "Content-Encoding": "gzip"})
-    return Response(bundle.plain, media_type="text/javascript", headers=headers)
+        return Response(bundle.compressed, media_type=media_type, headers={**headers, "Content-Encoding": "gzip"})
+    return Response(bundle.plain, media_type=media_type, headers=headers)
+
+
+# -- the static files under their digest ------------------------------------------------------------
+
+MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+
+
+@dataclass(frozen=True)
+class Assets:
+    """Every file under web/static, in memory (plain and compressed), and a digest of them all."""
+
+    digest: str
+    files: dict[str, tuple[Bundle, str]]  # by path under web/static: the file and its media type
+
+
+@cache
+def assets() -> Assets:
+    root = HERE / "static"
+    digest = hashlib.sha256()
+    found: dict[str, tuple[Bundle, str]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            name, plain = path.relative_to(root).as_posix(), path.read_bytes()
+            digest.update(name.encode() + b"\0" + hashlib.sha256(plain).digest())
+            media_type = MEDIA_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            found[name] = (Bundle.of(plain), media_type)
+    return Assets(digest.hexdigest()[:16], found)
+
+
+def static_url() -> str:
+    """Where the pages load the static files from: the modules' relative imports stay under the same digest."""
+    return f"/assets/{assets().digest}"
+
+
+@router.get("/assets/{digest}/{path:path}")
+def asset(request: Request, digest: str, path: str) -> Response:
+    found = assets().files.get(path)
+    if found is None:
+        raise HTTPException(404)
+    bundle, media_type = found
+    return bundle_response(request, bundle, current=digest == assets().digest, media_type=media_type)
 
 
 # -- static files and installation ------------------------------------------------------------------
 
 
 class DashboardFiles(StaticFiles):
-    """Static files with ``cache_control``: by default the dashboard's CSS and modules, revalidated on
-    every load (they change with each release)."""
+    """Static files with ``cache_control``: by default the dashboard's CSS and modules under their plain
+    names (``/static/...``, for scripts of one's own), revalidated on every load."""
 
     def __init__(self, *, directory: Path, cache_control: str = "no-cache") -> None:
         super().__init__(directory=directory)
@@ -230,9 +306,11 @@ class DashboardFiles(StaticFiles):
         return response
 
 
-def install(app: FastAPI, exists: Exists | None = None) -> None:
+def install(app: FastAPI, exists: Exists | None = None, preload: Preload | None = None) -> None:
     """Serve the dashboard from ``app``: the pages, ``/static`` and Plotly's JavaScript. With ``exists``,
-    the page of a run or experiment that does not exist is a 404."""
+    the page of a run or experiment that does not exist is a 404; with ``preload``, a run page holds
+    its first data."""
     app.state.page_lookup = exists
+    app.state.page_preload = preload
     app.include_router(router)
     app.mount("/static", DashboardFiles(directory=HERE / "static"), name="static")

@@ -14,6 +14,7 @@ from server.api.admission import SAFE_METHODS, DatabaseSlot, turn
 from server.api.local import same_origin
 from server.db import Database
 from server.dispatch import Dispatcher
+from server.live import Notices
 from server.models import Run
 from server.settings import Settings
 from server.store import runs, tokens
@@ -34,7 +35,12 @@ def get_dispatcher(request: Request) -> Dispatcher:
     return request.app.state.dispatcher
 
 
+def get_notices(request: Request) -> Notices:
+    return request.app.state.notices
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+NoticesDep = Annotated[Notices, Depends(get_notices)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 

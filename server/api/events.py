@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from server.api.deps import ID_MAX, RunDep, SessionDep
+from server.api.deps import ID_MAX, NoticesDep, RunDep, SessionDep
+from server.db import after_commit
 from server.schemas import EventBatch, EventOut, EventPage, EventsAdded
 from server.store import events
 
@@ -33,9 +34,13 @@ def list_events(
 
 
 @router.post("", summary="Add events to a run (a repeated key is skipped)")
-def add_events(run: RunDep, body: EventBatch, session: SessionDep) -> EventsAdded:
+def add_events(run: RunDep, body: EventBatch, session: SessionDep, notices: NoticesDep) -> EventsAdded:
+    """Once committed, the new events are on the run's open streams (a notice wakes them)."""
     created = events.add(session=session, run_id=run.id, events=[
         events.NewEvent(step=e.step, kind=e.kind, message=e.message, data=e.data, key=e.key, time=e.time)
         for e in body.events
     ])
+    if created:
+        run_id = run.id
+        after_commit(session, lambda: notices.notify(run_id, "event"))
     return EventsAdded(created=created)

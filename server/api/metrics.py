@@ -13,8 +13,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from server.api.admission import StreamingSlot
-from server.api.deps import DatabaseDep, IngestTurn, RunDep, RunId, SessionDep
-from server.db import Database
+from server.api.deps import DatabaseDep, IngestTurn, NoticesDep, RunDep, RunId, SessionDep
+from server.db import Database, after_commit
 from server.models import utcnow
 from server.schemas import (
     KEY_PATTERN,
@@ -51,9 +51,10 @@ def parse_keys(keys: str | None, field: str = "keys") -> list[str] | None:
 
 
 @router.post("/metrics", summary="Write a batch of metric points (idempotent)", dependencies=[IngestTurn])
-def ingest(run: RunDep, body: MetricBatch, session: SessionDep) -> IngestResult:
+def ingest(run: RunDep, body: MetricBatch, session: SessionDep, notices: NoticesDep) -> IngestResult:
     """Up to 50,000 points in one transaction. A point repeating (key, step) overwrites the stored one, so
-    retrying a request is safe. The answer says whether someone asked the run to stop."""
+    retrying a request is safe. The answer says whether someone asked the run to stop. Once committed,
+    the points are on the run's open streams (a notice wakes them)."""
     now = utcnow()
     points = [metrics.Point(p["key"], p["step"], p["value"], p.get("time") or now) for p in body.points]
     accepted = metrics.ingest(session=session, run_id=run.id, points=points)
@@ -61,6 +62,9 @@ def ingest(run: RunDep, body: MetricBatch, session: SessionDep) -> IngestResult:
     if not run.execute and epochs:
         # A logged run's steps are its epochs (as a worker's are): its progress follows them.
         run.epoch = min(max(run.epoch, *epochs), run.epochs or metrics.MAX_STEP)
+    if accepted:
+        run_id, fields = run.id, {"step": max(epochs)} if epochs else {}
+        after_commit(session, lambda: notices.notify(run_id, "epoch" if epochs else "system", **fields))
     return IngestResult(accepted=accepted, cancel_requested=run.cancel_requested)
 
 

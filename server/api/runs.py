@@ -14,6 +14,7 @@ from server.api.deps import (
     ID_MAX,
     CallerDep,
     DispatcherDep,
+    NoticesDep,
     RunDep,
     SessionDep,
     SettingsDep,
@@ -174,7 +175,7 @@ def get_run(run: RunDep, session: SessionDep) -> RunOut:
 
 
 @router.patch("/{run_id}", summary="Rename, retag or move a run; set a logged run's outcome")
-def update_run(run: RunDep, body: RunUpdate, session: SessionDep) -> RunOut:
+def update_run(run: RunDep, body: RunUpdate, session: SessionDep, notices: NoticesDep) -> RunOut:
     fields = body.model_fields_set
     if body.name is not None:
         run.name = body.name
@@ -188,6 +189,8 @@ def update_run(run: RunDep, body: RunUpdate, session: SessionDep) -> RunOut:
         run.summary = body.summary
     if body.status is not None:
         runs.set_status(session=session, run=run, status=body.status, error=body.error)
+        run_id, ended = run.id, run.status
+        after_commit(session, lambda: notices.notify(run_id, "status", status=ended))
     elif body.error is not None:
         run.error = body.error
     session.flush()
@@ -195,10 +198,13 @@ def update_run(run: RunDep, body: RunUpdate, session: SessionDep) -> RunOut:
 
 
 @router.post("/{run_id}/cancel", summary="Cancel a queued run now, or ask a running one to stop")
-def cancel_run(run: RunDep, session: SessionDep) -> RunOut:
+def cancel_run(run: RunDep, session: SessionDep, notices: NoticesDep) -> RunOut:
     """A queued run becomes ``cancelled`` at once. A running one gets ``cancel_requested``: its worker stops
     it after the current batch (a logged run's client sees the flag in the response to its next metrics)."""
-    return run_out(session, runs.cancel(session=session, run=run))
+    cancelled = runs.cancel(session=session, run=run)
+    run_id, now = run.id, cancelled.status
+    after_commit(session, lambda: notices.notify(run_id, "status", status=now))
+    return run_out(session, cancelled)
 
 
 @router.post(

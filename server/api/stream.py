@@ -8,8 +8,9 @@ Events (``event:`` name, ``data:`` JSON):
   "started_at", "finished_at"}``: first on connecting, then whenever one of them changes
   (``epoch``, the epochs completed, changes every epoch).
 - ``epoch`` ``{"step": s, "metrics": {key: value}}``: the points of one step, one message per
-  step, in step order. A later message may carry more keys of an earlier step (the test
-  metrics of the last and of the best epoch, at the end): merge by (key, step).
+  step, in step order, each as soon as it is stored. A later message may carry more keys, or
+  new values, of an earlier step (the test metrics of the last and of the best epoch, at the
+  end; what a logged run posts later for a step already sent): merge by (key, step).
 - ``system`` ``{"step": s, "metrics": {key: value}}``: the system metrics (``sys/...`` keys) of one
   sample, whose step ``s`` is seconds since the run started (not an epoch), in step order.
 - ``run_event`` ``{"id", "step", "time", "kind", "message", "data"}``: the run's events, in id order.
@@ -25,18 +26,22 @@ Events (``event:`` name, ``data:`` JSON):
 Every message has an ``id``: ``"<step>:<event>"`` says that every point of the steps up to
 ``<step>`` (-1: none yet) and every event up to id ``<event>`` was sent. The few points sent
 with an event rather than in step order (see `server.store.feed`) carry
-``"<step>:<event>:<n>"``: n of them were sent after event ``<event>``. Once system metrics were
-sent, ``"/<second>"`` follows: those of every second up to ``<second>`` were sent. Treat ids as opaque.
+``"<step>:<event>:<n>"``: n of them were sent after event ``<event>``. For a logged run,
+``"~<write>"`` follows: the updates of every write up to ``<write>`` were sent
+(`server.store.feed.updated_after`; ``"~<write>.<step>"``: of write ``<write>``, those up
+to step ``<step>``). Once system metrics were sent, ``"/<second>"`` follows: those of every
+second up to ``<second>`` were sent. Treat ids as opaque.
 
 Resuming without a gap or a duplicate: a reconnecting ``EventSource`` sends the last id as
 ``Last-Event-ID``, and the stream continues after it. A page that first loaded the history
 (``GET .../metrics``, ``GET .../events``) connects with ``?since_step=<last step loaded>&
-after_event=<last event id loaded>`` (and ``since_system=<last second of sys/ points loaded>``);
-``Last-Event-ID``, when present, wins.
+after_event=<last event id loaded>`` (and ``since_system=<last second of sys/ points loaded>``,
+``after_write=<the write number of the history>``); ``Last-Event-ID``, when present, wins.
 
 Comments (``: ping``) keep idle connections open every 15 s; ``retry`` is 2 s. A stream
-reads what it has not sent from the database by its cursor, waking on the run's Redis
-notices (`server.live`), or every half second without Redis.
+reads what it has not sent from the database by its cursor, waking on the run's notices
+(`server.live`: Redis in team mode, in-process in local mode), and in local mode every half
+second without one (a worker process publishes none there).
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ RETRY_MS = 2000
 PING_SECONDS = 15
 STEPS_PER_READ = 500  # a long backlog is sent a few hundred steps at a time
 EVENTS_PER_READ = 500
-_CURSOR = re.compile(r"^(-1|\d{1,16}):(\d{1,10})(?::(\d{1,6}))?(?:/(\d{1,16}))?$")
+_CURSOR = re.compile(r"^(-1|\d{1,16}):(\d{1,10})(?::(\d{1,6}))?(?:~(\d{1,16})(?:\.(\d{1,16}))?)?(?:/(\d{1,16}))?$")
 
 
 @dataclass
@@ -77,30 +82,40 @@ class Cursor:
     event: int = 0  # every event up to this id was sent
     bundled: int = 0  # points bundled with the next event already sent
     system: int = -1  # the system metrics of every second up to this one were sent
+    write: int | None = None  # a logged run: the updates of every write up to this one were sent (None: unknown)
+    write_step: int | None = None  # ... and those of the next write up to this step
 
     def __str__(self) -> str:
+        written = "" if self.write is None else f"~{self.write}" + ("" if self.write_step is None else f".{self.write_step}")
         return (
-            f"{self.step}:{self.event}" + (f":{self.bundled}" if self.bundled else "")
+            f"{self.step}:{self.event}" + (f":{self.bundled}" if self.bundled else "") + written
             + (f"/{self.system}" if self.system >= 0 else "")
         )
 
 
 def parse_cursor(
     last_event_id: str | None, since_step: int | None, after_event: int | None, since_system: int | None = None,
+    after_write: int | None = None,
 ) -> Cursor:
     if last_event_id:
         match = _CURSOR.match(last_event_id.strip())
         if match is None:
             raise Invalid.field("Last-Event-ID", f"{last_event_id[:60]!r} is not an id this stream sent (step:event)")
-        cursor = Cursor(int(match[1]), int(match[2]), int(match[3] or 0), int(match[4]) if match[4] else -1)
+        cursor = Cursor(
+            int(match[1]), int(match[2]), int(match[3] or 0), int(match[6]) if match[6] else -1,
+            int(match[4]) if match[4] else None, int(match[5]) if match[5] else None,
+        )
         # Checked here, before the stream opens: past these bounds the database would refuse the query mid-stream.
-        if cursor.step > MAX_STEP or cursor.event > ID_MAX or cursor.system > MAX_STEP:
+        if max(cursor.step, cursor.system, cursor.write or 0, cursor.write_step or 0) > MAX_STEP or cursor.event > ID_MAX:
             raise Invalid.field("Last-Event-ID", (
                 f"{last_event_id[:60]!r} is not an id this stream sent: its step is at most {MAX_STEP} and its "
                 f"event at most {ID_MAX}"
             ))
         return cursor
-    return Cursor(-1 if since_step is None else since_step, after_event or 0, system=-1 if since_system is None else since_system)
+    return Cursor(
+        -1 if since_step is None else since_step, after_event or 0, system=-1 if since_system is None else since_system,
+        write=after_write,
+    )
 
 
 def status_of(run: Run) -> dict[str, Any]:
@@ -126,6 +141,8 @@ class Read:
     events: list[dict[str, Any]]
     bundles: dict[int, list[feed.StepPoints]] = field(default_factory=dict)
     system: list[feed.StepPoints] = field(default_factory=list)
+    updates: list[feed.Update] = field(default_factory=list)
+    write: int | None = None  # a logged run: its last write number
     complete: bool = True  # False: more backlog than one read returns
 
     @property
@@ -165,16 +182,22 @@ class RunStream:
                 run = runs.get(session=session, run_id=self.run_id)
             except NotFound:
                 return None
+            updates: list[feed.Update] = []
+            write = None
+            if not run.execute:
+                updates, write = feed.updated_after(
+                    session=session, run_id=self.run_id, write=self.cursor.write, write_step=self.cursor.write_step,
+                    through_step=self.cursor.step,
+                )
             steps = feed.steps_after(
-                session=session, run_id=self.run_id, after=self.cursor.step, max_steps=STEPS_PER_READ,
-                bundles=run.execute, hold_last=not run.execute and not run.is_final,
+                session=session, run_id=self.run_id, after=self.cursor.step, max_steps=STEPS_PER_READ, bundles=run.execute,
             )
             found = events.page(session=session, run_id=self.run_id, after_id=self.cursor.event, limit=EVENTS_PER_READ)
             system = feed.system_after(session=session, run_id=self.run_id, after=self.cursor.system, max_steps=STEPS_PER_READ)
             return Read(
                 status=status_of(run), steps=steps, events=[event_of(e) for e in found],
                 bundles=feed.bundled(session=session, run_id=self.run_id, events=found) if run.execute else {},
-                system=system,
+                system=system, updates=updates, write=write,
                 complete=len(steps) < STEPS_PER_READ and len(found) < EVENTS_PER_READ and len(system) < STEPS_PER_READ,
             )
 
@@ -197,6 +220,12 @@ class RunStream:
         out: list[ServerSentEvent] = []
         if read.status != self.sent_status and (self.sent_status is None or not read.final):
             out.append(self._status(read.status))
+        for n, update in enumerate(read.updates):
+            last_of_write = n + 1 == len(read.updates) or read.updates[n + 1].write != update.write
+            self.cursor.write, self.cursor.write_step = update.write, None if last_of_write else update.points.step
+            out.append(self._epoch(update.points))
+        if read.write is not None:
+            self.cursor.write, self.cursor.write_step = read.write, None
         for points in read.steps:
             self.cursor.step = points.step
             out.append(self._epoch(points))
@@ -265,10 +294,13 @@ async def stream_run(
     since_system: Annotated[int | None, Query(
         ge=-1, le=MAX_STEP, description="System metrics (sys/ keys) of the seconds after this one.",
     )] = None,
+    after_write: Annotated[int | None, Query(
+        ge=0, le=MAX_STEP, description="A logged run: the points written after this write (the history's) to steps already loaded.",
+    )] = None,
 ) -> EventSourceResponse:
     """Server-sent events: ``status``, ``epoch``, ``run_event``, then ``end`` (or ``reconnect``). Resume with
     ``Last-Event-ID``, or after loading the history with ``since_step`` and ``after_event``."""
-    cursor = parse_cursor(last_event_id, since_step, after_event, since_system)
+    cursor = parse_cursor(last_event_id, since_step, after_event, since_system, after_write)
 
     def exists() -> None:
         with database.transaction(write=False) as session:

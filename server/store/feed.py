@@ -12,6 +12,12 @@ last and of the best epoch, reported at the end) would fall behind such a cursor
 worker writes them in one transaction with the next event, stamped with that event's
 exact time (`worker.reporter`): they are *bundled* with the event. A stream sends them
 just before their event and never in the step order, so the event cursor covers them.
+
+A run logged from outside (``execute: false``) may send one step's keys in several
+requests, and its highest step is sent at once. What a later request writes at a step
+the run had already reached is recorded under that ingest's number
+(`server.models.MetricUpdate`), and a stream sends what was written after its write
+cursor at the steps it has passed as *updates* of those steps (`updated_after`).
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from server.models import LatestMetric, Metric, RunEvent
+from server.models import LatestMetric, Metric, MetricUpdate, RunEvent
 from trainer.system import PREFIX as SYSTEM_PREFIX
 
 
@@ -56,27 +62,21 @@ def _not_bundled() -> ColumnElement[bool]:
     return ~exists().where(RunEvent.run_id == Metric.run_id, RunEvent.time == Metric.time)
 
 
-def steps_after(
-    *, session: Session, run_id: int, after: int, max_steps: int, bundles: bool, hold_last: bool
-) -> list[StepPoints]:
+def steps_after(*, session: Session, run_id: int, after: int, max_steps: int, bundles: bool) -> list[StepPoints]:
     """The points of the next ``max_steps`` steps after ``after``, grouped by step.
 
     ``bundles``: leave out the points bundled with an event (runs executed by a worker).
-    ``hold_last``: leave out the run's highest step, whose points may still be arriving in
-    several requests (a run logged from outside that is still running).
     """
     # The highest step first, from the few latest values: an idle poll (nothing after the cursor) stops
     # here, since ``step > after`` cannot use the primary key (run_id, key, step) and would read the whole run.
     highest = session.scalar(
         select(func.max(LatestMetric.step)).where(LatestMetric.run_id == run_id, ~is_system(LatestMetric.key))
     )
-    if highest is None or highest <= after + (1 if hold_last else 0):
+    if highest is None or highest <= after:
         return []
     where = [Metric.run_id == run_id, Metric.step > after, ~is_system(Metric.key)]
     if bundles:
         where.append(_not_bundled())
-    if hold_last:
-        where.append(Metric.step < highest)
     last = session.scalar(
         select(func.max(select(Metric.step).distinct().where(*where).order_by(Metric.step).limit(max_steps).subquery().c.step))
     )
@@ -86,6 +86,44 @@ def steps_after(
         select(Metric.key, Metric.step, Metric.value).where(*where, Metric.step <= last).order_by(Metric.step, Metric.key)
     )
     return _group(rows.all())
+
+
+@dataclass(frozen=True)
+class Update:
+    """Points of one write at one step that a stream has already sent."""
+
+    write: int
+    points: StepPoints
+
+
+def updated_after(
+    *, session: Session, run_id: int, write: int | None, write_step: int | None, through_step: int,
+) -> tuple[list[Update], int]:
+    """The points written late (`MetricUpdate`) after ``(write, write_step)`` at steps up to ``through_step``,
+    in the order (write, step), and the run's last write number (``write`` when nothing is newer).
+
+    ``write_step`` None: everything of ``write`` was sent; otherwise its steps up to ``write_step``.
+    ``write`` None: the stream does not know (it was opened from a step alone): no updates, only the
+    last write number, from which it follows the run.
+    """
+    if write is None:
+        return [], session.scalar(
+            select(func.coalesce(func.max(MetricUpdate.write), 0)).where(MetricUpdate.run_id == run_id)
+        )
+    newer = MetricUpdate.write > write
+    if write_step is not None:
+        newer = or_(newer, and_(MetricUpdate.write == write, MetricUpdate.step > write_step))
+    rows = session.execute(
+        select(MetricUpdate.write, MetricUpdate.step, MetricUpdate.key, Metric.value)
+        .join(Metric, and_(Metric.run_id == MetricUpdate.run_id, Metric.key == MetricUpdate.key, Metric.step == MetricUpdate.step))
+        .where(MetricUpdate.run_id == run_id, newer)
+    ).all()
+    grouped: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
+    for row_write, step, key, value in rows:
+        if step <= through_step:  # later steps come in step order
+            grouped[row_write, step][key] = value
+    updates = [Update(w, StepPoints(step, metrics)) for (w, step), metrics in sorted(grouped.items())]
+    return updates, max((row.write for row in rows), default=write)
 
 
 def bundled(*, session: Session, run_id: int, events: Sequence[RunEvent]) -> dict[int, list[StepPoints]]:

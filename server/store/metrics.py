@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Row,
+    func,
     or_,
     select,
     text,
@@ -25,9 +26,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from server.models import LatestMetric, Metric
+from server.models import LatestMetric, Metric, MetricUpdate
 from server.store import rollups
 from server.store.dialect import insert as dialect_insert
+from trainer.system import is_system
 
 MAX_STEP = 2**53 - 1  # the largest integer a browser's JavaScript holds exactly
 MAX_POINTS_PER_REQUEST = 50_000
@@ -35,6 +37,7 @@ _INGEST_LOCK = 0x6D6574  # with the run id: one ingest of a run at a time (rollu
 
 _metric = Metric.__table__
 _latest = LatestMetric.__table__
+_update = MetricUpdate.__table__
 
 
 class Point(NamedTuple):
@@ -56,8 +59,9 @@ class Series:
 def ingest(*, session: Session, run_id: int, points: Sequence[Point]) -> int:
     """Upsert ``points`` (a repeated ``(key, step)`` overwrites; the last one in ``points`` wins).
 
-    Keeps the latest value of each key and the rollups up to date, in the caller's
-    transaction. Returns the number of distinct points written.
+    Keeps the latest value of each key, the rollups and the record of late points
+    (`MetricUpdate`) up to date, in the caller's transaction. Returns the number of
+    distinct points written.
     """
     unique = [  # naive times are UTC (and PostgreSQL's driver cannot mix them with aware ones in an array)
         point if point.time.tzinfo is not None else point._replace(time=point.time.replace(tzinfo=UTC))
@@ -69,11 +73,14 @@ def ingest(*, session: Session, run_id: int, points: Sequence[Point]) -> int:
     if dialect == "postgresql":
         # Rollups are recomputed from what is committed; two ingests of one run must not interleave.
         session.execute(text("SELECT pg_advisory_xact_lock(:key, :run)"), {"key": _INGEST_LOCK, "run": run_id})
-    previous_hi: dict[str, int] = {key: step for key, step in session.execute(
-        select(LatestMetric.key, LatestMetric.step).where(
-            LatestMetric.run_id == run_id, LatestMetric.key.in_(sorted({point.key for point in unique}))
-        )
-    )}
+    # Every key's highest step: a run has a few dozen keys, and its highest step says which points are late.
+    previous_hi: dict[str, int] = dict(session.execute(
+        select(LatestMetric.key, LatestMetric.step).where(LatestMetric.run_id == run_id)
+    ).all())
+    reached = max((step for key, step in previous_hi.items() if not is_system(key)), default=-1)
+    late = [point for point in unique if point.step <= reached and not is_system(point.key)]
+    if late:
+        _record_late(session, run_id, late)
     # latest_metric first: its foreign key locks the run row, so the run cannot be deleted under us.
     _upsert_latest(session, dialect, run_id, unique)
     # Points after every stored step of their key cannot collide: a plain INSERT is enough (and faster).
@@ -81,6 +88,14 @@ def ingest(*, session: Session, run_id: int, points: Sequence[Point]) -> int:
     _write_points(session, dialect, run_id, unique, overwrite=not appending)
     rollups.update(session, dialect, run_id, unique, previous_hi)
     return len(unique)
+
+
+def _record_late(session: Session, run_id: int, late: list[Point]) -> None:
+    """Record the points written at a step the run had reached, under this ingest's number: the streams
+    that have sent their step send them as updates (the lock above, or SQLite's one writer, keeps
+    two ingests of a run from taking the same number)."""
+    write = (session.scalar(select(func.max(MetricUpdate.write)).where(MetricUpdate.run_id == run_id)) or 0) + 1
+    session.execute(_update.insert(), [{"run_id": run_id, "write": write, "key": p.key, "step": p.step} for p in late])
 
 
 def _write_points(session: Session, dialect: str, run_id: int, points: list[Point], *, overwrite: bool) -> None:

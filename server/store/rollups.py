@@ -2,7 +2,10 @@
 
 `update` recomputes, within each ingest, every bucket its points fall in, level by level
 from the level below (a bucket's extremes are the extremes of its children's), so a
-point overwritten with a smaller value never leaves a stale maximum behind.
+point overwritten with a smaller value never leaves a stale maximum behind. An ingest
+that only appends (every point after its series' last step, the way a training loop
+logs) cannot invalidate a stored extreme: its own extremes per bucket and level are
+computed here and merged into the stored rows in one statement (`_merge_appended`).
 
 `plan` decides how a read of ``lo..hi`` is bucketed, and `bucket_extremes` computes
 those buckets in SQL: from the points of a moderately long series, else by merging at
@@ -30,6 +33,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     union_all,
 )
@@ -47,6 +51,7 @@ _rollup = MetricRollup.__table__
 class Stepped(Protocol):
     key: str
     step: int
+    value: float
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ def update(
     for point in points:
         steps[point.key].add(point.step // BASE)
         hi[point.key] = max(hi.get(point.key, point.step), point.step)
+    if _merge_appended(session, dialect, run_id, points, previous_hi, hi):
+        return
     # Buckets as inclusive ranges, never enumerated: steps may be as sparse as 0 and 2**52.
     affected = {key: _merge((bucket, bucket) for bucket in buckets) for key, buckets in steps.items()}
     for level in LEVELS:
@@ -113,6 +120,89 @@ def update(
         ranges = [(key, a, b) for key, spans in affected.items() for a, b in spans]
         for chunk in range(0, len(ranges), 200):  # keep each statement's OR list short
             _recompute(session, dialect, run_id, level, ranges[chunk:chunk + 200])
+
+
+# A stored bucket merged with the appended points' (EXCLUDED): counts add up; on a tie the stored extreme stays.
+_MERGED = ", ".join((
+    "count = metric_rollup.count + EXCLUDED.count",
+    *(f"{column} = CASE WHEN EXCLUDED.{side}_value {op} metric_rollup.{side}_value THEN EXCLUDED.{column} "
+      f"ELSE metric_rollup.{column} END"
+      for side, op in (("min", "<"), ("max", ">")) for column in (f"{side}_step", f"{side}_value")),
+))
+
+
+def _merge_appended(
+    session: Session, dialect: str, run_id: int, points: Sequence[Stepped], previous_hi: dict[str, int],
+    hi: dict[str, int],
+) -> bool:
+    """Merge ``points`` into the rollups if they only append to their series and start no level over
+    stored points; False (nothing written) otherwise.
+
+    Appended points are new steps, so each bucket's count grows by theirs, and its extremes are the
+    stored ones or the batch's, whichever is smaller (larger); on a tie the stored one, whose step is
+    earlier (the rule of `_extremes`). A level a series reaches with this batch is filled whole from
+    the points when the series had none before, and needs the full recompute otherwise.
+    """
+    if any(point.step <= previous_hi.get(point.key, -1) for point in points):
+        return False
+    for key, top in hi.items():
+        before = previous_hi.get(key, -1)
+        if before >= 0 and any(before < width(level) <= top for level in LEVELS[1:]):
+            return False
+    # Level 0 from the points, each level above from the one below (a bucket's extremes are its
+    # children's), always in step order, so that on a tie the earlier point stays.
+    rows: dict[tuple[str, int, int], list[Any]] = {}
+    below: dict[tuple[str, int], list[Any]] = {}
+    for point in sorted(points, key=lambda p: (p.key, p.step)):
+        _fold(below, (point.key, point.step // BASE), [1, point.step, point.value, point.step, point.value])
+    for level in LEVELS:
+        rows.update(((key, level, bucket), row) for (key, bucket), row in below.items())
+        above: dict[tuple[str, int], list[Any]] = {}
+        for (key, bucket), row in below.items():  # in (key, bucket) order, as built
+            if width(level + 1) <= hi[key]:
+                _fold(above, (key, bucket // FANOUT), list(row))
+        if not above:
+            break
+        below = above
+    merged = [(key, level, bucket, *row) for (key, level, bucket), row in rows.items()]
+    if dialect == "postgresql":
+        # One statement, its columns as arrays sent in binary (as `server.store.metrics` writes points):
+        # building and binding a row at a time through SQLAlchemy cost more than the upsert itself.
+        keys, levels, buckets, counts, min_steps, min_values, max_steps, max_values = map(list, zip(*merged, strict=True))
+        driver = session.connection().connection.driver_connection
+        with driver.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO metric_rollup (run_id, key, level, bucket, count, min_step, min_value, max_step, max_value) "
+                "SELECT %(run_id)b, * FROM unnest(%(keys)b::text[], %(levels)b::bigint[], %(buckets)b::bigint[], "
+                "%(counts)b::bigint[], %(min_steps)b::bigint[], %(min_values)b::float8[], %(max_steps)b::bigint[], "
+                "%(max_values)b::float8[]) ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET " + _MERGED,
+                {"run_id": run_id, "keys": keys, "levels": levels, "buckets": buckets, "counts": counts,
+                 "min_steps": min_steps, "min_values": min_values, "max_steps": max_steps, "max_values": max_values},
+            )
+        return True
+    session.execute(text(
+        "INSERT INTO metric_rollup (run_id, key, level, bucket, count, min_step, min_value, max_step, max_value) "
+        "VALUES (:run_id, :key, :level, :bucket, :count, :min_step, :min_value, :max_step, :max_value) "
+        "ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET " + _MERGED
+    ), [
+        {"run_id": run_id, "key": key, "level": level, "bucket": bucket, "count": n, "min_step": min_step,
+         "min_value": min_value, "max_step": max_step, "max_value": max_value}
+        for key, level, bucket, n, min_step, min_value, max_step, max_value in merged
+    ])
+    return True
+
+
+def _fold(rows: dict[tuple[str, int], list[Any]], bucket: tuple[str, int], row: list[Any]) -> None:
+    """Merge ``row`` ``[count, min_step, min_value, max_step, max_value]``, of later steps, into ``bucket``'s."""
+    into = rows.get(bucket)
+    if into is None:
+        rows[bucket] = row
+        return
+    into[0] += row[0]
+    if row[2] < into[2]:
+        into[1], into[2] = row[1], row[2]
+    if row[4] > into[4]:
+        into[3], into[4] = row[3], row[4]
 
 
 def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

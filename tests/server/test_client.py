@@ -244,3 +244,21 @@ def test_a_grid_is_submitted_whole_and_its_experiments_table_read_back(client):
     with pytest.raises(MilesAPIError) as refused:
         client.submit_grid({"config": SMALL, "methods": ["nope"]}, experiment="client grid")
     assert refused.value.status == 422 and refused.value.errors[0]["field"] == "grid.methods.0"
+
+
+def test_a_point_logged_after_a_quiet_spell_is_sent_at_once_and_a_burst_in_few_requests(client, stack):
+    with client.track("live loop", flush_interval=0.5) as run:
+        run.log(1, {"loss/train": 1.0})
+        logged = time.monotonic()
+        while not client.metrics(run.id).get("loss/train", {}).get("steps"):
+            assert time.monotonic() - logged < 0.4, "the point waited for a batch or the interval"
+            time.sleep(0.01)
+        requests_before = _ingest_requests(stack)
+        for step in range(2, 202):  # a burst right after a send: it waits out the interval together
+            run.log(step, {"loss/train": 1.0 / step})
+    assert client.metrics(run.id)["loss/train"]["steps"] == list(range(1, 202))
+    assert _ingest_requests(stack) - requests_before <= 3
+
+
+def _ingest_requests(stack: MilesStack) -> int:
+    return stack.server.log().count("/metrics HTTP/1.1\" 200")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from server.app import create_app
 from server.db import Database
 from server.settings import Settings
 from server.store import tokens
-from web.routes import plotly_url
+from web.routes import plotly_basic_url, plotly_url, static_url
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's test client would prefer httpx2 to httpx
@@ -58,7 +59,8 @@ def test_every_page_is_a_shell_whose_scripts_are_files_under_a_policy_without_in
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
     scripts = re.findall(r"<script\b[^>]*>", response.text)
-    assert scripts and all(" src=" in tag for tag in scripts)
+    # Every script is a file; the one exception is data, which no browser runs (a run page's first data).
+    assert scripts and all(" src=" in tag or tag == '<script type="application/json" id="run-preloaded">' for tag in scripts)
     assert not re.search(r"<[^>]+\son[a-z]+\s*=", response.text), "an inline event handler"
 
 
@@ -107,11 +109,29 @@ def test_with_auth_on_only_a_signed_in_visitor_learns_that_a_run_does_not_exist(
         assert client.get("/runs/99999").status_code == 404
 
 
-def test_pages_hold_no_user_data_which_only_arrives_as_json(client: TestClient):
-    name = "<img src=x onerror=alert(1)>"
+def test_pages_hold_user_data_only_as_json_which_no_markup_escapes(client: TestClient):
+    name = "<img src=x onerror=alert(1)></script><script>alert(2)</script>"
     run = client.post("/api/v1/runs", json={"name": name, "execute": False}).json()
     page = client.get(f"/runs/{run['id']}").text
-    assert "onerror" not in page and "img src" not in page
+    # The run page holds its first data (the run, its metrics and events) as a JSON block, HTML-escaped.
+    blocks = re.findall(r'<script type="application/json" id="run-preloaded">(.*?)</script>', page, re.DOTALL)
+    assert len(blocks) == 1
+    assert json.loads(blocks[0])["run"]["name"] == name
+    outside = page.replace(blocks[0], "")
+    assert "onerror" not in outside and "img src" not in outside and "alert(" not in outside
+    assert "<" not in blocks[0] and ">" not in blocks[0]
+
+
+def test_a_run_page_holds_the_first_answers_of_the_api(client: TestClient):
+    run = client.post("/api/v1/runs", json={"name": "preloaded", "execute": False}).json()
+    client.post(f"/api/v1/runs/{run['id']}/metrics", json={"points": [{"key": "loss/train", "step": 1, "value": 0.5}]})
+    client.post(f"/api/v1/runs/{run['id']}/events", json={"events": [{"kind": "note", "message": "hello"}]})
+    page = client.get(f"/runs/{run['id']}").text
+    block = re.search(r'<script type="application/json" id="run-preloaded">(.*?)</script>', page, re.DOTALL)[1]
+    preloaded = json.loads(block)
+    assert preloaded["run"] == client.get(f"/api/v1/runs/{run['id']}").json()
+    assert preloaded["metrics"] == client.get(f"/api/v1/runs/{run['id']}/metrics", params={"max_points": 2000}).json()
+    assert preloaded["events"] == client.get(f"/api/v1/runs/{run['id']}/events").json()["items"]
 
 
 def test_plotly_comes_compressed_and_cacheable_from_the_installed_package(client: TestClient):
@@ -123,6 +143,30 @@ def test_plotly_comes_compressed_and_cacheable_from_the_installed_package(client
     assert response.content == packaged  # httpx decodes the gzip body
     again = client.get(plotly_url(), headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304
+
+
+def test_the_run_and_compare_pages_load_plotlys_basic_bundle_compressed_and_cacheable(client: TestClient):
+    run = client.post("/api/v1/runs", json={"name": "drawn", "execute": False}).json()
+    for address in (f"/runs/{run['id']}", "/compare"):
+        assert plotly_basic_url() in client.get(address).text and plotly_url() not in client.get(address).text
+    response = client.get(plotly_basic_url(), headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip" and "immutable" in response.headers["cache-control"]
+    assert int(response.headers["content-length"]) < 500_000  # compressed, against 1.4 MB for the full bundle
+    assert response.content.startswith(b"/**\n* plotly.js (basic - minified) v4.1.1")
+
+
+def test_pages_load_the_static_files_under_a_digest_compressed_and_cached_for_good(client: TestClient):
+    page = client.get("/").text
+    module = re.search(r'src="(/assets/[0-9a-f]{16}/js/session\.js)"', page)
+    assert module, page
+    response = client.get(module[1], headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.content == (WEB / "static" / "js" / "session.js").read_bytes()
+    stale = client.get(module[1].replace(static_url(), "/assets/0123456789abcdef"))
+    assert stale.status_code == 200 and stale.headers["cache-control"] == "no-cache"  # an old page still works
+    assert client.get(f"{static_url()}/js/nope.js").status_code == 404
 
 
 def test_static_modules_are_javascript_and_revalidated(client: TestClient):
@@ -137,7 +181,7 @@ def test_every_module_the_templates_load_and_every_import_exists():
     static = WEB / "static"
     referenced = {
         match for template in (WEB / "templates").glob("*.html")
-        for match in re.findall(r'src="\{\{ base \}\}/static/([^"]+)"', template.read_text())
+        for match in re.findall(r'src="\{\{ static \}\}/([^"]+)"', template.read_text())
     }
     pending, seen = list(referenced), set()
     while pending:

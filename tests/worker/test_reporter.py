@@ -60,7 +60,7 @@ def test_points_of_a_passed_epoch_are_bundled_with_the_next_event(database):
     [finished] = stored_events(database, run_id)
     with database.transaction(write=False) as session:
         bundled = feed.bundled(session=session, run_id=run_id, events=[finished])
-        in_order = feed.steps_after(session=session, run_id=run_id, after=-1, max_steps=10, bundles=True, hold_last=False)
+        in_order = feed.steps_after(session=session, run_id=run_id, after=-1, max_steps=10, bundles=True)
     assert bundled == {finished.id: [feed.StepPoints(1, {"metric/test/fused": 0.8}), feed.StepPoints(2, {"metric/test/fused": 0.9})]}
     assert [s.metrics for s in in_order] == [{"loss/train": 0.5}, {"loss/train": 0.4}]
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.api.stream import Cursor, RunStream, parse_cursor
-from server.live import PollingNotices
+from server.live import LocalNotices
 from server.store import runs
 from tests.worker.conftest import claimed_run, reporter_for
 
@@ -45,7 +45,7 @@ def training(database, run_id: int) -> list[Callable[[], object]]:
 
 
 def stream(database, run_id: int, cursor: Cursor) -> RunStream:
-    return RunStream(database, PollingNotices(), run_id, cursor, lifetime=60)
+    return RunStream(database, LocalNotices(), run_id, cursor, lifetime=60)
 
 
 def content(messages) -> list[tuple[str, str]]:

@@ -35,7 +35,7 @@ def test_system_samples_arrive_as_system_messages_in_seconds_and_epochs_keep_the
         {"step": 0, "metrics": {"sys/cpu_percent": 90.0, "sys/memory_mib": 300.0}},
         {"step": 10, "metrics": {"sys/cpu_percent": 95.0}}, {"step": 20, "metrics": {"sys/cpu_percent": 97.0}},
     ]
-    assert [m.id for m in received if m.event == "system"] == ["2:0/0", "2:0/10", "2:0/20"]
+    assert [m.id for m in received if m.event == "system"] == ["2:0~0/0", "2:0~0/10", "2:0~0/20"]
 
 
 def test_resuming_after_a_system_message_sends_only_the_later_seconds(client, database):

@@ -40,7 +40,7 @@ def test_the_bundled_points_check_probes_the_index_on_sqlite(database: Database)
     event.listen(database.engine, "before_cursor_execute", record)
     try:
         with database.transaction(write=False) as session:
-            found = feed.steps_after(session=session, run_id=run_id, after=-1, max_steps=500, bundles=True, hold_last=False)
+            found = feed.steps_after(session=session, run_id=run_id, after=-1, max_steps=500, bundles=True)
     finally:
         event.remove(database.engine, "before_cursor_execute", record)
     assert [s.step for s in found] == list(range(20))
@@ -80,11 +80,11 @@ def test_an_idle_poll_reads_only_the_latest_values(database: Database, execute: 
 
     def poll(after: int):
         return lambda session: feed.steps_after(
-            session=session, run_id=run_id, after=after, max_steps=10, bundles=execute, hold_last=not execute,
+            session=session, run_id=run_id, after=after, max_steps=10, bundles=execute,
         )
 
-    # Caught up: the executed run's cursor is at step 3; the logged run holds step 3 back, so at 2.
-    caught_up = 3 if execute else 2
+    # Caught up: the cursor is at step 3 (a logged run's highest step is sent at once too).
+    caught_up = 3
     found, selects = _statements_of(database, poll(caught_up))
     assert found == [] and len(selects) == 1 and "latest_metric" in selects[0] and " metric" not in selects[0]
     # One step behind: the next step still comes, nothing is skipped.
@@ -96,4 +96,4 @@ def test_a_run_without_points_yields_nothing(database: Database):
     with database.transaction() as session:
         run_id = runs.create(session=session, config=TrainConfig(dataset="mfeat", epochs=3), execute=True).id
     with database.transaction(write=False) as session:
-        assert feed.steps_after(session=session, run_id=run_id, after=-1, max_steps=5, bundles=True, hold_last=False) == []
+        assert feed.steps_after(session=session, run_id=run_id, after=-1, max_steps=5, bundles=True) == []

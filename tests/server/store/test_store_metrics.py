@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from server.store import metrics, rollups, runs
 
@@ -137,3 +138,31 @@ def test_steps_as_sparse_as_the_largest_allowed_ingest_and_downsample(database, 
     series = read(database, run_id, max_points=10)["t"]
     assert {(1_700_000_000_000, 5.0), (huge, -1.0)} <= set(zip(series.steps, series.values, strict=True))
     assert len(series.steps) <= 10
+
+
+def rollup_rows(database, run_id: int) -> list[tuple]:
+    with database.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(
+            "SELECT key, level, bucket, count, min_step, min_value, max_step, max_value FROM metric_rollup "
+            "WHERE run_id = :run ORDER BY key, level, bucket"
+        ), {"run": run_id})]
+
+
+@DATABASE_EXAMPLES
+@given(
+    series=st.lists(st.integers(-3, 3).map(float), min_size=1, max_size=400),  # few values: many ties
+    cuts=st.lists(st.integers(1, 400), max_size=5),
+    gap=st.integers(1, 40),
+)
+def test_appended_batches_keep_the_same_rollups_as_a_full_recompute(database, new_run, series, cuts, gap):
+    # Appending runs merge each batch into the rollups; the other writes everything with an overwrite
+    # (its first point again), which recomputes every bucket from the points.
+    points = [("loss", n * gap, value) for n, value in enumerate(series)]
+    appended, recomputed = new_run(), new_run()
+    bounds = [0, *sorted(set(cuts)), len(points)]
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        if start < end:
+            ingest(database, appended, points[start:end])
+    ingest(database, recomputed, points[:1])
+    ingest(database, recomputed, points)
+    assert rollup_rows(database, appended) == rollup_rows(database, recomputed)

@@ -7,11 +7,12 @@
  * stream and we must not reconnect) and `reconnect` (the stream's lifetime is over: the
  * browser reconnects by itself, sending `Last-Event-ID`, and the server resumes after it),
  * and `revoked` (the token this page signed in with was revoked: we stop and ask to sign in).
- * Message ids are cursors "<step>:<event id>[/<second>]". When the browser gives up (an HTTP error
+ * Message ids are cursors "<step>:<event id>[:<n>][~<write>[.<step>]][/<second>]" (`~`: a logged run's
+ * updates of steps already sent, by write number). When the browser gives up (an HTTP error
  * while reconnecting), we open a new stream from the last cursor, backing off.
  */
 
-import { signIn, url } from "./api.js";
+import { get, signIn, url } from "./api.js";
 
 /**
  * @typedef {object} StreamHandlers
@@ -22,6 +23,9 @@ import { signIn, url } from "./api.js";
  * @property {(final: {status: string}) => void} onEnd
  * @property {(state: "live" | "reconnecting" | "ended") => void} onState
  */
+
+/** A message id: step, event id, write number (a logged run), second of the system metrics. */
+const ID = /^(-1|\d+):(\d+)(?::\d+)?(?:~(\d+)(?:\.\d+)?)?(?:\/(\d+))?$/;
 
 /**
  * Follow run `runId` from the cursor `(sinceStep, afterEvent)` (the history already loaded).
@@ -37,13 +41,14 @@ export function followRun(runId, from, handlers) {
   let ended = false;
 
   const remember = (message) => {
-    const [main, system] = (message.lastEventId || "").split("/");
-    const [step, eventId] = main.split(":").map(Number);
-    if (!Number.isInteger(step)) return;
+    const parts = ID.exec(message.lastEventId || "");
+    if (!parts) return;
+    const [, step, eventId, write, system] = parts;
     cursor = {
-      sinceStep: step,
-      afterEvent: Number.isInteger(eventId) ? eventId : cursor.afterEvent,
-      sinceSystem: system !== undefined && Number.isInteger(Number(system)) ? Number(system) : cursor.sinceSystem,
+      sinceStep: Number(step),
+      afterEvent: Number(eventId),
+      afterWrite: write !== undefined ? Number(write) : cursor.afterWrite,
+      sinceSystem: system !== undefined ? Number(system) : cursor.sinceSystem,
     };
   };
   const on = (name, handle) => source.addEventListener(name, (message) => {
@@ -56,6 +61,7 @@ export function followRun(runId, from, handlers) {
     if (cursor.sinceStep !== null && cursor.sinceStep !== undefined) target.searchParams.set("since_step", String(cursor.sinceStep));
     if (cursor.afterEvent !== null && cursor.afterEvent !== undefined) target.searchParams.set("after_event", String(cursor.afterEvent));
     if (cursor.sinceSystem !== null && cursor.sinceSystem !== undefined) target.searchParams.set("since_system", String(cursor.sinceSystem));
+    if (cursor.afterWrite !== null && cursor.afterWrite !== undefined) target.searchParams.set("after_write", String(cursor.afterWrite));
     source = new EventSource(target);
     source.addEventListener("open", () => {
       retryMs = 1000;
@@ -81,9 +87,19 @@ export function followRun(runId, from, handlers) {
       if (ended) return;
       handlers.onState("reconnecting");
       if (source.readyState === EventSource.CLOSED) {
-        // The browser will not retry (the server answered with an error): start afresh from our cursor.
-        setTimeout(() => { if (!ended) connect(); }, retryMs);
-        retryMs = Math.min(retryMs * 2, 30_000);
+        // The browser will not retry (the server answered with an error): a run deleted meanwhile has
+        // ended; otherwise start afresh from our cursor.
+        get(`/runs/${runId}`).then(() => true, (error) => error.status !== 404).then((exists) => {
+          if (ended) return;
+          if (!exists) {
+            ended = true;
+            handlers.onState("ended");
+            handlers.onEnd({ status: "deleted" });
+            return;
+          }
+          setTimeout(() => { if (!ended) connect(); }, retryMs);
+          retryMs = Math.min(retryMs * 2, 30_000);
+        });
       }
     });
   };

@@ -376,16 +376,27 @@ function wireActions() {
 
 // -- start ---------------------------------------------------------------------------------------
 
+/**
+ * What the server embedded in the page: the first answers of the API (the run, its dataset's catalogue
+ * entry, its metrics as at most 2,000 points per series, its events or null), so that the first charts
+ * are drawn without waiting for them. Null when the page holds none (then everything is asked for).
+ */
+function preloaded() {
+  const block = document.getElementById("run-preloaded");
+  return block ? JSON.parse(block.textContent) : null;
+}
+
 async function start() {
+  const first = preloaded();
   try {
-    run = await api.get(`/runs/${runId}`);
+    run = first?.run ?? await api.get(`/runs/${runId}`);
   } catch (error) {
     const missing = error.status === 404;
     showAlert(alertBox, missing ? `There is no run ${runId}; it may have been deleted.` : `The run cannot be loaded: ${error.message}`);
     for (const node of document.querySelectorAll(".charts, .columns, #run-page .actions")) node.hidden = true;
     return;
   }
-  const catalog = await api.catalog().catch(() => null);
+  const catalog = first?.catalog ?? await api.catalog().catch(() => null);
   const task = catalog?.datasets.find((d) => d.name === run.dataset)?.task;
   byId("metrics-title").textContent = `Metrics (${fmt.metricName(task)})`;
   charts = new RunCharts(run, fmt.metricName(task), modalityOrder(catalog, run.dataset, run.modalities ?? []));
@@ -394,8 +405,8 @@ async function start() {
   showAll();
   wireActions();
   const [history, events] = await Promise.all([
-    api.get(`/runs/${runId}/metrics`, { max_points: 2000 }),
-    api.runEvents(runId),
+    first?.metrics ?? api.get(`/runs/${runId}/metrics`, { max_points: 2000 }),
+    first?.events ?? api.runEvents(runId),
   ]);
   addSeries(history.series);
   addEvents(events);
