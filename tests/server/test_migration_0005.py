@@ -62,7 +62,7 @@ def schemas(database: Database) -> set[str]:
 
 
 def test_upgrading_keeps_every_row_and_lets_a_run_end_pruned(at_0004):
-    migrate.upgrade(at_0004.engine)
+    migrate.upgrade(at_0004.engine, "0005")
 
     assert migrate.current(at_0004.engine) == "0005"
     assert counts(at_0004) == dict.fromkeys(COUNTS, 1)
@@ -90,7 +90,7 @@ def test_deleting_a_sweep_keeps_its_runs(at_0004):
 
 
 def test_downgrading_keeps_every_row_and_turns_pruned_runs_cancelled(at_0004):
-    migrate.upgrade(at_0004.engine)
+    migrate.upgrade(at_0004.engine, "0005")
     insert_run(at_0004, 2, "pruned")
 
     migrate.downgrade(at_0004.engine, "0004")
