@@ -4,7 +4,7 @@ The contract, which the dashboard's run page and any other client code against:
 
 Events (``event:`` name, ``data:`` JSON):
 
-- ``status`` ``{"status", "epoch", "epochs", "error", "error_detail", "summary", "worker",
+- ``status`` ``{"status", "epoch", "epochs", "error", "error_detail", "summary", "worker", "machine",
   "started_at", "finished_at"}``: first on connecting, then whenever one of them changes
   (``epoch``, the epochs completed, changes every epoch).
 - ``epoch`` ``{"step": s, "metrics": {key: value}}``: the points of one step, one message per
@@ -121,7 +121,7 @@ def parse_cursor(
 def status_of(run: Run) -> dict[str, Any]:
     return {
         "status": run.status, "epoch": run.epoch, "epochs": run.epochs, "error": run.error,
-        "error_detail": run.error_detail, "summary": run.summary, "worker": run.worker,
+        "error_detail": run.error_detail, "summary": run.summary, "worker": run.worker, "machine": run.machine,
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }

@@ -45,7 +45,7 @@ def test_a_finished_run_streams_its_status_points_and_events_then_ends(client, d
     assert [m.event for m in received] == ["status", "epoch", "epoch", "run_event", "end"]
     status, first, second, note, end = received
     assert status.data["status"] == "succeeded" and status.retry == 2000 and status.data["finished_at"]
-    assert set(status.data) == {"status", "epoch", "epochs", "error", "error_detail", "summary", "worker",
+    assert set(status.data) == {"status", "epoch", "epochs", "error", "error_detail", "summary", "worker", "machine",
                                 "started_at", "finished_at"}
     assert (first.data, second.data) == ({"step": 1, "metrics": {"acc": 0.6, "loss": 0.5}}, {"step": 2, "metrics": {"loss": 0.4}})
     assert set(note.data) == {"id", "step", "time", "kind", "message", "data"} and note.data["message"] == "hello"

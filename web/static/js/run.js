@@ -245,7 +245,7 @@ function follow(sinceStep, sinceSystem) {
     onStatus(status) {
       Object.assign(run, {
         status: status.status, error: status.error, error_detail: status.error_detail, worker: status.worker,
-        started_at: status.started_at, finished_at: status.finished_at, summary: status.summary ?? run.summary,
+        machine: status.machine ?? run.machine, started_at: status.started_at, finished_at: status.finished_at, summary: status.summary ?? run.summary,
         progress: { epoch: Math.max(status.epoch ?? 0, run.progress.epoch), epochs: status.epochs ?? run.progress.epochs },
       });
       showAll();
