@@ -10,7 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +102,35 @@ def migrated(url: str) -> str:
 
 
 BACKENDS = ("sqlite", "postgresql")
+
+# Rows an older revision holds, for the migration tests: one run's event, tag and point.
+OLD_EVENT = ("INSERT INTO run_event (run_id, step, time, kind, message, data, key) "
+             "VALUES (1, 3, CURRENT_TIMESTAMP, 'run.started', 'hello', '{}', 'k')")
+OLD_TAG = "INSERT INTO run_tag (run_id, tag) VALUES (1, 'kept')"
+OLD_POINTS = tuple(
+    f"INSERT INTO {table} (run_id, key, step, value, time) VALUES (1, 'loss', 3, 0.5, CURRENT_TIMESTAMP)"
+    for table in ("latest_metric", "metric")
+)
+
+
+@contextmanager
+def database_at(backend: str, tmp_path: Path, revision: str, *statements: str) -> Iterator[Database]:
+    """A fresh database of ``backend`` migrated to ``revision`` and holding what ``statements`` insert:
+    the data a migration after it must keep."""
+    from sqlalchemy import text
+
+    from server import migrate
+    from server.db import Database
+
+    with ExitStack() as cleanup:
+        url = f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite" else cleanup.enter_context(fresh_postgres())
+        database = Database(url)
+        cleanup.callback(database.dispose)
+        migrate.upgrade(database.engine, revision)
+        with database.engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+        yield database
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +9,7 @@ from sqlalchemy import inspect, text
 
 from server import migrate
 from server.db import Database
-from tests.conftest import BACKENDS, fresh_postgres
+from tests.conftest import BACKENDS, OLD_EVENT, OLD_POINTS, OLD_TAG, database_at
 
 COUNTS = ("run", "run_event", "run_tag", "latest_metric", "metric")
 
@@ -18,27 +17,10 @@ COUNTS = ("run", "run_event", "run_tag", "latest_metric", "metric")
 @pytest.fixture(params=BACKENDS)
 def at_0001(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
     """A database at revision 0001 holding one run with an event, a tag and a point."""
-    with contextlib.ExitStack() as cleanup:
-        url = f"sqlite:///{tmp_path / 'old.db'}" if request.param == "sqlite" else cleanup.enter_context(fresh_postgres())
-        database = Database(url)
-        cleanup.callback(database.dispose)
-        migrate.upgrade(database.engine, "0001")
-        with database.engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO run (id, name, status, execute, attempts, cancel_requested, epoch, created_at, checkpoint_dir) "
-                "VALUES (1, 'old', 'running', true, 2, false, 3, CURRENT_TIMESTAMP, '/old/place')"
-            ))
-            connection.execute(text(
-                "INSERT INTO run_event (run_id, step, time, kind, message, data, key) "
-                "VALUES (1, 3, CURRENT_TIMESTAMP, 'run.started', 'hello', '{}', 'k')"
-            ))
-            connection.execute(text("INSERT INTO run_tag (run_id, tag) VALUES (1, 'kept')"))
-            connection.execute(text(
-                "INSERT INTO latest_metric (run_id, key, step, value, time) VALUES (1, 'loss', 3, 0.5, CURRENT_TIMESTAMP)"
-            ))
-            connection.execute(text(
-                "INSERT INTO metric (run_id, key, step, value, time) VALUES (1, 'loss', 3, 0.5, CURRENT_TIMESTAMP)"
-            ))
+    with database_at(request.param, tmp_path, "0001", (
+        "INSERT INTO run (id, name, status, execute, attempts, cancel_requested, epoch, created_at, checkpoint_dir) "
+        "VALUES (1, 'old', 'running', true, 2, false, 3, CURRENT_TIMESTAMP, '/old/place')"
+    ), OLD_EVENT, OLD_TAG, *OLD_POINTS) as database:
         yield database
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server import migrate
 from server.db import Database
-from tests.conftest import BACKENDS, fresh_postgres
+from tests.conftest import BACKENDS, database_at
 
 BIG = 2**40
 
@@ -19,19 +18,12 @@ BIG = 2**40
 @pytest.fixture(params=BACKENDS)
 def at_0002(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
     """A database at revision 0002 holding one token and one run that created it."""
-    with contextlib.ExitStack() as cleanup:
-        url = f"sqlite:///{tmp_path / 'old.db'}" if request.param == "sqlite" else cleanup.enter_context(fresh_postgres())
-        database = Database(url)
-        cleanup.callback(database.dispose)
-        migrate.upgrade(database.engine, "0002")
-        with database.engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO api_token (id, name, hash, prefix, created_at) VALUES (1, 'ci', 'h', 'miles_', CURRENT_TIMESTAMP)"
-            ))
-            connection.execute(text(
-                "INSERT INTO run (id, name, status, execute, attempts, losses, cancel_requested, epoch, created_at, "
-                "owner_token_id) VALUES (1, 'old', 'running', false, 0, 0, false, 7, CURRENT_TIMESTAMP, 1)"
-            ))
+    with database_at(request.param, tmp_path, "0002", (
+        "INSERT INTO api_token (id, name, hash, prefix, created_at) VALUES (1, 'ci', 'h', 'miles_', CURRENT_TIMESTAMP)"
+    ), (
+        "INSERT INTO run (id, name, status, execute, attempts, losses, cancel_requested, epoch, created_at, "
+        "owner_token_id) VALUES (1, 'old', 'running', false, 0, 0, false, 7, CURRENT_TIMESTAMP, 1)"
+    )) as database:
         yield database
 
 

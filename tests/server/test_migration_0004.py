@@ -3,7 +3,6 @@ and nothing that cascades from ``run`` is lost."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy import inspect, text
 
 from server import migrate
 from server.db import Database
-from tests.conftest import BACKENDS, fresh_postgres
+from tests.conftest import BACKENDS, OLD_EVENT, OLD_POINTS, OLD_TAG, database_at
 
 COUNTS = ("run", "run_event", "run_tag", "latest_metric", "metric")
 
@@ -19,25 +18,10 @@ COUNTS = ("run", "run_event", "run_tag", "latest_metric", "metric")
 @pytest.fixture(params=BACKENDS)
 def at_0003(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
     """A database at revision 0003 holding one run with an event, a tag and a point."""
-    with contextlib.ExitStack() as cleanup:
-        url = f"sqlite:///{tmp_path / 'old.db'}" if request.param == "sqlite" else cleanup.enter_context(fresh_postgres())
-        database = Database(url)
-        cleanup.callback(database.dispose)
-        migrate.upgrade(database.engine, "0003")
-        with database.engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO run (id, name, status, execute, attempts, losses, cancel_requested, epoch, created_at) "
-                "VALUES (1, 'old', 'running', true, 1, 0, false, 3, CURRENT_TIMESTAMP)"
-            ))
-            connection.execute(text(
-                "INSERT INTO run_event (run_id, step, time, kind, message, data, key) "
-                "VALUES (1, 3, CURRENT_TIMESTAMP, 'run.started', 'hello', '{}', 'k')"
-            ))
-            connection.execute(text("INSERT INTO run_tag (run_id, tag) VALUES (1, 'kept')"))
-            for table in ("latest_metric", "metric"):
-                connection.execute(text(
-                    f"INSERT INTO {table} (run_id, key, step, value, time) VALUES (1, 'loss', 3, 0.5, CURRENT_TIMESTAMP)"
-                ))
+    with database_at(request.param, tmp_path, "0003", (
+        "INSERT INTO run (id, name, status, execute, attempts, losses, cancel_requested, epoch, created_at) "
+        "VALUES (1, 'old', 'running', true, 1, 0, false, 3, CURRENT_TIMESTAMP)"
+    ), OLD_EVENT, OLD_TAG, *OLD_POINTS) as database:
         yield database
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy import inspect, text
 from server import migrate
 from server.db import Database
 from server.models import RUN_FILTER_COLUMNS
-from tests.conftest import BACKENDS, fresh_postgres
+from tests.conftest import BACKENDS, OLD_POINTS, database_at
 
 COUNTS = ("run", "latest_metric", "metric")
 NEW_INDEXES = {f"ix_run_{column}_created_at_id" for column in RUN_FILTER_COLUMNS}
@@ -21,22 +20,10 @@ OLD_INDEXES = {"ix_run_status_created_at", "ix_run_experiment_id", "ix_run_metho
 @pytest.fixture(params=BACKENDS)
 def at_0005(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
     """A database at revision 0005 holding one logged run with a point."""
-    with contextlib.ExitStack() as cleanup:
-        url = f"sqlite:///{tmp_path / 'old.db'}" if request.param == "sqlite" else cleanup.enter_context(fresh_postgres())
-        database = Database(url)
-        cleanup.callback(database.dispose)
-        migrate.upgrade(database.engine, "0005")
-        with database.engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO run (id, name, status, execute, attempts, losses, cancel_requested, epoch, created_at) "
-                "VALUES (1, 'old', 'running', false, 0, 0, false, 3, CURRENT_TIMESTAMP)"
-            ))
-            connection.execute(text(
-                "INSERT INTO latest_metric (run_id, key, step, value, time) VALUES (1, 'loss', 3, 0.5, CURRENT_TIMESTAMP)"
-            ))
-            connection.execute(text(
-                "INSERT INTO metric (run_id, key, step, value, time) VALUES (1, 'loss', 3, 0.5, CURRENT_TIMESTAMP)"
-            ))
+    with database_at(request.param, tmp_path, "0005", (
+        "INSERT INTO run (id, name, status, execute, attempts, losses, cancel_requested, epoch, created_at) "
+        "VALUES (1, 'old', 'running', false, 0, 0, false, 3, CURRENT_TIMESTAMP)"
+    ), *OLD_POINTS) as database:
         yield database
 
 
