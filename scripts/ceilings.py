@@ -25,8 +25,9 @@ BASE = {"dataset": "mfeat", "epochs": 30, "batch_size": 64, "lr": 1e-3, "device"
 REACHED = 0.95  # a head has "learned" its view once it is at 95% of that view's ceiling
 
 
-def _run(spec: dict[str, Any]) -> dict[str, Any]:
-    """Train one run in this process; its per-epoch validation metrics and utilization gap."""
+def run_with_curves(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train one run (``BASE`` updated by ``spec``) in this process; its summary and, per epoch, its
+    validation metrics, utilization gap and learning rates."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
@@ -42,7 +43,7 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
 
         def on_epoch(self, epoch: int, metrics: Any) -> None:
             if "loss/train" in metrics:
-                self.epochs.append({k: v for k, v in metrics.items() if k.startswith(("metric/val/", "util/delta"))})
+                self.epochs.append({k: v for k, v in metrics.items() if k.startswith(("metric/val/", "util/delta", "lr/"))})
 
     curves = Curves()
     result = train(TrainConfig.model_validate(BASE | spec), curves)
@@ -64,7 +65,7 @@ def main() -> None:
     pairs = list(itertools.combinations(VIEWS, 2))
     specs += [{"method": "joint_aux", "modalities": list(p), "seed": s} for p in pairs for s in seeds]
     with ProcessPoolExecutor(args.workers) as pool:
-        runs = list(pool.map(_run, specs))
+        runs = list(pool.map(run_with_curves, specs))
 
     ceilings = {}
     for view in VIEWS:
