@@ -80,7 +80,7 @@ def main() -> None:
             target = REACHED * ceilings[view][0]
             reached = [next((i + 1 for i, e in enumerate(r["epochs"]) if e[f"metric/val/{view}"] >= target), None)
                        for r in mine]
-            entry[f"epochs_to_95/{view}"] = [e for e in reached]
+            entry[f"epochs_to_95/{view}"] = reached
             entry[f"val_curve/{view}"] = [statistics.fmean(r["epochs"][i][f"metric/val/{view}"] for r in mine)
                                           for i in range(len(mine[0]["epochs"]))]
             entry[f"best_val/{view}"] = _mean_sd([r["summary"][f"metric/val/{view}"] for r in mine])
