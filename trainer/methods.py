@@ -159,6 +159,34 @@ class GBlendParams(SpecModel):
     )
 
 
+class AdaptiveParams(SpecModel):
+    """`adaptive` hyperparameters (trainer/strategies/adaptive.py; docs/methods.md). The defaults are project
+    choices fixed before any comparison ran; none was chosen on test data."""
+
+    tau: float = Field(
+        0.05, ge=0, le=1,
+        description="Dead zone: the dominant modality is slowed only by the excess of the smoothed utilization "
+        "gap over tau (MILES's threshold, smaller because the gap is smoothed and the brake is gradual).",
+    )
+    kappa: float = Field(
+        2.0, gt=0, le=100,
+        description="Strength: the dominant modality's rate is max(mu, 1 - kappa * (smoothed gap - tau)) * lr.",
+    )
+    mu: float = Field(
+        0.5, gt=0, le=1,
+        description="Floor of the multiplier: the dominant modality never runs slower than mu * lr (MILES's brake).",
+    )
+    beta: float = Field(
+        0.5, ge=0, lt=1,
+        description="Smoothing of the per-epoch utilization: u_avg = beta * u_avg + (1 - beta) * u (0: no smoothing).",
+    )
+    patience: int = Field(
+        3, ge=1, le=1000,
+        description="Epochs without a new best validation metric of the weak modality's head after which that "
+        "head counts as at its ceiling and the brake is released (until it improves again).",
+    )
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
@@ -280,6 +308,15 @@ METHODS: dict[str, MethodSpec] = {
             "(generalization gained over overfitting), estimated once (offline) or every super-epoch (online).",
             GBlendParams,
             "trainer.strategies.gblend:GBlendStrategy",
+        ),
+        MethodSpec(
+            "adaptive",
+            "Adaptive (this project's balancing schedule)",
+            "MILES's losses and utilization, with a smoothed utilization gap, a continuous brake on the dominant "
+            "modality (max(mu, 1 - kappa * (gap - tau))) instead of MILES's on/off one, released while the weak "
+            "modality's head is no longer improving (its ceiling, not its speed, is then the gap).",
+            AdaptiveParams,
+            "trainer.strategies.adaptive:AdaptiveStrategy",
         ),
     )
 }

@@ -1,0 +1,185 @@
+"""`adaptive`: a balancing schedule of this project, designed from what MILES gets wrong on our data.
+
+MILES (MILES.md section 4) brakes the dominant modality to ``mu * alpha`` whenever the gap of one epoch's
+conditional utilization exceeds ``tau``. On our data that rule has three faults (docs/results.md):
+one epoch's gap on a small validation split is noisy, so the brake flips with the noise; the brake is on or
+off, so a gap just above ``tau`` halves the rate as a large one does; and Eq. 4 cannot tell a modality that is
+learned slowly from one that carries less information (MILES.md section 8), so MILES keeps braking a strong
+modality whose partner is already at its own ceiling. `adaptive` changes exactly those three things and
+keeps the rest of MILES: the loss of Eq. 3, the utilization of Eq. 4 on the validation split, one modality
+slowed at a time, the rate never compounding, the fusion group untouched.
+
+The rule, after epoch ``t`` (it sets the rates of epoch ``t + 1``):
+
+1. Smoothed utilization, an exponential moving average of Eq. 4 with smoothing ``beta``:
+   ``ū_m(1) = u_m(1)`` and ``ū_m(t) = beta * ū_m(t-1) + (1 - beta) * u_m(t)``. In the bimodal case the
+   smoothed gap ``δ̄ = |ū_A - ū_B|`` is the moving average of the signed gap ``u_A - u_B``, which by Eq. 4
+   is ``(M(y_A) - M(y_B)) / M(y_fused)``.
+2. Dominant ``d = argmax_m ū_m``, weak ``w = argmin_m ū_m`` (bimodal: the larger and the smaller ``ū``;
+   more modalities: as MILES's extension does, with ``δ̄ = max ū - min ū``).
+3. The weak modality's attainable metric is estimated online as the running best of its own head's
+   validation metric, ``c_w(t) = max_{s <= t} M_val(y_w)(s)``. The weak head is *still learning* while that
+   best rose within the last ``patience`` epochs: ``t - argmax_{s <= t} M_val(y_w)(s) < patience``.
+   Once it has not improved for ``patience`` epochs it is at its ceiling, the remaining gap is information
+   and not speed, and braking the dominant modality cannot help it: the brake is released.
+4. The dominant modality's multiplier is continuous in the excess of the smoothed gap over ``tau``:
+
+       m_d = max(mu, 1 - kappa * max(0, δ̄ - tau))      if w is still learning and not every ū_m < 0
+       m_d = 1                                          otherwise
+
+   and every other modality stays at 1. The rate of ``d`` for the next epoch is ``m_d * alpha`` (never
+   compounded); ``mu`` is the floor, MILES's own brake, so `adaptive` never slows a modality more than
+   MILES would. Undefined utilization (fused metric 0) leaves the averages as they were and every rate at
+   ``alpha``.
+
+Cost: the numbers it reads (each head's validation metric, the utilization) come from the one validation
+evaluation every method makes; nothing is added to the model, so inference is the multi-head model's fused
+head alone, as for MILES.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from trainer.methods import AdaptiveParams
+from trainer.strategies.base import EpochResult, Event, Strategy
+
+Branch = Literal[
+    "undefined",          # the fused metric is 0: utilization undefined, every rate at alpha
+    "within_threshold",   # smoothed gap <= tau
+    "fusion_below_heads",  # every smoothed u < 0: the fusion is worse than every head, wait
+    "weak_at_ceiling",    # the weak head has not improved for `patience` epochs: brake released
+    "braked",             # the dominant modality runs at m_d * alpha with m_d < 1
+]
+
+
+@dataclass(frozen=True)
+class AdaptiveDecision:
+    """What `adaptive` decided after an epoch, for the next one."""
+
+    epoch: int
+    utilization: dict[str, float]  # this epoch's u (Eq. 4)
+    smoothed: dict[str, float]  # ū after this epoch
+    gap: float  # δ̄ = max ū - min ū
+    dominant: str | None
+    weak: str | None
+    weak_best: float | None  # c_w: the weak head's best validation metric so far
+    weak_stalled: int | None  # epochs since the weak head last improved
+    branch: Branch
+    multipliers: dict[str, float]
+
+    @property
+    def slowed(self) -> str | None:
+        return self.dominant if self.branch == "braked" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"slowed": self.slowed}
+
+    def message(self, base_lr: float, tau: float) -> str:
+        u = ", ".join(f"ū_{m} {v:+.3f}" for m, v in self.smoothed.items())
+        if self.branch == "undefined":
+            return "adaptive kept every rate: the fused metric is 0, so utilization is undefined"
+        if self.branch == "braked":
+            factor = self.multipliers[self.dominant]  # type: ignore[index]
+            return (f"adaptive slowed {self.dominant} to {factor * base_lr:.2e} (x{factor:.3f}; {u}; "
+                    f"smoothed gap {self.gap:.3f} > tau {tau:g}; {self.weak} still learning, best {self.weak_best:.3f})")
+        if self.branch == "weak_at_ceiling":
+            return (f"adaptive released the brake: {self.weak} has not improved for {self.weak_stalled} epochs "
+                    f"(best {self.weak_best:.3f}; {u}; smoothed gap {self.gap:.3f})")
+        if self.branch == "fusion_below_heads":
+            return f"adaptive waited: the fused head is below every modality's head ({u})"
+        return f"adaptive kept every rate at {base_lr:.2e} ({u}; smoothed gap {self.gap:.3f} <= tau {tau:g})"
+
+
+class AdaptiveRule:
+    """The state of the rule (moving averages, each head's best validation metric) and its step.
+
+    Framework-free: `step` takes one epoch's utilization and head metrics and returns the multipliers
+    of the next epoch's modality rates.
+    """
+
+    def __init__(self, params: AdaptiveParams, modalities: list[str]) -> None:
+        if len(modalities) < 2:
+            raise ValueError(f"adaptive needs at least two modalities, got {modalities}")
+        self.params = params
+        self.modalities = list(modalities)
+        self.smoothed: dict[str, float] | None = None
+        self.best: dict[str, float] = {}
+        self.best_epoch: dict[str, int] = {}
+        self.actions: dict[str, int] = {m: 0 for m in modalities}
+
+    def step(self, epoch: int, utilization: Mapping[str, float], heads: Mapping[str, float]) -> AdaptiveDecision:
+        p = self.params
+        for m in self.modalities:  # c_m(t): running best of each head's validation metric
+            if m not in self.best or heads[m] > self.best[m]:
+                self.best[m], self.best_epoch[m] = heads[m], epoch
+        u = {m: utilization[m] for m in self.modalities}
+        ones = {m: 1.0 for m in self.modalities}
+        if any(math.isnan(v) for v in u.values()):
+            smoothed = dict(self.smoothed or {})
+            return AdaptiveDecision(epoch, u, smoothed, math.nan, None, None, None, None, "undefined", ones)
+        if self.smoothed is None:
+            self.smoothed = dict(u)
+        else:
+            self.smoothed = {m: p.beta * self.smoothed[m] + (1 - p.beta) * u[m] for m in self.modalities}
+        s = self.smoothed
+        dominant = max(self.modalities, key=lambda m: s[m])
+        weak = min(self.modalities, key=lambda m: s[m])
+        gap = s[dominant] - s[weak]
+        stalled = epoch - self.best_epoch[weak]
+
+        def decide(branch: Branch, factor: float = 1.0) -> AdaptiveDecision:
+            multipliers = ones | ({dominant: factor} if branch == "braked" else {})
+            return AdaptiveDecision(epoch, u, dict(s), gap, dominant, weak, self.best[weak], stalled, branch, multipliers)
+
+        if all(v < 0 for v in s.values()):
+            return decide("fusion_below_heads")
+        excess = gap - p.tau
+        if excess <= 0:
+            return decide("within_threshold")
+        if stalled >= p.patience:
+            return decide("weak_at_ceiling")
+        factor = max(p.mu, 1.0 - p.kappa * excess)
+        self.actions[dominant] += 1
+        return decide("braked", factor)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"smoothed": self.smoothed, "best": dict(self.best), "best_epoch": dict(self.best_epoch),
+                "actions": dict(self.actions)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.smoothed = None if state["smoothed"] is None else dict(state["smoothed"])
+        self.best, self.best_epoch = dict(state["best"]), dict(state["best_epoch"])
+        self.actions = dict(state["actions"])
+
+
+class AdaptiveStrategy(Strategy):
+    """Loss of Eq. 3 (fused plus every auxiliary head), with the `adaptive` schedule of this module's
+    docstring setting each modality's rate after every epoch."""
+
+    name = "adaptive"
+    params: AdaptiveParams
+
+    def __init__(self, params: AdaptiveParams, modalities: list[str], lr: float) -> None:
+        super().__init__(params, modalities, lr)
+        self.rule = AdaptiveRule(params, modalities)
+
+    def on_epoch_end(self, result: EpochResult) -> list[Event]:
+        decision = self.rule.step(result.epoch, result.utilization, result.val.heads(self.modalities))
+        for m in self.modalities:
+            self.optimizer.param_groups[self.group_index[m]]["lr"] = self.lr * decision.multipliers[m]
+        data = decision.to_dict() | {"learning_rates": self.learning_rates(), "tau": self.params.tau}
+        return [Event("adaptive.decision", decision.message(self.lr, self.params.tau), data)]
+
+    def summary(self) -> dict[str, float]:
+        actions = self.rule.actions
+        return {"adaptive/actions": sum(actions.values()), **{f"adaptive/slowed/{m}": n for m, n in actions.items()}}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.rule.load_state_dict(state["rule"])
