@@ -112,21 +112,24 @@ def test_the_median_pruner_prunes_a_trial_clearly_worse_than_the_finished_one(st
     """One trial learns (lr 0.05), the other cannot (lr 1e-7): it starts after the first finished, so its first
     epochs fall below that trial's at the same epochs, and the median pruner must stop it."""
     good, hopeless = 0.05, 1e-7
+    # Enough epochs that the hopeless trial outlives several rounds of the driver (0.5 s apart) even on an
+    # idle machine, where a tiny epoch takes a few milliseconds: the pruner judges it as it trains.
+    epochs = 200
     started = start_sweep(
         stack, sampler="grid", seed=first_grid_seed([good, hopeless], good), parallelism=1,
-        config=BASE | {"epochs": 20}, space={"lr": {"choices": [good, hopeless]}},
+        config=BASE | {"epochs": epochs}, space={"lr": {"choices": [good, hopeless]}},
         pruner={"kind": "median", "startup_trials": 1},
     )
 
     done = wait_for_sweep(stack, started["id"], "succeeded", "failed")
 
     first, second = sorted(trials(stack, started["id"]), key=lambda t: t["number"])
-    assert (first["params"]["lr"], first["state"], first["epoch"]) == (good, "complete", 20)
+    assert (first["params"]["lr"], first["state"], first["epoch"]) == (good, "complete", epochs)
     assert (second["params"]["lr"], second["state"], second["run_status"]) == (hopeless, "pruned", "pruned")
-    assert second["value"] < first["value"] and second["epoch"] < 20
+    assert second["value"] < first["value"] and second["epoch"] < epochs
     with stack.api as api:
         (event,) = api.get(f"/runs/{second['run_id']}/events", params={"kind": "run.pruned"}).json()["items"]
-    assert event["step"] == event["data"]["epoch"] < 20
+    assert event["step"] == event["data"]["epoch"] < epochs
     assert event["message"].startswith(f"pruned after epoch {event['step']} by the median pruner")
     assert done["status"] == "succeeded" and done["best"]["miles"]["number"] == first["number"]
 

@@ -102,7 +102,9 @@ def test_a_run_on_an_unserved_queue_carries_the_warning_until_a_worker_for_it_st
 def test_system_metrics_arrive_during_a_run_and_appear_in_the_csv(miles_stack, sqlite_database):
     stack = miles_stack(database_url=sqlite_database, redis=None, system_interval=1)
     stack.start("--cpu")
-    run = stack.submit(tiny_config(epochs=10, batch_size=8))  # a few seconds of training
+    # Several seconds of training even on an idle machine, so that samples after the first (the first has no
+    # throughput yet) are taken while it trains.
+    run = stack.submit(tiny_config(epochs=300, batch_size=8))
     stack.wait_for_status(run["id"], "running")
 
     messages = list(stack.stream(run["id"]))
