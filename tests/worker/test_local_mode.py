@@ -33,7 +33,8 @@ def test_a_run_submitted_in_local_mode_trains_streams_and_completes(local):
 
 
 def test_a_stopped_worker_hands_its_run_back_and_the_next_one_resumes_it(local):
-    run = local.submit(tiny_config(epochs=40))  # long enough not to end before the worker stops
+    epochs = 400  # long enough not to end before the worker stops, even on an idle machine (ms per epoch)
+    run = local.submit(tiny_config(epochs=epochs))
     seen: list[SseMessage] = []
     for message in local.stream(run["id"]):
         seen.append(message)
@@ -47,7 +48,7 @@ def test_a_stopped_worker_hands_its_run_back_and_the_next_one_resumes_it(local):
     local.start_worker("--cpu")
     seen += local.stream(run["id"], headers={"Last-Event-ID": seen[-1].id})
 
-    assert training_epochs(seen) == list(range(1, 41))
+    assert training_epochs(seen) == list(range(1, epochs + 1))
     kinds = [m.data["kind"] for m in seen if m.event == "run_event"]
     assert "run.requeued" in kinds and "run.resumed" in kinds
     finished = local.run(run["id"])
