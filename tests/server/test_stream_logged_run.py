@@ -14,10 +14,10 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.api.stream import Cursor, RunStream, parse_cursor
-from server.live import LocalNotices
+from server.api.stream import Cursor, parse_cursor
 from server.models import utcnow
 from server.store import metrics, runs
+from tests.worker.test_stream_resume import received_with_drops, stream
 
 # What a notebook loop sends: per epoch the training loss, then the validation metrics in a second
 # request, some keys of an epoch only after the next one started, and one batch spanning two epochs.
@@ -38,10 +38,6 @@ def post(database, run_id: int, keys: list[tuple[str, int]]) -> None:
         metrics.ingest(session=session, run_id=run_id, points=[
             metrics.Point(key, step, float(step) + len(key) / 100, utcnow()) for key, step in keys
         ])
-
-
-def stream(database, run_id: int, cursor: Cursor) -> RunStream:
-    return RunStream(database, LocalNotices(), run_id, cursor, lifetime=60)
 
 
 def points(messages) -> list[tuple[str, int, float]]:
@@ -86,22 +82,11 @@ def test_a_page_that_loaded_the_history_and_its_write_continues_after_it(databas
 @given(data=st.data())
 def test_a_client_resuming_from_its_last_id_misses_nothing_and_receives_nothing_twice(database, data):
     run_id = logged_run(database)
-    live = stream(database, run_id, Cursor())
-    received = []
-    for keys in POSTS:
-        post(database, run_id, keys)
-        batch = live.messages_of(live.read())
-        cut = data.draw(st.none() | st.integers(0, max(0, len(batch) - 1)), label="drop after")
-        if cut is None:
-            received += batch
-            continue
-        received += batch[:cut]
-        last_id = received[-1].id if received else None
-        live = stream(database, run_id, parse_cursor(last_id, None, None))
-        received += live.messages_of(live.read())
+    received = received_with_drops(database, run_id, [lambda keys=keys: post(database, run_id, keys) for keys in POSTS], data)
     with database.transaction() as session:
         runs.set_status(session=session, run=runs.get(session=session, run_id=run_id), status="succeeded")
-    received += live.messages_of(live.read())
+    last = stream(database, run_id, parse_cursor(received[-1].id if received else None, None, None))  # one more resume
+    received += last.messages_of(last.read())
 
     got = points(received)
     assert len(got) == len(set((key, step) for key, step, _ in got)), "a point was sent twice"
