@@ -125,11 +125,13 @@ class ConcatFusion(Fusion):
     def logit_shares(self, features: list[Tensor], head: nn.Module) -> Tensor:
         """``W[:, cols_m] z_m + b / M``: the fused layer's columns that multiply ``z_m`` and an equal part of
         its bias (the OGM-GE code's ``fc_out.weight[:, :d]`` and ``bias / 2`` for two modalities), so the
-        shares add up to the fused logits exactly. All modalities in one batched product."""
+        shares add up to the fused logits exactly. All modalities in one batched product (with the bias part,
+        when there is a bias: ``baddbmm``'s ``beta``)."""
         assert isinstance(head, nn.Linear)
-        weights = head.weight.view(head.out_features, len(features), self.dim).transpose(0, 1)  # (M, classes, d)
-        shares = torch.bmm(torch.stack(features), weights.transpose(1, 2))  # (M, batch, classes)
-        return shares if head.bias is None else shares + head.bias / len(features)
+        weights = head.weight.view(head.out_features, len(features), self.dim).permute(1, 2, 0)  # (M, d, classes)
+        if head.bias is None:
+            return torch.bmm(torch.stack(features), weights)
+        return torch.baddbmm(head.bias, torch.stack(features), weights, beta=1 / len(features))  # (M, batch, classes)
 
 
 class SumFusion(Fusion):

@@ -12,7 +12,13 @@ from pydantic import ValidationError
 from trainer.config import TrainConfig
 from trainer.methods import OgmParams
 from trainer.spec import explain
-from trainer.strategies.ogm import GE_EPSILON, enhance_, modality_scores, modulation_coefficients
+from trainer.strategies.ogm import (
+    GE_EPSILON,
+    enhance_,
+    gradient_spreads,
+    modality_scores,
+    modulation_coefficients,
+)
 
 # Two samples, labels 0 and 1. Audio's share (first) puts softmax 0.8 and 0.6 on the true classes, image's 0.5 and 0.5.
 LABELS = torch.tensor([0, 1])
@@ -61,6 +67,38 @@ def test_ge_noise_on_a_single_element_is_the_epsilon_only():
     grad = torch.tensor([2.0])
     enhance_(grad, torch.tensor(1.0))
     assert abs(grad.item() - 2.0) < 1e-6
+
+
+def test_the_spreads_are_each_gradients_standard_deviation_and_epsilon_alone_for_one_element():
+    torch.manual_seed(0)
+    grads = [torch.randn(30, 7) * 5 + 2, torch.randn(3), torch.tensor([4.0])]
+    spreads = gradient_spreads(grads)
+    assert [s.item() for s in spreads[:2]] == pytest.approx([g.std().item() + GE_EPSILON for g in grads[:2]], rel=1e-6)
+    assert spreads[2].item() == pytest.approx(GE_EPSILON)
+
+
+def test_one_draw_gives_each_gradient_noise_of_its_own_spread_and_its_own_coefficient():
+    torch.manual_seed(0)
+    grads = [torch.randn(300, 200) * 0.5, torch.randn(50_001) * 4.0, torch.randn(7, 3, 999) * 0.01]
+    before = [g.clone() for g in grads]
+    spreads = [g.std().item() + GE_EPSILON for g in grads]
+    coefficients = [torch.tensor(0.25), torch.tensor(1.0), torch.tensor(0.5)]
+    enhance_(grads, coefficients)
+    for grad, old, k, spread in zip(grads, before, coefficients, spreads, strict=True):
+        noise = grad - k * old
+        assert noise.mean().item() == pytest.approx(0.0, abs=0.05 * spread)
+        assert noise.std().item() == pytest.approx(spread, rel=0.02)
+
+
+def test_one_draw_repeats_the_per_gradient_draws_on_the_cpu_for_sizes_in_sixteens():
+    grads = [torch.randn(64, 48), torch.randn(64), torch.randn(32, 64)]
+    k = torch.tensor(0.3)
+    torch.manual_seed(1)
+    expected = [g * k + torch.randn_like(g) * (g.std() + GE_EPSILON) for g in grads]
+    torch.manual_seed(1)
+    enhance_(grads, k)
+    for grad, want in zip(grads, expected, strict=True):
+        assert torch.allclose(grad, want, rtol=1e-5, atol=1e-7)
 
 
 def test_the_window_must_end_after_it_starts():

@@ -32,6 +32,8 @@ from halves of the output layer's columns, which are not per-modality there).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -60,10 +62,34 @@ def modulation_coefficients(scores: Tensor, alpha: float) -> tuple[Tensor, Tenso
     return ratios, torch.where(ratios > 1, 1 - torch.tanh(alpha * ratios), 1.0)
 
 
-def enhance_(grad: Tensor, coefficient: Tensor) -> None:
-    """OGM-GE's Eq. 12 in place: ``g <- k * g + N(0, (std(g) + 1e-8)^2)``, the spread taken before scaling."""
-    spread = (grad.std() if grad.numel() > 1 else grad.new_zeros(())) + GE_EPSILON
-    grad.mul_(coefficient).addcmul_(torch.randn_like(grad), spread)
+def gradient_spreads(grads: list[Tensor]) -> list[Tensor]:
+    """Each gradient's standard deviation plus 1e-8, the spread of Eq. 12's noise: ``std(g)`` with Bessel's
+    correction (as ``Tensor.std``), 0 for a one-element tensor. All gradients at once, in the two-pass form
+    ``||g - mean(g)|| / sqrt(n - 1)``: one foreach subtraction and one foreach norm, no host round trip."""
+    spreads = torch._foreach_norm(torch._foreach_sub(grads, [g.mean() for g in grads]))
+    torch._foreach_div_(spreads, [math.sqrt(max(g.numel() - 1, 1)) for g in grads])
+    torch._foreach_add_(spreads, GE_EPSILON)
+    return spreads
+
+
+def enhance_(grads: Tensor | list[Tensor], coefficients: Tensor | list[Tensor]) -> None:
+    """OGM-GE's Eq. 12 in place, over a list of gradients (or one): ``g <- k * g + N(0, (std(g) + 1e-8)^2)``,
+    the spread taken before scaling; ``coefficients`` is one ``k`` for all or one per gradient.
+
+    One draw of normal numbers for all the gradients, as many as they hold elements (the method's own
+    cost, and most of its time on small encoders), cut into one view per gradient; the spreads, the
+    scaling and the noise are a few foreach operations whatever the number of gradients. On the CPU the
+    draw gives the same numbers as one draw per gradient in turn when every gradient holds a multiple of
+    16 elements (PyTorch fills normals 16 at a time); otherwise, and on a GPU, the stream differs, the
+    distribution (mean 0, each gradient's own spread) does not."""
+    grads = [grads] if isinstance(grads, Tensor) else grads
+    if not grads:
+        return
+    spreads = gradient_spreads(grads)
+    torch._foreach_mul_(grads, coefficients)
+    numels = [g.numel() for g in grads]
+    noise = torch.randn(sum(numels), dtype=grads[0].dtype, device=grads[0].device)
+    torch._foreach_addcmul_(grads, [n.view_as(g) for n, g in zip(noise.split(numels), grads, strict=True)], spreads)
 
 
 class OgmStrategy(Strategy):
@@ -78,12 +104,15 @@ class OgmStrategy(Strategy):
         super().__init__(params, modalities, lr)
         self.epoch = 1  # the epoch being trained (set by before_epoch)
         self._coef: dict[str, float] = {}
+        self._encoders: nn.Module | None = None
+        self._parameters: list[list[nn.Parameter]] = []
         self._reset()
 
     def _reset(self) -> None:
         self.batches = 0
-        # Rows: the sums over the epoch's batches of the coefficients, the ratios, and the batches each led.
-        self.sums: Tensor | float = 0.0
+        # The ratios and coefficients of each batch in the window, on the device, averaged once at the epoch's
+        # end: a few floats a batch, and no tensor operation of their own on every batch.
+        self.per_batch: list[tuple[Tensor, Tensor]] = []
 
     def in_window(self, epoch: int) -> bool:
         return self.params.start_epoch <= epoch <= self.params.end_epoch
@@ -92,6 +121,14 @@ class OgmStrategy(Strategy):
         self.epoch = epoch
         self._reset()
         return []
+
+    def _encoder_parameters(self, model: MultiHeadFusionNet) -> list[list[nn.Parameter]]:
+        """Each modality's encoder parameters, in modality order; listed once per model, not on every batch
+        (walking a module tree costs more than the scaling itself on small encoders)."""
+        if self._encoders is not model.encoders:
+            self._encoders = model.encoders
+            self._parameters = [list(model.encoders[m].parameters()) for m in self.modalities]
+        return self._parameters
 
     @torch.no_grad()
     def after_backward(self, model: nn.Module, outputs: Outputs, labels: Tensor) -> None:
@@ -103,22 +140,24 @@ class OgmStrategy(Strategy):
         # modality at once, on the device and without a host round trip: this runs on every batch.
         shares = model.logit_shares({m: z.detach().float() for m, z in outputs.features.items()})
         ratios, coefficients = modulation_coefficients(modality_scores(shares, labels), self.params.alpha)
-        for k, modality in zip(coefficients, self.modalities, strict=True):
-            grads = [p.grad for p in model.encoders[modality].parameters() if p.grad is not None]
-            if self.generalization_enhancement:
-                for grad in grads:
-                    enhance_(grad, k)
-            elif grads:
-                torch._foreach_mul_(grads, k)
-        self.sums = self.sums + torch.stack([coefficients, ratios, (coefficients < 1).float()])
+        grads = [[p.grad for p in params if p.grad is not None] for params in self._encoder_parameters(model)]
+        if self.generalization_enhancement:  # every encoder at once: one draw, one foreach per step
+            enhance_([g for encoder in grads for g in encoder],
+                     [k for k, encoder in zip(coefficients.unbind(), grads, strict=True) for _ in encoder])
+        else:
+            for k, encoder in zip(coefficients, grads, strict=True):
+                if encoder:
+                    torch._foreach_mul_(encoder, k)
+        self.per_batch.append((ratios, coefficients))
 
     def _means(self) -> tuple[dict[str, float], ...]:
         """Means over the epoch's batches of the coefficients (1 outside the window), the ratios and the
         share of batches each modality led (NaN outside the window)."""
-        if not self.in_window(self.epoch) or not self.batches or not isinstance(self.sums, Tensor):
+        if not self.in_window(self.epoch) or not self.per_batch:
             nan = dict.fromkeys(self.modalities, float("nan"))
             return dict.fromkeys(self.modalities, 1.0), nan, nan
-        rows = (self.sums / self.batches).tolist()
+        ratios, coefficients = (torch.stack(column) for column in zip(*self.per_batch, strict=True))
+        rows = torch.stack([coefficients.mean(0), ratios.mean(0), (coefficients < 1).float().mean(0)]).tolist()
         return tuple(dict(zip(self.modalities, row, strict=True)) for row in rows)
 
     def on_epoch_end(self, result: EpochResult) -> list[Event]:
