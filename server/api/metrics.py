@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from server.api.admission import StreamingSlot
 from server.api.deps import DatabaseDep, IngestTurn, NoticesDep, RunDep, RunId, SessionDep
@@ -50,13 +51,19 @@ def parse_keys(keys: str | None, field: str = "keys") -> list[str] | None:
 
 
 @router.post("/metrics", summary="Write a batch of metric points (idempotent)", dependencies=[IngestTurn])
-def ingest(run_id: RunId, body: MetricBatch, session: SessionDep, notices: NoticesDep) -> IngestResult:
+async def ingest(run_id: RunId, body: MetricBatch, session: SessionDep, notices: NoticesDep) -> IngestResult:
     """Up to 50,000 points in one transaction. A point repeating (key, step) overwrites the stored one, so
     retrying a request is safe. The answer says whether someone asked the run to stop. Once committed,
     the points are on the run's open streams (a notice wakes them)."""
     now = utcnow()
-    points = [metrics.Point(p["key"], p["step"], p["value"], p.get("time") or now) for p in body.points]
-    done = metrics.ingest(session=session, run_id=run_id, points=points, progress=True)
+
+    def write() -> metrics.Ingested:
+        points = [metrics.Point(p["key"], p["step"], p["value"], p.get("time") or now) for p in body.points]
+        return metrics.ingest(session=session, run_id=run_id, points=points, progress=True)
+
+    # A coroutine that writes in the thread pool: one trip there, where a plain function would make
+    # a second one to validate its answer.
+    done = await run_in_threadpool(write)
     if done.accepted:
         fields = {} if done.epoch is None else {"step": done.epoch}  # sys/ steps are seconds, not epochs
         after_commit(session, lambda: notices.notify(run_id, "system" if done.epoch is None else "epoch", **fields))
