@@ -235,8 +235,9 @@ def both_backends(options: argparse.Namespace) -> dict[str, Any]:
             home = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
             url = f"sqlite:///{home / 'miles.db'}" if dialect == "sqlite" else cleanup.enter_context(fresh_postgres())
             stack = MilesStack(home=home, database_url=migrated(url), redis=None)
-            server = stack.start_server("--log-level", "warning")
+            server = stack.start_server("--log-level", "warning", wait=False)
             cleanup.callback(stack.close)
+            server.wait_ready(options.start_timeout)
             base_url = f"{server.url}/api/v1"
             api = cleanup.enter_context(httpx.Client(base_url=base_url, timeout=120))
             found: dict[str, Any] = {"ingest_vs_bare": [
@@ -266,6 +267,8 @@ def main() -> None:
     parser.add_argument("--only-both-backends", action="store_true", help="Skip the PostgreSQL-only part above.")
     parser.add_argument("--backends", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"],
                         help="The backends of the part on both backends (default: both).")
+    parser.add_argument("--start-timeout", type=float, default=60,
+                        help="Seconds to wait for each server to answer (longer on a loaded machine).")
     options = parser.parse_args()
     if options.only_both_backends:
         print(json.dumps({"machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
