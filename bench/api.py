@@ -227,15 +227,17 @@ def filtered_list(api: httpx.Client, requests: int) -> dict[str, dict[str, float
 
 
 def both_backends(options: argparse.Namespace) -> dict[str, Any]:
-    """Ingest against the bare write, concurrent small ingests and filtered lists, on SQLite and PostgreSQL."""
+    """Ingest against the bare write, concurrent small ingests and filtered lists, on SQLite and PostgreSQL
+    (or on those ``--backends`` names)."""
     results: dict[str, Any] = {}
-    for dialect in ("sqlite", "postgresql"):
+    for dialect in options.backends:
         with contextlib.ExitStack() as cleanup:
             home = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
             url = f"sqlite:///{home / 'miles.db'}" if dialect == "sqlite" else cleanup.enter_context(fresh_postgres())
             stack = MilesStack(home=home, database_url=migrated(url), redis=None)
-            server = stack.start_server("--log-level", "warning")
+            server = stack.start_server("--log-level", "warning", wait=False)
             cleanup.callback(stack.close)
+            server.wait_ready(options.start_timeout)
             base_url = f"{server.url}/api/v1"
             api = cleanup.enter_context(httpx.Client(base_url=base_url, timeout=120))
             found: dict[str, Any] = {"ingest_vs_bare": [
@@ -263,6 +265,10 @@ def main() -> None:
     parser.add_argument("--list-runs", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--list-requests", type=int, default=200)
     parser.add_argument("--only-both-backends", action="store_true", help="Skip the PostgreSQL-only part above.")
+    parser.add_argument("--backends", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"],
+                        help="The backends of the part on both backends (default: both).")
+    parser.add_argument("--start-timeout", type=float, default=60,
+                        help="Seconds to wait for each server to answer (longer on a loaded machine).")
     options = parser.parse_args()
     if options.only_both_backends:
         print(json.dumps({"machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},

@@ -194,7 +194,7 @@ class ServerProcess(Process):
         super().__init__("server", command or [MILES, "server", "--port", str(port)], env, log_dir / "server.log")
         self.url = f"http://127.0.0.1:{port}"
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, timeout: float = 60) -> None:
         def healthy() -> bool:
             if not self.alive:
                 raise AssertionError(f"miles server exited:\n{self.log()[-3000:]}")
@@ -203,7 +203,7 @@ class ServerProcess(Process):
             except httpx.HTTPError:
                 return False
 
-        wait_until(healthy, 60, "miles server to answer", every=0.1)
+        wait_until(healthy, timeout, "miles server to answer", every=0.1)
 
 
 class WorkerProcess(Process):

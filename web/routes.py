@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import mimetypes
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
@@ -66,6 +67,7 @@ IdParam = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 STRICT_VERSION = "4.1.1"  # of web/vendor/plotly-strict-*.min.js: the plotly.js of the `plotly` package
 BASIC_VERSION = "4.1.1"  # of web/vendor/plotly-basic-*.min.js, the same plotly.js
 Kind = Literal["run", "experiment", "sweep"]
+Preloaded = Literal["run", "compare"]  # the pages that hold their first data
 
 
 class Exists(Protocol):
@@ -76,10 +78,17 @@ class Exists(Protocol):
 
 
 class Preload(Protocol):
-    def __call__(self, request: Request, kind: Kind, ident: int) -> dict[str, Any] | None:
-        """What the page of the run ``ident`` would first ask the API for, as the API answers it (JSON values),
-        embedded in the page so that it draws without waiting for those requests; None: the script asks."""
+    def __call__(self, request: Request, page: Preloaded, ids: list[int]) -> dict[str, Any] | None:
+        """What the page of the run ``ids[0]``, or the comparison of the runs ``ids``, would first ask the API
+        for, as the API answers it (JSON values), embedded in the page so that it draws its first charts
+        without waiting for those requests; None: the script asks."""
         ...
+
+
+def preloaded(request: Request, page: Preloaded, ids: list[int]) -> dict[str, Any] | None:
+    """The first data of ``page`` from the app's `Preload`, for the template's ``preloaded`` block."""
+    preload: Preload | None = getattr(request.app.state, "page_preload", None)
+    return preload(request, page, ids) if preload else None
 
 
 def page(request: Request, template: str, title: str, section: str, **context: Any) -> HTMLResponse:
@@ -120,16 +129,26 @@ def missing(request: Request, kind: Kind, ident: int) -> HTMLResponse | None:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: IdParam) -> HTMLResponse:
-    preload: Preload | None = getattr(request.app.state, "page_preload", None)
     return missing(request, "run", run_id) or page(
-        request, "run.html", f"Run {run_id}", "runs", run_id=run_id,
-        preloaded=preload(request, "run", run_id) if preload else None,
+        request, "run.html", f"Run {run_id}", "runs", run_id=run_id, preloaded=preloaded(request, "run", [run_id]),
     )
 
 
+def compared_ids(ids: str | None) -> list[int]:
+    """The runs of ``/compare?ids=3,1,2`` as the page's script reads them (``idsParam`` of api.js): the
+    positive whole numbers, each once, in their order; anything else is left out."""
+    chosen: dict[int, None] = {}
+    for part in (ids or "").split(","):
+        if re.fullmatch(r"[0-9]+", part.strip()) and int(part) > 0:
+            chosen[int(part)] = None
+    return list(chosen)
+
+
 @router.get("/compare", response_class=HTMLResponse)
-def compare_page(request: Request) -> HTMLResponse:
-    return page(request, "compare.html", "Compare runs", "runs")
+def compare_page(request: Request, ids: str | None = None) -> HTMLResponse:
+    chosen = compared_ids(ids)
+    return page(request, "compare.html", "Compare runs", "runs",
+                preloaded=preloaded(request, "compare", chosen) if chosen else None)
 
 
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)

@@ -20,7 +20,7 @@ from server.api import (
     workers,
 )
 from server.api.access import authorize
-from server.api.deps import authenticate
+from server.api.deps import caller_of
 from server.api.errors import ERROR_RESPONSES
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
@@ -29,7 +29,7 @@ router.include_router(health.router)
 router.include_router(auth.router)
 # Everything else needs a token when auth is on (reads too, unless MILES_PUBLIC_READS), whose role
 # allows what the request does (server.api.access).
-protected = APIRouter(dependencies=[Depends(authenticate), Depends(authorize)])
+protected = APIRouter(dependencies=[Depends(caller_of), Depends(authorize)])
 for module in (runs, grids, metrics, events, artifacts, experiments, results, catalog, stream, sweeps, workers):
     protected.include_router(module.router)
 router.include_router(protected)

@@ -33,6 +33,7 @@ import enum
 
 from fastapi import HTTPException, Request, status
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from server.api.admission import SAFE_METHODS
 from server.api.deps import ID_MAX, Caller, CallerDep, DatabaseDep
@@ -99,15 +100,16 @@ def check(caller: Caller, action: Action, owner: int | None = None) -> None:
         raise _forbidden(f"{who}: a member changes only the runs and sweeps it created, and another token created this one")
 
 
-def authorize(request: Request, caller: CallerDep, database: DatabaseDep) -> None:
-    """403 unless the caller's role allows what the request does (see the module's table)."""
+async def authorize(request: Request, caller: CallerDep, database: DatabaseDep) -> None:
+    """403 unless the caller's role allows what the request does (see the module's table); a coroutine,
+    which reads the database in the thread pool only for a member's change of a run or sweep."""
     if caller.role is None or caller.role == "admin":
         return
     action = action_of(request.method, getattr(request.scope.get("route"), "path", None))
     owner = None
     if action is Action.CHANGE_OWNED and caller.role == "member":
         [(name, raw_id)] = [(name, value) for name, value in request.path_params.items() if name in OWNED]
-        exists, owner = _owner_of(database, OWNED[name], str(raw_id))
+        exists, owner = await run_in_threadpool(_owner_of, database, OWNED[name], str(raw_id))
         if not exists:
             return  # the route answers 404 (or 422), to every role alike
     check(caller, action, owner)

@@ -1,14 +1,21 @@
-"""Dependencies of the handlers: settings, the request's database session, the run named in the path, the caller."""
+"""Dependencies of the handlers: settings, the request's database session, the run named in the path, the caller.
+
+Those that only read the app's state are coroutines, and the others hand only their blocking part
+to the thread pool: FastAPI runs every plain function in the thread pool, and under load each trip
+there and back waits for a thread and then for the event loop to be scheduled (a 10-point ingest
+made nine such trips).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from server.api.admission import SAFE_METHODS, DatabaseSlot, turn
 from server.api.local import same_origin
@@ -23,19 +30,19 @@ ID_MAX = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 COOKIE_NAME = "miles_token"
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
+async def get_dispatcher(request: Request) -> Dispatcher:
     return request.app.state.dispatcher
 
 
-def get_notices(request: Request) -> Notices:
+async def get_notices(request: Request) -> Notices:
     return request.app.state.notices
 
 
@@ -45,12 +52,19 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 
 
-def get_session(request: Request, database: DatabaseDep, _slot: DatabaseSlot) -> Iterator[Session]:
+async def get_session(request: Request, database: DatabaseDep, _slot: DatabaseSlot) -> AsyncIterator[Session]:
     """One transaction per request, committed after the handler returns and before the response is sent
     (so a client that reads right after a write sees it); rolled back when the handler raises. It
-    begins once the request has a slot (`server.api.admission`)."""
-    with database.transaction(write=request.method not in SAFE_METHODS) as session:
+    begins once the request has a slot (`server.api.admission`), at its first statement."""
+    transaction = database.transaction(write=request.method not in SAFE_METHODS)
+    session = transaction.__enter__()  # a new session, no I/O yet
+    try:
         yield session
+    except BaseException as error:  # FastAPI shields this exit from the request's cancellation
+        if not await run_in_threadpool(transaction.__exit__, type(error), error, error.__traceback__):
+            raise  # rolled back
+    else:
+        await run_in_threadpool(transaction.__exit__, None, None, None)  # committed
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -117,7 +131,19 @@ def authenticate(
     return Caller(token_id=token.id, token_name=token.name, role=token.role)
 
 
-CallerDep = Annotated[Caller, Depends(authenticate)]
+async def caller_of(
+    request: Request,
+    settings: SettingsDep,
+    database: DatabaseDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Caller:
+    """`authenticate` as a dependency: in the thread pool only when there is a token to look up."""
+    if not settings.auth_enabled:
+        return Caller()
+    return await run_in_threadpool(authenticate, request, settings, database, bearer)
+
+
+CallerDep = Annotated[Caller, Depends(caller_of)]
 
 
 # -- turns: writers of one contended row queue in the event loop (server.api.admission) ----------

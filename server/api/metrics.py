@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from server.api.admission import StreamingSlot
 from server.api.deps import DatabaseDep, IngestTurn, NoticesDep, RunDep, RunId, SessionDep
@@ -27,7 +28,6 @@ from server.schemas import (
 )
 from server.store import metrics, runs
 from server.store.errors import Invalid
-from trainer.system import is_system
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
 Keys = Annotated[str | None, Query(
@@ -51,21 +51,23 @@ def parse_keys(keys: str | None, field: str = "keys") -> list[str] | None:
 
 
 @router.post("/metrics", summary="Write a batch of metric points (idempotent)", dependencies=[IngestTurn])
-def ingest(run: RunDep, body: MetricBatch, session: SessionDep, notices: NoticesDep) -> IngestResult:
+async def ingest(run_id: RunId, body: MetricBatch, session: SessionDep, notices: NoticesDep) -> IngestResult:
     """Up to 50,000 points in one transaction. A point repeating (key, step) overwrites the stored one, so
     retrying a request is safe. The answer says whether someone asked the run to stop. Once committed,
     the points are on the run's open streams (a notice wakes them)."""
     now = utcnow()
-    points = [metrics.Point(p["key"], p["step"], p["value"], p.get("time") or now) for p in body.points]
-    accepted = metrics.ingest(session=session, run_id=run.id, points=points)
-    epochs = [point.step for point in points if not is_system(point.key)]  # sys/ steps are seconds, not epochs
-    if not run.execute and epochs:
-        # A logged run's steps are its epochs (as a worker's are): its progress follows them.
-        run.epoch = min(max(run.epoch, *epochs), run.epochs or metrics.MAX_STEP)
-    if accepted:
-        run_id, fields = run.id, {"step": max(epochs)} if epochs else {}
-        after_commit(session, lambda: notices.notify(run_id, "epoch" if epochs else "system", **fields))
-    return IngestResult(accepted=accepted, cancel_requested=run.cancel_requested)
+
+    def write() -> metrics.Ingested:
+        points = [metrics.Point(p["key"], p["step"], p["value"], p.get("time") or now) for p in body.points]
+        return metrics.ingest(session=session, run_id=run_id, points=points, progress=True)
+
+    # A coroutine that writes in the thread pool: one trip there, where a plain function would make
+    # a second one to validate its answer.
+    done = await run_in_threadpool(write)
+    if done.accepted:
+        fields = {} if done.epoch is None else {"step": done.epoch}  # sys/ steps are seconds, not epochs
+        after_commit(session, lambda: notices.notify(run_id, "system" if done.epoch is None else "epoch", **fields))
+    return IngestResult(accepted=done.accepted, cancel_requested=done.cancel_requested)
 
 
 @router.get("/metrics", summary="Metric series, downsampled on the server")

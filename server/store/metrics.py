@@ -21,14 +21,14 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
+    update,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from server.models import LatestMetric, Metric, MetricUpdate
+from server.models import LatestMetric, Metric, MetricUpdate, Run
 from server.store import rollups
-from server.store.dialect import insert as dialect_insert
+from server.store.errors import NotFound
 from trainer.system import is_system
 
 MAX_STEP = 2**53 - 1  # the largest integer a browser's JavaScript holds exactly
@@ -56,38 +56,128 @@ class Series:
 # -- writing --------------------------------------------------------------------------------------
 
 
-def ingest(*, session: Session, run_id: int, points: Sequence[Point]) -> int:
+@dataclass(frozen=True)
+class Ingested:
+    """What an ingest did: the distinct points written, the highest step among them that is an epoch
+    (not a system metric's, whose steps are seconds), and whether someone asked the run to stop."""
+
+    accepted: int
+    epoch: int | None
+    cancel_requested: bool
+
+
+def ingest(*, session: Session, run_id: int, points: Sequence[Point], progress: bool = False) -> Ingested:
     """Upsert ``points`` (a repeated ``(key, step)`` overwrites; the last one in ``points`` wins).
 
     Keeps the latest value of each key, the rollups and the record of late points
-    (`MetricUpdate`) up to date, in the caller's transaction. Returns the number of
-    distinct points written.
+    (`MetricUpdate`) up to date, in the caller's transaction; with ``progress``, also the epoch of
+    a logged run, whose steps are its epochs (as a worker's are). `NotFound` when there is no
+    run ``run_id``.
     """
     unique = [  # naive times are UTC (and PostgreSQL's driver cannot mix them with aware ones in an array)
         point if point.time.tzinfo is not None else point._replace(time=point.time.replace(tzinfo=UTC))
         for point in {(point.key, point.step): point for point in points}.values()
     ]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    # On PostgreSQL the reads are one round trip and the writes another (a pipeline each): under
+    # load each trip waits for the database's process to be scheduled, and they were most of a
+    # small request's time. Rollups are recomputed from what is committed, so two ingests of one
+    # run must not interleave (the advisory lock; SQLite lets one writer in at a time).
+    run, previous_hi = _read_postgres(session, run_id) if postgres else _read(session, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    execute, epoch, spec, cancel_requested = run
+    epochs = [point.step for point in unique if not is_system(point.key)]
+    highest = max(epochs, default=None)
     if not unique:
-        return 0
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        # Rollups are recomputed from what is committed; two ingests of one run must not interleave.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key, :run)"), {"key": _INGEST_LOCK, "run": run_id})
-    # Every key's highest step: a run has a few dozen keys, and its highest step says which points are late.
-    previous_hi: dict[str, int] = dict(session.execute(
-        select(LatestMetric.key, LatestMetric.step).where(LatestMetric.run_id == run_id)
-    ).all())
+        return Ingested(0, highest, cancel_requested)
+    # Every key's highest step says which points are late (a run has a few dozen keys).
     reached = max((step for key, step in previous_hi.items() if not is_system(key)), default=-1)
     late = [point for point in unique if point.step <= reached and not is_system(point.key)]
-    if late:
-        _record_late(session, run_id, late)
-    # latest_metric first: its foreign key locks the run row, so the run cannot be deleted under us.
-    _upsert_latest(session, dialect, run_id, unique)
     # Points after every stored step of their key cannot collide: a plain INSERT is enough (and faster).
     appending = all(point.step > previous_hi.get(point.key, -1) for point in unique)
-    _write_points(session, dialect, run_id, unique, overwrite=not appending)
-    rollups.update(session, dialect, run_id, unique, previous_hi)
-    return len(unique)
+    merged = rollups.appended(unique, previous_hi)
+    moved = None
+    if progress and not execute and highest is not None:
+        moved = min(max(epoch, highest), (spec or {}).get("epochs") or MAX_STEP)
+        moved = None if moved == epoch else moved
+    if postgres:
+        _write_postgres(session, run_id, unique, late, appending, merged, moved)
+    else:
+        if late:
+            _record_late(session, run_id, late)
+        # latest_metric first: its foreign key locks the run row, so the run cannot be deleted under us.
+        _upsert_latest(session, run_id, unique)
+        _write_points(session, run_id, unique, overwrite=not appending)
+        if merged is not None:
+            rollups.merge_appended(session, run_id, merged)
+        if moved is not None:
+            session.execute(update(Run).where(Run.id == run_id).values(epoch=moved))
+    if merged is None:
+        rollups.recompute(session, session.get_bind().dialect.name, run_id, unique, previous_hi)
+    return Ingested(len(unique), highest, cancel_requested)
+
+
+_RUN = "SELECT execute, epoch, spec, cancel_requested FROM run WHERE id = %s"
+_HIGHEST = "SELECT key, step FROM latest_metric WHERE run_id = %s"
+_COLUMNS = "unnest(%(keys)b::text[], %(steps)b::bigint[], %(values)b::float8[], %(times)b::timestamptz[])"
+_LATE = (
+    "INSERT INTO metric_update (run_id, write, key, step) SELECT %(run_id)b, "
+    "COALESCE((SELECT max(write) FROM metric_update WHERE run_id = %(run_id)b), 0) + 1, * "
+    "FROM unnest(%(keys)b::text[], %(steps)b::bigint[])"
+)
+_LATEST = (
+    "INSERT INTO latest_metric (run_id, key, step, value, time) SELECT %(run_id)b, * FROM " + _COLUMNS +
+    " ON CONFLICT (run_id, key) DO UPDATE SET step = EXCLUDED.step, value = EXCLUDED.value, time = EXCLUDED.time"
+    " WHERE latest_metric.step <= EXCLUDED.step"  # a late point of an earlier step is not the latest
+)
+_POINTS = "INSERT INTO metric (run_id, key, step, value, time) SELECT %(run_id)b, * FROM " + _COLUMNS
+_OVERWRITE = " ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, time = EXCLUDED.time"
+
+
+def _read(session: Session, run_id: int) -> tuple[Row[Any] | None, dict[str, int]]:
+    """The run's fields that an ingest needs, and every key's highest step."""
+    run = session.execute(
+        select(Run.execute, Run.epoch, Run.spec, Run.cancel_requested).where(Run.id == run_id)
+    ).one_or_none()
+    return run, dict(session.execute(select(LatestMetric.key, LatestMetric.step).where(LatestMetric.run_id == run_id)).all())
+
+
+def _read_postgres(session: Session, run_id: int) -> tuple[tuple[Any, ...] | None, dict[str, int]]:
+    """`_read` under the run's ingest lock, in one round trip."""
+    driver = session.connection().connection.driver_connection
+    with driver.pipeline(), driver.cursor() as lock, driver.cursor() as run, driver.cursor() as highest:
+        lock.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_INGEST_LOCK, run_id))
+        run.execute(_RUN, (run_id,))  # read after the lock is taken: what the previous holder committed
+        highest.execute(_HIGHEST, (run_id,))
+        return run.fetchone(), dict(highest.fetchall())
+
+
+def _write_postgres(
+    session: Session, run_id: int, points: list[Point], late: list[Point], appending: bool,
+    merged: list[rollups.Merged] | None, epoch: int | None,
+) -> None:
+    """The writes of an ingest in one round trip, each batch as arrays sent in binary (``%b``): psycopg
+    formats 50,000 floats and timestamps as text ten times slower than it packs them."""
+    columns = {
+        "run_id": run_id, "keys": [p.key for p in points], "steps": [p.step for p in points],
+        "values": [p.value for p in points], "times": [p.time for p in points],
+    }
+    newest = _newest(points)
+    driver = session.connection().connection.driver_connection
+    with driver.pipeline(), driver.cursor() as cursor:
+        if late:
+            cursor.execute(_LATE, {"run_id": run_id, "keys": [p.key for p in late], "steps": [p.step for p in late]})
+        # latest_metric first: its foreign key locks the run row, so the run cannot be deleted under us.
+        cursor.execute(_LATEST, {
+            "run_id": run_id, "keys": [p.key for p in newest], "steps": [p.step for p in newest],
+            "values": [p.value for p in newest], "times": [p.time for p in newest],
+        })
+        cursor.execute(_POINTS + ("" if appending else _OVERWRITE), columns)
+        if merged is not None:
+            rollups.merge_appended_arrays(cursor, run_id, merged)
+        if epoch is not None:
+            cursor.execute("UPDATE run SET epoch = %s WHERE id = %s", (epoch, run_id))
 
 
 def _record_late(session: Session, run_id: int, late: list[Point]) -> None:
@@ -98,26 +188,7 @@ def _record_late(session: Session, run_id: int, late: list[Point]) -> None:
     session.execute(_update.insert(), [{"run_id": run_id, "write": write, "key": p.key, "step": p.step} for p in late])
 
 
-def _write_points(session: Session, dialect: str, run_id: int, points: list[Point], *, overwrite: bool) -> None:
-    on_conflict = " ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, time = EXCLUDED.time"
-    if dialect == "postgresql":
-        # The whole batch in one statement, its columns as four arrays sent in binary (``%b``):
-        # psycopg formats 50,000 floats and timestamps as text ten times slower than it packs them.
-        driver = session.connection().connection.driver_connection
-        with driver.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO metric (run_id, key, step, value, time) "
-                "SELECT %(run_id)b, * FROM unnest(%(keys)b::text[], %(steps)b::bigint[], %(values)b::float8[], "
-                "%(times)b::timestamptz[])" + (on_conflict if overwrite else ""),
-                {
-                    "run_id": run_id,
-                    "keys": [p.key for p in points],
-                    "steps": [p.step for p in points],
-                    "values": [p.value for p in points],
-                    "times": [p.time for p in points],
-                },
-            )
-        return
+def _write_points(session: Session, run_id: int, points: list[Point], *, overwrite: bool) -> None:
     statement = sqlite.insert(_metric)
     if overwrite:
         statement = statement.on_conflict_do_update(
@@ -126,19 +197,24 @@ def _write_points(session: Session, dialect: str, run_id: int, points: list[Poin
     session.execute(statement, [{"run_id": run_id, **p._asdict()} for p in points])
 
 
-def _upsert_latest(session: Session, dialect: str, run_id: int, points: list[Point]) -> None:
+def _newest(points: list[Point]) -> list[Point]:
+    """The point of the highest step of each key."""
     newest: dict[str, Point] = {}
     for point in points:
         if point.key not in newest or point.step >= newest[point.key].step:
             newest[point.key] = point
-    statement = dialect_insert(dialect)(_latest)
+    return list(newest.values())
+
+
+def _upsert_latest(session: Session, run_id: int, points: list[Point]) -> None:
+    statement = sqlite.insert(_latest)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["run_id", "key"],
         set_={"step": excluded.step, "value": excluded.value, "time": excluded.time},
         where=_latest.c.step <= excluded.step,  # a late point of an earlier step is not the latest
     )
-    session.execute(statement, [{"run_id": run_id, **p._asdict()} for p in newest.values()])
+    session.execute(statement, [{"run_id": run_id, **p._asdict()} for p in _newest(points)])
 
 
 # -- reading --------------------------------------------------------------------------------------

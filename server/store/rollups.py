@@ -1,11 +1,11 @@
 """Rollups: the minimum and maximum point of every bucket of ``16 * 4**level`` steps of a series.
 
-`update` recomputes, within each ingest, every bucket its points fall in, level by level
+`recompute` recomputes, within an ingest, every bucket its points fall in, level by level
 from the level below (a bucket's extremes are the extremes of its children's), so a
 point overwritten with a smaller value never leaves a stale maximum behind. An ingest
 that only appends (every point after its series' last step, the way a training loop
 logs) cannot invalidate a stored extreme: its own extremes per bucket and level are
-computed here and merged into the stored rows in one statement (`_merge_appended`).
+computed here (`appended`) and merged into the stored rows in one statement (`merge_appended`).
 
 `plan` decides how a read of ``lo..hi`` is bucketed, and `bucket_extremes` computes
 those buckets in SQL: from the points of a moderately long series, else by merging at
@@ -89,7 +89,7 @@ def plan(lo: int, hi: int, max_points: int) -> Bucketing | None:
     return Bucketing(origin=lo // size * size, width=-(-rows // buckets) * size, level=level)
 
 
-def update(
+def recompute(
     session: Session, dialect: str, run_id: int, points: Sequence[Stepped], previous_hi: dict[str, int]
 ) -> None:
     """Recompute every bucket ``points`` fall in, level by level from the level below.
@@ -98,12 +98,9 @@ def update(
     kept once a series reaches its width, and is then filled whole.
     """
     steps: dict[str, set[int]] = defaultdict(set)
-    hi: dict[str, int] = dict(previous_hi)
+    hi = _highest(points, previous_hi)
     for point in points:
         steps[point.key].add(point.step // BASE)
-        hi[point.key] = max(hi.get(point.key, point.step), point.step)
-    if _merge_appended(session, dialect, run_id, points, previous_hi, hi):
-        return
     # Buckets as inclusive ranges, never enumerated: steps may be as sparse as 0 and 2**52.
     affected = {key: _merge((bucket, bucket) for bucket in buckets) for key, buckets in steps.items()}
     for level in LEVELS:
@@ -122,21 +119,36 @@ def update(
             _recompute(session, dialect, run_id, level, ranges[chunk:chunk + 200])
 
 
+def _highest(points: Sequence[Stepped], previous_hi: dict[str, int]) -> dict[str, int]:
+    """Each key's highest step once ``points`` are written."""
+    hi: dict[str, int] = dict(previous_hi)
+    for point in points:
+        hi[point.key] = max(hi.get(point.key, point.step), point.step)
+    return hi
+
+
+_INSERT = "INSERT INTO metric_rollup (run_id, key, level, bucket, count, min_step, min_value, max_step, max_value)"
 # A stored bucket merged with the appended points' (EXCLUDED): counts add up; on a tie the stored extreme stays.
-_MERGED = ", ".join((
+_ON_CONFLICT_MERGED = "ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET " + ", ".join((
     "count = metric_rollup.count + EXCLUDED.count",
     *(f"{column} = CASE WHEN EXCLUDED.{side}_value {op} metric_rollup.{side}_value THEN EXCLUDED.{column} "
       f"ELSE metric_rollup.{column} END"
       for side, op in (("min", "<"), ("max", ">")) for column in (f"{side}_step", f"{side}_value")),
 ))
+# One statement, its columns as arrays sent in binary (as `server.store.metrics` writes points):
+# building and binding a row at a time through SQLAlchemy cost more than the upsert itself.
+_MERGE_ARRAYS = (
+    _INSERT + " SELECT %(run_id)b, * FROM unnest(%(keys)b::text[], %(levels)b::bigint[], %(buckets)b::bigint[], "
+    "%(counts)b::bigint[], %(min_steps)b::bigint[], %(min_values)b::float8[], %(max_steps)b::bigint[], "
+    "%(max_values)b::float8[]) " + _ON_CONFLICT_MERGED
+)
+
+Merged = tuple[str, int, int, int, int, float, int, float]  # key, level, bucket, count, min and max points
 
 
-def _merge_appended(
-    session: Session, dialect: str, run_id: int, points: Sequence[Stepped], previous_hi: dict[str, int],
-    hi: dict[str, int],
-) -> bool:
-    """Merge ``points`` into the rollups if they only append to their series and start no level over
-    stored points; False (nothing written) otherwise.
+def appended(points: Sequence[Stepped], previous_hi: dict[str, int]) -> list[Merged] | None:
+    """The rollup rows of ``points``, to merge into the stored ones, when they only append to their series
+    and start no level over stored points; None when the buckets must be recomputed instead.
 
     Appended points are new steps, so each bucket's count grows by theirs, and its extremes are the
     stored ones or the batch's, whichever is smaller (larger); on a tie the stored one, whose step is
@@ -144,11 +156,12 @@ def _merge_appended(
     the points when the series had none before, and needs the full recompute otherwise.
     """
     if any(point.step <= previous_hi.get(point.key, -1) for point in points):
-        return False
+        return None
+    hi = _highest(points, previous_hi)
     for key, top in hi.items():
         before = previous_hi.get(key, -1)
         if before >= 0 and any(before < width(level) <= top for level in LEVELS[1:]):
-            return False
+            return None
     # Level 0 from the points, each level above from the one below (a bucket's extremes are its
     # children's), always in step order, so that on a tie the earlier point stays.
     rows: dict[tuple[str, int, int], list[Any]] = {}
@@ -164,32 +177,26 @@ def _merge_appended(
         if not above:
             break
         below = above
-    merged = [(key, level, bucket, *row) for (key, level, bucket), row in rows.items()]
-    if dialect == "postgresql":
-        # One statement, its columns as arrays sent in binary (as `server.store.metrics` writes points):
-        # building and binding a row at a time through SQLAlchemy cost more than the upsert itself.
-        keys, levels, buckets, counts, min_steps, min_values, max_steps, max_values = map(list, zip(*merged, strict=True))
-        driver = session.connection().connection.driver_connection
-        with driver.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO metric_rollup (run_id, key, level, bucket, count, min_step, min_value, max_step, max_value) "
-                "SELECT %(run_id)b, * FROM unnest(%(keys)b::text[], %(levels)b::bigint[], %(buckets)b::bigint[], "
-                "%(counts)b::bigint[], %(min_steps)b::bigint[], %(min_values)b::float8[], %(max_steps)b::bigint[], "
-                "%(max_values)b::float8[]) ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET " + _MERGED,
-                {"run_id": run_id, "keys": keys, "levels": levels, "buckets": buckets, "counts": counts,
-                 "min_steps": min_steps, "min_values": min_values, "max_steps": max_steps, "max_values": max_values},
-            )
-        return True
-    session.execute(text(
-        "INSERT INTO metric_rollup (run_id, key, level, bucket, count, min_step, min_value, max_step, max_value) "
-        "VALUES (:run_id, :key, :level, :bucket, :count, :min_step, :min_value, :max_step, :max_value) "
-        "ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET " + _MERGED
-    ), [
+    return [(key, level, bucket, *row) for (key, level, bucket), row in rows.items()]
+
+
+def merge_appended(session: Session, run_id: int, merged: list[Merged]) -> None:
+    """Merge the rows of `appended` into the stored rollups (on PostgreSQL, `merge_appended_arrays` is faster)."""
+    session.execute(text(_INSERT + " VALUES (:run_id, :key, :level, :bucket, :count, :min_step, :min_value, "
+                                   ":max_step, :max_value) " + _ON_CONFLICT_MERGED), [
         {"run_id": run_id, "key": key, "level": level, "bucket": bucket, "count": n, "min_step": min_step,
          "min_value": min_value, "max_step": max_step, "max_value": max_value}
         for key, level, bucket, n, min_step, min_value, max_step, max_value in merged
     ])
-    return True
+
+
+def merge_appended_arrays(cursor: Any, run_id: int, merged: list[Merged]) -> None:
+    """`merge_appended` on PostgreSQL through a psycopg ``cursor``: one statement, which may be in a pipeline."""
+    keys, levels, buckets, counts, min_steps, min_values, max_steps, max_values = map(list, zip(*merged, strict=True))
+    cursor.execute(_MERGE_ARRAYS, {
+        "run_id": run_id, "keys": keys, "levels": levels, "buckets": buckets, "counts": counts,
+        "min_steps": min_steps, "min_values": min_values, "max_steps": max_steps, "max_values": max_values,
+    })
 
 
 def _fold(rows: dict[tuple[str, int], list[Any]], bucket: tuple[str, int], row: list[Any]) -> None:

@@ -97,7 +97,8 @@ def test_a_late_answer_for_the_previous_metric_is_dropped_and_ended_runs_are_rea
         page.wait_for_timeout(1000)
         assert page.evaluate(f"() => {trace}.y") == [5, 5, 5], "the late answer for metric/val/fused was drawn"
         expect(page.locator("#chart-metric")).to_have_attribute("data-state", "drawn")
-        assert len([url for url in ended_reads if "fused" in url]) == 1, f"an ended run is read once: {ended_reads}"
+        # An ended run is read once: its first series came with the page, and it is not asked for them again.
+        assert not [url for url in ended_reads if "fused" in url], f"an ended run is read once: {ended_reads}"
 
         # A poll that finds nothing new leaves the chips, the tables and the metric's options as they are.
         drawn = "['#run-chips li', '#results table', '#per-run table', '#metric-key option'].map((s) => document.querySelector(s))"
@@ -107,6 +108,39 @@ def test_a_late_answer_for_the_previous_metric_is_dropped_and_ended_runs_are_rea
         page.wait_for_timeout(500)
         assert page.evaluate(f"() => {drawn}.map((node) => node.dataset.mark)") == ["kept"] * 4
         api.patch(f"/runs/{logged['id']}", json={"status": "succeeded"}).raise_for_status()
+
+
+def test_the_first_charts_are_drawn_from_the_page_itself_with_the_api_unreachable(page: Page, dashboard: MilesStack):
+    """The page holds the API's first answers (the runs, their results, each run's series): it draws its
+    first charts with every request for them refused."""
+    fused = {}
+    with dashboard.api as api:
+        for name, gap in (("embedded wide gap", 0.4), ("embedded narrow gap", 0.1)):
+            run = api.post("/runs", json={"name": name, "execute": False}).raise_for_status().json()
+            fused[run["id"]] = [round(0.5 + step / 10 - gap, 2) for step in (1, 2, 3)]
+            api.post(f"/runs/{run['id']}/metrics", json={"points": [
+                {"key": key, "step": step, "value": value} for step, value in zip((1, 2, 3), fused[run["id"]], strict=True)
+                for key, value in (("metric/val/fused", value), ("util/delta", gap))
+            ]}).raise_for_status()
+            api.patch(f"/runs/{run['id']}", json={"status": "succeeded"}).raise_for_status()  # ended: no polling
+    refused: list[str] = []
+
+    def refuse(route: Route) -> None:
+        refused.append(route.request.url)
+        route.abort()
+
+    for pattern in ("**/api/v1/runs/*/metrics?*", "**/api/v1/runs?*", "**/api/v1/results?*"):
+        page.route(pattern, refuse)
+    first, second = fused
+    page.goto(f"/compare?ids={first},{second}")
+    traces = "(id) => (document.getElementById(id).data || []).map((t) => [t.name.split(' ')[0], t.x, t.y])"
+    page.wait_for_function(f"() => ({traces})('chart-metric').length === 2 && ({traces})('chart-gap').length === 2")
+    assert page.evaluate(f"() => ({traces})('chart-metric')") == [[f"#{i}", [1, 2, 3], fused[i]] for i in fused]
+    assert page.evaluate(f"() => ({traces})('chart-gap')") == [[f"#{first}", [1, 2, 3], [0.4] * 3], [f"#{second}", [1, 2, 3], [0.1] * 3]]
+    expect(page.locator("#run-chips li")).to_have_count(2)
+    expect(page.locator("#compare-alert")).to_be_hidden()
+    page.wait_for_timeout(500)
+    assert refused == [], "the first look asked the API"
 
 
 def test_a_modality_pair_is_one_group_whatever_order_its_runs_name_it_in(page: Page, swapped_runs):

@@ -59,8 +59,9 @@ def test_every_page_is_a_shell_whose_scripts_are_files_under_a_policy_without_in
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
     scripts = re.findall(r"<script\b[^>]*>", response.text)
-    # Every script is a file; the one exception is data, which no browser runs (a run page's first data).
-    assert scripts and all(" src=" in tag or tag == '<script type="application/json" id="run-preloaded">' for tag in scripts)
+    # Every script is a file; the one exception is data, which no browser runs (a run or compare page's first data).
+    data = {f'<script type="application/json" id="{page}-preloaded">' for page in ("run", "compare")}
+    assert scripts and all(" src=" in tag or tag in data for tag in scripts)
     assert not re.search(r"<[^>]+\son[a-z]+\s*=", response.text), "an inline event handler"
 
 
@@ -132,6 +133,33 @@ def test_a_run_page_holds_the_first_answers_of_the_api(client: TestClient):
     assert preloaded["run"] == client.get(f"/api/v1/runs/{run['id']}").json()
     assert preloaded["metrics"] == client.get(f"/api/v1/runs/{run['id']}/metrics", params={"max_points": 2000}).json()
     assert preloaded["events"] == client.get(f"/api/v1/runs/{run['id']}/events").json()["items"]
+
+
+def test_the_compare_page_holds_the_first_answers_of_the_api_for_the_runs_it_names(client: TestClient):
+    made = [client.post("/api/v1/runs", json={"name": f"compared {n}", "execute": False}).json()["id"] for n in range(3)]
+    for run_id in made:
+        client.post(f"/api/v1/runs/{run_id}/metrics", json={"points": [
+            {"key": key, "step": step, "value": run_id + step / 10}
+            for step in range(1, 2500) for key in ("metric/val/fused", "util/delta", "loss/train")
+        ]})
+    first, second, _ = made
+    # As compare.js reads ?ids=: whole numbers, each once, in their order; the rest left out.
+    page = client.get(f"/compare?ids={second}, {first},{second},x,-3,0").text
+    block = re.search(r'<script type="application/json" id="compare-preloaded">(.*?)</script>', page, re.DOTALL)[1]
+    preloaded = json.loads(block)
+    ids = [second, first]
+    assert preloaded["ids"] == ids
+    assert preloaded["runs"] == client.get(
+        "/api/v1/runs", params={"id": ids, "limit": 500, "latest": "metric/*,loss/*,util/*,lr/*"}
+    ).json()
+    assert preloaded["results"] == client.get("/api/v1/results", params={"id": ids}).json()
+    assert preloaded["metrics"] == {
+        str(run_id): client.get(f"/api/v1/runs/{run_id}/metrics", params={
+            "keys": "metric/val/fused,util/delta", "max_points": 1000,
+        }).json() for run_id in ids
+    }
+    assert all(len(s["steps"]) <= 1000 for m in preloaded["metrics"].values() for s in m["series"].values())
+    assert "compare-preloaded" not in client.get("/compare").text  # no runs named: nothing to hold
 
 
 def test_plotly_comes_compressed_and_cacheable_from_the_installed_package(client: TestClient):

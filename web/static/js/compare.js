@@ -1,11 +1,13 @@
 /**
  * Compare runs (`/compare?ids=1,2,3`): the table of results by method, any metric
  * overlaid across the runs, and the utilization gap of each. Refreshed every few
- * seconds while one of the runs is still queued or running.
+ * seconds while one of the runs is still queued or running. The first look comes
+ * with the page (the server embeds what the API would answer it), so the first
+ * charts are drawn without a request.
  */
 
 import * as api from "./api.js";
-import { byId, h, poll, showAlert } from "./dom.js";
+import { byId, h, poll, preloaded, showAlert } from "./dom.js";
 import { LINE, LiveChart, plotlyText } from "./charts.js";
 import * as fmt from "./format.js";
 import { renderPerRun, renderResults } from "./results.js";
@@ -17,6 +19,12 @@ const DEFAULT_KEY = "metric/val/fused";
 const alertBox = byId("compare-alert");
 const keySelect = byId("metric-key");
 const ids = api.idsParam();
+/**
+ * The API's answers embedded in the page for these runs (the list of runs, their results, and each run's
+ * series of DEFAULT_KEY and the gap, by id), used for the first look only; null: everything is asked for.
+ */
+let embedded = preloaded("compare-preloaded");
+if (JSON.stringify(embedded?.ids) !== JSON.stringify(ids)) embedded = null; // read otherwise than this script reads them
 let runs = [];
 /** The table of results of these runs, as the server computes it. */
 let table = null;
@@ -97,8 +105,9 @@ async function loadSeries() {
   const asked = generation;
   const answers = await Promise.all(runs.filter((run) => !complete.has(run.id)).map((run) => {
     const ended = !fmt.ACTIVE.has(run.status);
-    return api.get(`/runs/${run.id}/metrics`, { keys: `${key},util/delta`, max_points: MAX_POINTS })
-      .then((answer) => [run, answer, ended]);
+    const first = key === DEFAULT_KEY ? embedded?.metrics[run.id] : undefined;
+    const answer = first ?? api.get(`/runs/${run.id}/metrics`, { keys: `${key},util/delta`, max_points: MAX_POINTS });
+    return Promise.resolve(answer).then((series) => [run, series, ended]);
   }));
   if (asked !== generation) return; // the metric changed meanwhile: these points belong to the old one
   for (const [run, answer, ended] of answers) {
@@ -161,7 +170,7 @@ function fillKeys() {
 
 async function loadRuns() {
   // Every metric's latest value, not only those the tables show: the chooser of the chart offers them all.
-  const [page, results] = await Promise.all([
+  const [page, results] = embedded ? [embedded.runs, embedded.results] : await Promise.all([
     api.get("/runs", { id: ids, limit: 500, latest: "metric/*,loss/*,util/*,lr/*" }),
     api.get("/results", { id: ids }),
   ]);
@@ -198,6 +207,7 @@ async function start() {
     for (const chart of [metricChart, gapChart]) chart.repaint(theme());
   });
   await show();
+  embedded = null; // drawn: every later look asks the API
   keySelect.addEventListener("change", () => {
     generation += 1;
     complete.clear();

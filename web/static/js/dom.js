@@ -38,6 +38,16 @@ export function byId(id) {
   return node;
 }
 
+/**
+ * What the server embedded in the page as the JSON block `id`: the first answers of the API its script
+ * would ask for, so that the first charts are drawn without waiting for them. Null when the page holds
+ * none (then the script asks).
+ */
+export function preloaded(id) {
+  const block = document.getElementById(id);
+  return block ? JSON.parse(block.textContent) : null;
+}
+
 /** Show `message` in an alert element (or hide it when message is empty). */
 export function showAlert(node, message) {
   node.textContent = message || "";

@@ -5,7 +5,7 @@
  */
 
 import * as api from "./api.js";
-import { byId, h, showAlert } from "./dom.js";
+import { byId, h, preloaded, showAlert } from "./dom.js";
 import * as fmt from "./format.js";
 import { followRun } from "./live.js";
 import { MethodCharts } from "./method-charts.js";
@@ -376,18 +376,10 @@ function wireActions() {
 
 // -- start ---------------------------------------------------------------------------------------
 
-/**
- * What the server embedded in the page: the first answers of the API (the run, its dataset's catalogue
- * entry, its metrics as at most 2,000 points per series, its events or null), so that the first charts
- * are drawn without waiting for them. Null when the page holds none (then everything is asked for).
- */
-function preloaded() {
-  const block = document.getElementById("run-preloaded");
-  return block ? JSON.parse(block.textContent) : null;
-}
-
 async function start() {
-  const first = preloaded();
+  // The first answers of the API (the run, its dataset's catalogue entry, its metrics as at most 2,000
+  // points per series, its events or null), or null: then everything is asked for.
+  const first = preloaded("run-preloaded");
   try {
     run = first?.run ?? await api.get(`/runs/${runId}`);
   } catch (error) {
