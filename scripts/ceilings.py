@@ -1,7 +1,8 @@
 """Ceilings and learning speed of every mfeat view, on validation only (issue 16, step 1).
 
     python scripts/ceilings.py [--seeds 0-4] [--workers 2] > ceilings.json
-    python scripts/ceilings.py --views kar,pix --deeper kar=4 --deeper kar=6 --workers 1 > deeper.json
+    python scripts/ceilings.py --views kar,pix --deeper kar=4 --deeper kar=6 --workers 1 \
+        --reuse docs/results/adaptive/ceilings.json > deeper.json
 
 For each view, ``unimodal`` runs (one view alone, 30 epochs) give its ceiling: the
 validation metric at its best validation epoch. For each pair of views, ``joint_aux``
@@ -22,6 +23,7 @@ import json
 import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 VIEWS = ("fac", "fou", "kar", "mor", "pix", "zer")
@@ -85,15 +87,21 @@ def main() -> None:
     parser.add_argument("--deeper", action="append", default=[], metavar="VIEW=N",
                         help="also measure VIEW alone and in each of its pairs with its encoder N hidden layers deep (repeatable)")
     parser.add_argument("--epochs", type=int, default=BASE["epochs"], help="epochs of every run")
+    parser.add_argument("--reuse", type=Path, help="an earlier output of this script, with the same --seeds and --epochs: "
+                        "its views and pairs as they are are copied, not trained again")
     args = parser.parse_args()
     low, _, high = args.seeds.partition("-")
     seeds = list(range(int(low), int(high or low) + 1))
     views = args.views.split(",")
     pairs = [tuple(p.split("+")) for p in args.pairs.split(",")] if args.pairs else list(itertools.combinations(views, 2))
     deeper = _deeper(args.deeper, views)
-    # Each view alone and each pair as they are, and again with each deeper encoder of a view they hold.
-    alone = [(v, {}) for v in views] + [(v, {v: n}) for v, n in deeper]
-    together = [(p, {}) for p in pairs] + [(p, {v: n}) for p in pairs for v, n in deeper if v in p]
+    earlier = json.loads(args.reuse.read_text()) if args.reuse else {"ceilings_val": {}, "pairs": {}}
+    if args.reuse and earlier.get("epochs", BASE["epochs"]) != args.epochs:
+        raise SystemExit(f"--reuse {args.reuse}: its runs trained {earlier.get('epochs', BASE['epochs'])} epochs, not {args.epochs}")
+    # Each view alone and each pair as they are (unless reused), and again with each deeper encoder of a view they hold.
+    alone = [(v, {}) for v in views if v not in earlier["ceilings_val"]] + [(v, {v: n}) for v, n in deeper]
+    together = ([(p, {}) for p in pairs if "+".join(p) not in earlier["pairs"]]
+                + [(p, {v: n}) for p in pairs for v, n in deeper if v in p])
     specs = [{"method": "unimodal", "modalities": [v], "seed": s, "epochs": args.epochs, "model": {"depths": d}}
              for v, d in alone for s in seeds]
     specs += [{"method": "joint_aux", "modalities": list(p), "seed": s, "epochs": args.epochs, "model": {"depths": d}}
@@ -105,9 +113,11 @@ def main() -> None:
         return [r for r in runs if r["spec"]["method"] == method and r["spec"]["modalities"] == modalities
                 and r["spec"]["model"]["depths"] == depths]
 
-    ceilings = {_named(view, depths): _mean_sd([r["summary"][f"metric/val/{view}"] for r in trained("unimodal", [view], depths)])
-                for view, depths in alone}
-    out: dict[str, Any] = {"epochs": args.epochs, "ceilings_val": ceilings, "pairs": {}}
+    ceilings = {v: earlier["ceilings_val"][v] for v in views if v in earlier["ceilings_val"]}
+    ceilings |= {_named(view, depths): _mean_sd([r["summary"][f"metric/val/{view}"] for r in trained("unimodal", [view], depths)])
+                 for view, depths in alone}
+    out: dict[str, Any] = {"epochs": args.epochs, "seeds": seeds, "ceilings_val": ceilings,
+                           "pairs": {"+".join(p): earlier["pairs"]["+".join(p)] for p in pairs if "+".join(p) in earlier["pairs"]}}
     for pair, depths in together:
         mine = trained("joint_aux", list(pair), depths)
         # Each view's ceiling with its encoder as it is in this pair.
