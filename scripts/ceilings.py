@@ -68,6 +68,11 @@ def _named(name: str, depths: dict[str, int]) -> str:
     return f"{name}/{deeper}" if "+" in name else deeper
 
 
+def regime_name(modalities: list[str], depths: dict[str, int]) -> str:
+    """A pair as a folder or file name: ``kar6+pix`` for kar + pix with kar's encoder 6 hidden layers deep."""
+    return "+".join(f"{m}{depths[m]}" if m in depths else m for m in modalities)
+
+
 def _deeper(texts: list[str], views: list[str]) -> list[tuple[str, int]]:
     out = []
     for text in texts:

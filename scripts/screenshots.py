@@ -30,6 +30,7 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ceilings import regime_name  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from tests.conftest import migrated  # noqa: E402
@@ -79,16 +80,11 @@ def compare_page(page: Page, stack: MilesStack, seeds: int, epochs: int, out: Pa
     page.screenshot(path=str(out), full_page=True)
 
 
-def balance_name(modalities: list[str], depths: dict[str, int]) -> str:
-    """``kar6+pix``: the pair, each view followed by its encoder's depth where it was made deeper."""
-    return "+".join(f"{m}{depths[m]}" if m in depths else m for m in modalities)
-
-
 def balance_chart(page: Page, stack: MilesStack, modalities: list[str], depths: dict[str, int], epochs: int, out: Path) -> None:
     """The balance chart of one `joint_aux` run (no balancing schedule), once it has finished."""
     run = stack.submit({"dataset": "mfeat", "modalities": modalities, "method": "joint_aux", "model": {"depths": depths},
                         "epochs": epochs, "seed": 0, "device": "cpu"},
-                       name=f"joint_aux {balance_name(modalities, depths)}", experiment=f"mfeat {' + '.join(modalities)}, deeper")
+                       name=f"joint_aux {regime_name(modalities, depths)}", experiment=f"mfeat {' + '.join(modalities)}, deeper")
     stack.wait_for_status(run["id"], "succeeded", timeout=900)
     page.goto(f"/runs/{run['id']}")
     wait_until(lambda: drawn(page, "gap δ") >= epochs, 120, "the balance chart to draw every epoch", every=0.2)
@@ -157,7 +153,7 @@ def main() -> None:
                 if "compare" in pages:
                     compare_page(page, stack, args.seeds, 12, args.out / "compare.png")
                 if "balance" in pages:
-                    balance_chart(page, stack, balance, depths, args.epochs, args.out / f"balance_{balance_name(balance, depths)}.png")
+                    balance_chart(page, stack, balance, depths, args.epochs, args.out / f"balance_{regime_name(balance, depths)}.png")
                 if pages & {"workers", "system"}:
                     run = sampled_run(stack)
                     if "system" in pages:
