@@ -1,13 +1,13 @@
 """Figure per regime: the fused and the weak head against epochs for joint_aux, miles and adaptive.
 
-    python scripts/adaptive_figure.py [--seeds 0-4] [--workers 2]
+    python scripts/adaptive_figure.py [--seeds 0-4] [--workers 2] [--regimes kar6+pix]
 
-Trains, for each mfeat pair of docs/results.md's `adaptive` comparison (concat, 30 epochs, the
-settings of `scripts/ceilings.py`), joint_aux, miles and adaptive on every seed and draws, per
-pair, the validation accuracy of the fused head and of the weak head and the dominant modality's
+Trains, for each mfeat regime of docs/results.md's `adaptive` comparison (a pair, and the depth of
+an encoder made deeper; concat, 30 epochs, the settings of `scripts/ceilings.py`), joint_aux, miles
+and adaptive on every seed and draws, per regime, the validation accuracy of the fused head and of the weak head and the dominant modality's
 learning rate (dominant and weak as `miles compare` chose them on validation, read from its folder
-docs/results/compare/adaptive/<pair>), each the mean over seeds with a band of one standard deviation. Writes
-docs/images/adaptive_<pair>.png. Validation only: the test split is not evaluated.
+docs/results/compare/adaptive/<regime>), each the mean over seeds with a band of one standard deviation. Writes
+docs/images/adaptive_<regime>.png. Validation only: the test split is not evaluated.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from ceilings import run_with_curves
+from ceilings import regime_name, run_with_curves
 from paired import records
 
 from trainer.comparison import dominance
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPARE = ROOT / "docs" / "results" / "compare" / "adaptive"
-PAIRS = ("pix+fou", "kar+pix", "fou+zer")
+# Each regime: a pair, and the depth of an encoder made deeper (none: the pair as it is).
+REGIMES: list[tuple[list[str], dict[str, int]]] = [(["pix", "fou"], {}), (["kar", "pix"], {}), (["fou", "zer"], {})]
 METHODS = {"joint_aux": "#7f7f7f", "miles": "#1f77b4", "adaptive": "#d62728"}
 
 
@@ -32,10 +33,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--workers", type=int, default=2)
+    names = [regime_name(*regime) for regime in REGIMES]
+    parser.add_argument("--regimes", default=",".join(names), help=f"comma-separated, of {', '.join(names)}")
     args = parser.parse_args()
     low, _, high = args.seeds.partition("-")
     seeds = range(int(low), int(high or low) + 1)
-    specs = [{"method": m, "modalities": pair.split("+"), "seed": s} for pair in PAIRS for m in METHODS for s in seeds]
+    chosen = args.regimes.split(",")
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        raise SystemExit(f"--regimes: unknown {', '.join(unknown)}; known: {', '.join(names)}")
+    regimes = {name: regime for name, regime in zip(names, REGIMES, strict=True) if name in chosen}
+    specs = [{"method": m, "modalities": pair, "model": {"depths": depths}, "seed": s}
+             for pair, depths in regimes.values() for m in METHODS for s in seeds]
     with ProcessPoolExecutor(args.workers) as pool:
         runs = list(pool.map(run_with_curves, specs))
 
@@ -44,16 +53,16 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for pair in PAIRS:
-        roles = dominance([r for r in records(COMPARE / pair) if not r.single])  # as miles compare chose them
-        assert roles is not None, f"run the comparison of {pair} first (docs/results.md)"
+    for name, (modalities, depths) in regimes.items():
+        roles = dominance([r for r in records(COMPARE / name) if not r.single])  # as miles compare chose them
+        assert roles is not None, f"run the comparison of {name} first (docs/results.md)"
         dominant, weak = roles.dominant, roles.weak
         fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
         panels = [(f"metric/val/{weak}", f"{weak} head (weak), validation accuracy"),
                   ("metric/val/fused", "fused head, validation accuracy"),
                   (f"lr/{dominant}", f"learning rate of {dominant} (dominant)")]
         for method, color in METHODS.items():
-            mine = [r for r in runs if r["spec"]["method"] == method and "+".join(r["spec"]["modalities"]) == pair]
+            mine = [r for r in runs if r["spec"]["method"] == method and regime_name(r["spec"]["modalities"], r["spec"]["model"]["depths"]) == name]
             for ax, (key, title) in zip(axes, panels, strict=True):
                 values = np.array([[e[key] for e in r["epochs"]] for r in mine])
                 epochs = np.arange(1, values.shape[1] + 1)
@@ -63,8 +72,9 @@ def main() -> None:
                 ax.set_title(title, fontsize=10)
                 ax.set_xlabel("epoch")
         axes[0].legend(fontsize=9)
-        fig.suptitle(f"mfeat {pair} (concat): mean ± sd over seeds {args.seeds}", fontsize=11)
-        path = ROOT / "docs" / "images" / f"adaptive_{pair}.png"
+        deeper = "".join(f", {view}'s encoder {depth} hidden layers deep" for view, depth in depths.items())
+        fig.suptitle(f"mfeat {'+'.join(modalities)}{deeper} (concat): mean ± sd over seeds {args.seeds}", fontsize=11)
+        path = ROOT / "docs" / "images" / f"adaptive_{name}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         print(path.relative_to(ROOT))

@@ -1,13 +1,18 @@
 """Ceilings and learning speed of every mfeat view, on validation only (issue 16, step 1).
 
     python scripts/ceilings.py [--seeds 0-4] [--workers 2] > ceilings.json
+    python scripts/ceilings.py --views kar,pix --deeper kar=4 --deeper kar=6 --workers 1 \
+        --reuse docs/results/adaptive/ceilings.json > deeper.json
 
 For each view, ``unimodal`` runs (one view alone, 30 epochs) give its ceiling: the
 validation metric at its best validation epoch. For each pair of views, ``joint_aux``
 runs give, per epoch, the utilization gap (``util/delta``) and each head's
 validation metric, from which the epochs each head needs to reach 95% of its own
-ceiling. Nothing here reads the test split (``evaluate_test`` is off), so a pair can
-be chosen from this output without touching test data. Prints one JSON object.
+ceiling. ``--deeper VIEW=N`` measures, beside each pair as it is, the pairs holding
+VIEW with VIEW's encoder N hidden layers deep (``model.depths``), against VIEW's
+ceiling with that same encoder (keys ``pix=4`` and ``kar+pix/pix=4``). Nothing here
+reads the test split (``evaluate_test`` is off), so a pair can be chosen from this
+output without touching test data. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 VIEWS = ("fac", "fou", "kar", "mor", "pix", "zer")
@@ -54,30 +60,76 @@ def _mean_sd(values: list[float]) -> list[float]:
     return [statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0]
 
 
+def _named(name: str, depths: dict[str, int]) -> str:
+    """A view or pair with its deeper encoder, if any: ``pix``, ``pix=4``, ``kar+pix/pix=4``."""
+    if not depths:
+        return name
+    deeper = ",".join(f"{view}={depth}" for view, depth in depths.items())
+    return f"{name}/{deeper}" if "+" in name else deeper
+
+
+def regime_name(modalities: list[str], depths: dict[str, int]) -> str:
+    """A pair as a folder or file name: ``kar6+pix`` for kar + pix with kar's encoder 6 hidden layers deep."""
+    return "+".join(f"{m}{depths[m]}" if m in depths else m for m in modalities)
+
+
+def _deeper(texts: list[str], views: list[str]) -> list[tuple[str, int]]:
+    out = []
+    for text in texts:
+        view, _, depth = text.partition("=")
+        if view not in views or not depth.isdigit():
+            raise SystemExit(f"--deeper {text!r}: expected VIEW=N with VIEW one of {', '.join(views)}, e.g. pix=4")
+        out.append((view, int(depth)))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-4", help="a range like 0-4")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--views", default=",".join(VIEWS), help="comma-separated views; every pair of them is measured")
+    parser.add_argument("--pairs", help="only these pairs of --views, e.g. kar+pix,fac+pix")
+    parser.add_argument("--deeper", action="append", default=[], metavar="VIEW=N",
+                        help="also measure VIEW alone and in each of its pairs with its encoder N hidden layers deep (repeatable)")
+    parser.add_argument("--epochs", type=int, default=BASE["epochs"], help="epochs of every run")
+    parser.add_argument("--reuse", type=Path, help="an earlier output of this script, with the same --seeds and --epochs: "
+                        "its views and pairs as they are are copied, not trained again")
     args = parser.parse_args()
     low, _, high = args.seeds.partition("-")
     seeds = list(range(int(low), int(high or low) + 1))
-    specs = [{"method": "unimodal", "modalities": [v], "seed": s} for v in VIEWS for s in seeds]
-    pairs = list(itertools.combinations(VIEWS, 2))
-    specs += [{"method": "joint_aux", "modalities": list(p), "seed": s} for p in pairs for s in seeds]
+    views = args.views.split(",")
+    pairs = [tuple(p.split("+")) for p in args.pairs.split(",")] if args.pairs else list(itertools.combinations(views, 2))
+    deeper = _deeper(args.deeper, views)
+    earlier = json.loads(args.reuse.read_text()) if args.reuse else {"ceilings_val": {}, "pairs": {}}
+    if args.reuse and earlier.get("epochs", BASE["epochs"]) != args.epochs:
+        raise SystemExit(f"--reuse {args.reuse}: its runs trained {earlier.get('epochs', BASE['epochs'])} epochs, not {args.epochs}")
+    # Each view alone and each pair as they are (unless reused), and again with each deeper encoder of a view they hold.
+    alone = [(v, {}) for v in views if v not in earlier["ceilings_val"]] + [(v, {v: n}) for v, n in deeper]
+    together = ([(p, {}) for p in pairs if "+".join(p) not in earlier["pairs"]]
+                + [(p, {v: n}) for p in pairs for v, n in deeper if v in p])
+    specs = [{"method": "unimodal", "modalities": [v], "seed": s, "epochs": args.epochs, "model": {"depths": d}}
+             for v, d in alone for s in seeds]
+    specs += [{"method": "joint_aux", "modalities": list(p), "seed": s, "epochs": args.epochs, "model": {"depths": d}}
+              for p, d in together for s in seeds]
     with ProcessPoolExecutor(args.workers) as pool:
         runs = list(pool.map(run_with_curves, specs))
 
-    ceilings = {}
-    for view in VIEWS:
-        best = [r["summary"][f"metric/val/{view}"] for r in runs if r["spec"]["method"] == "unimodal"
-                and r["spec"]["modalities"] == [view]]
-        ceilings[view] = _mean_sd(best)
-    out: dict[str, Any] = {"ceilings_val": ceilings, "pairs": {}}
-    for pair in pairs:
-        mine = [r for r in runs if r["spec"]["method"] == "joint_aux" and r["spec"]["modalities"] == list(pair)]
-        entry: dict[str, Any] = {"ceiling_gap": abs(ceilings[pair[0]][0] - ceilings[pair[1]][0])}
+    def trained(method: str, modalities: list[str], depths: dict[str, int]) -> list[dict[str, Any]]:
+        return [r for r in runs if r["spec"]["method"] == method and r["spec"]["modalities"] == modalities
+                and r["spec"]["model"]["depths"] == depths]
+
+    ceilings = {v: earlier["ceilings_val"][v] for v in views if v in earlier["ceilings_val"]}
+    ceilings |= {_named(view, depths): _mean_sd([r["summary"][f"metric/val/{view}"] for r in trained("unimodal", [view], depths)])
+                 for view, depths in alone}
+    out: dict[str, Any] = {"epochs": args.epochs, "seeds": seeds, "ceilings_val": ceilings,
+                           "pairs": {"+".join(p): earlier["pairs"]["+".join(p)] for p in pairs if "+".join(p) in earlier["pairs"]}}
+    for pair, depths in together:
+        mine = trained("joint_aux", list(pair), depths)
+        # Each view's ceiling with its encoder as it is in this pair.
+        ceiling = {view: ceilings[_named(view, {view: depths[view]} if view in depths else {})] for view in pair}
+        entry: dict[str, Any] = {"ceiling_gap": abs(ceiling[pair[0]][0] - ceiling[pair[1]][0])}
         for view in pair:
-            target = REACHED * ceilings[view][0]
+            target = REACHED * ceiling[view][0]
             reached = [next((i + 1 for i, e in enumerate(r["epochs"]) if e[f"metric/val/{view}"] >= target), None)
                        for r in mine]
             entry[f"epochs_to_95/{view}"] = reached
@@ -86,7 +138,7 @@ def main() -> None:
             entry[f"best_val/{view}"] = _mean_sd([r["summary"][f"metric/val/{view}"] for r in mine])
         entry["delta_curve"] = [statistics.fmean(r["epochs"][i].get("util/delta", float("nan")) for r in mine)
                                 for i in range(len(mine[0]["epochs"]))]
-        out["pairs"]["+".join(pair)] = entry
+        out["pairs"][_named("+".join(pair), depths)] = entry
     print(json.dumps(out, indent=1))
 
 

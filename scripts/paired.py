@@ -1,6 +1,7 @@
 """Paired differences, seed by seed, of one method against others in a ``miles compare`` folder.
 
     python scripts/paired.py docs/results/compare/adaptive/pix+fou [--method adaptive] [--against joint_aux,miles]
+    python scripts/paired.py docs/results/compare/adaptive/pix+fou --against all   # every other method of the folder
 
 For each fusion: the method's test metric minus each other method's, on the same seed, for the
 fused head and for the weak modality's head (weak chosen on validation, as every table of the
@@ -15,6 +16,7 @@ import json
 from pathlib import Path
 
 from trainer.comparison import RunRecord, describe, dominance
+from trainer.methods import METHODS
 
 
 def records(folder: Path) -> list[RunRecord]:
@@ -41,13 +43,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--method", default="adaptive")
-    parser.add_argument("--against", default="joint_aux,miles")
+    parser.add_argument("--against", default="joint_aux,miles",
+                        help="comma-separated methods, or 'all': every other fused method in the folder, in the catalogue's order")
     args = parser.parse_args()
     runs = [r for r in records(args.folder) if not r.single]
     roles = dominance(runs)
     if roles is None:
         raise SystemExit(f"{args.folder}: no finished runs of two modalities")
-    against = args.against.split(",")
+    present = {r.method for r in runs} - {args.method}
+    against = [m for m in METHODS if m in present] if args.against == "all" else args.against.split(",")
     heads = [("fused", "metric/test/fused"), (f"{roles.weak} (weak)", f"metric/test/{roles.weak}")]
     print("| fusion | difference | head | at the best validation epoch | at the last epoch |")
     print("| --- | --- | --- | --- | --- |")

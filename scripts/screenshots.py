@@ -2,12 +2,15 @@
 
     python scripts/screenshots.py            # docs/images/run-page.png, compare.png, workers.png, system-card.png
     python scripts/screenshots.py --pages workers,system   # only those
+    python scripts/screenshots.py --pages balance --balance kar,pix --depth kar=6   # docs/images/balance_kar6+pix.png
 
 It starts both processes on a fresh SQLite file (local mode, as `miles up` does, with
 the process helpers of the test suite), trains a few runs on a built-in dataset, and
 photographs the run page while its run is still training (charts partly drawn, MILES's
 marks visible), the compare page once its runs have finished, and, while a longer run
-trains (system metrics every second), the Workers page and that run's System card. Needs Chromium
+trains (system metrics every second), the Workers page and that run's System card; ``balance``
+photographs the balance chart of a finished `joint_aux` run of another mfeat pair (one encoder made
+deeper with ``--depth``), to show an imbalance no method corrects. Needs Chromium
 (Debian's `chromium`, or set CHROMIUM) and Playwright; takes a few minutes on two cores.
 """
 
@@ -22,14 +25,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import click
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ceilings import regime_name  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from tests.conftest import migrated  # noqa: E402
 from tests.services import MilesStack, wait_until  # noqa: E402
 from tests.web.conftest import CHROMIUM_ARGS  # noqa: E402
+from trainer.cli_values import parse_depths  # noqa: E402
 
 OUT = ROOT / "docs" / "images"
 VIEWPORT = {"width": 1440, "height": 1120}
@@ -73,6 +80,18 @@ def compare_page(page: Page, stack: MilesStack, seeds: int, epochs: int, out: Pa
     page.screenshot(path=str(out), full_page=True)
 
 
+def balance_chart(page: Page, stack: MilesStack, modalities: list[str], depths: dict[str, int], epochs: int, out: Path) -> None:
+    """The balance chart of one `joint_aux` run (no balancing schedule), once it has finished."""
+    run = stack.submit({"dataset": "mfeat", "modalities": modalities, "method": "joint_aux", "model": {"depths": depths},
+                        "epochs": epochs, "seed": 0, "device": "cpu"},
+                       name=f"joint_aux {regime_name(modalities, depths)}", experiment=f"mfeat {' + '.join(modalities)}, deeper")
+    stack.wait_for_status(run["id"], "succeeded", timeout=900)
+    page.goto(f"/runs/{run['id']}")
+    wait_until(lambda: drawn(page, "gap δ") >= epochs, 120, "the balance chart to draw every epoch", every=0.2)
+    page.wait_for_timeout(400)
+    page.locator("figure.chart-balance").screenshot(path=str(out))
+
+
 def sampled_run(stack: MilesStack) -> dict[str, Any]:
     """A run whose epochs take about a second each on two cores, so that its System card fills while it trains."""
     return stack.submit({
@@ -105,8 +124,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30, help="Epochs of the run photographed mid-run.")
     parser.add_argument("--seeds", type=int, default=3, help="Seeds per method on the compare page.")
     parser.add_argument("--scheme", choices=("light", "dark"), default="light")
-    parser.add_argument("--pages", default="run,compare,workers,system", help="Which images (comma-separated).")
+    parser.add_argument("--pages", default="run,compare,workers,system", help="Which images (comma-separated), or balance.")
+    parser.add_argument("--balance", default="kar,pix", help="The mfeat pair of the balance image.")
+    parser.add_argument("--depth", action="append", default=[], metavar="VIEW=N", help="A view's encoder depth in it (repeatable).")
     args = parser.parse_args()
+    balance = args.balance.split(",")
+    try:
+        depths = parse_depths(tuple(args.depth))
+    except click.BadParameter as error:
+        sys.exit(error.format_message())
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
     if not chromium:
         sys.exit("Chromium is needed: apt-get install chromium (or set CHROMIUM to its path)")
@@ -126,6 +152,8 @@ def main() -> None:
                     run_page(page, stack, args.epochs, args.out / "run-page.png")
                 if "compare" in pages:
                     compare_page(page, stack, args.seeds, 12, args.out / "compare.png")
+                if "balance" in pages:
+                    balance_chart(page, stack, balance, depths, args.epochs, args.out / f"balance_{regime_name(balance, depths)}.png")
                 if pages & {"workers", "system"}:
                     run = sampled_run(stack)
                     if "system" in pages:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from trainer.cli_values import parse_param, split_list
+from trainer.cli_values import parse_depths, parse_param, split_list
 from trainer.config import FUSIONS, TrainConfig
 from trainer.datasets import DATASETS, DatasetError
 from trainer.methods import METHODS
@@ -40,6 +40,8 @@ def _spec(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
     for section, values, hint in (("encoders", options["encoders"], "--encoder"), ("pretrained", options["pretrained"], "--pretrained")):
         if values:
             model[section] = {k: str(v) for k, v in _assignments(values, hint).items()}
+    if options["depths"]:
+        model["depths"] = parse_depths(options["depths"])
     extra = {
         "preset": options["preset"], "modalities": split_list(options["modalities"]), "params": params,
         "dataset_params": _assignments(options["dataset_params"], "--dataset-param"), "model": model,
@@ -93,6 +95,8 @@ def summary_table(summary: dict[str, Any], modalities: list[str]) -> str:
 @click.option("--encoder", "encoders", multiple=True, metavar="MODALITY=NAME", help="A modality's encoder, e.g. audio=resnet18 (repeatable).")
 @click.option("--pretrained", "pretrained", multiple=True, metavar="MODALITY=SOURCE",
               help="A modality's pretrained weights: a file or folder, imagenet, or a BERT name (repeatable).")
+@click.option("--depth", "depths", multiple=True, metavar="MODALITY=N",
+              help="A modality's encoder depth, instead of mlp_layers or cnn_depth, e.g. pix=4 (repeatable).")
 @click.option("--model-param", "model_params", multiple=True, metavar="NAME=VALUE", help="An encoder setting, e.g. embed_dim=256 (repeatable).")
 @click.option("--performance", "performance", multiple=True, metavar="NAME=VALUE",
               help="How the machine is used, e.g. loader_workers=4 or mixed_precision=false (repeatable).")

@@ -20,3 +20,14 @@ def parse_param(text: str, option: str = "--param") -> tuple[str, Any]:
         return parse_assignment(text)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint=option) from None
+
+
+def parse_depths(values: tuple[str, ...], option: str = "--depth") -> dict[str, int]:
+    """``("pix=4",)`` -> ``{"pix": 4}``: the depth of each named modality's encoder (``model.depths``)."""
+    depths: dict[str, int] = {}
+    for text in values:
+        modality, depth = parse_param(text, option)
+        if not isinstance(depth, int) or isinstance(depth, bool):
+            raise click.BadParameter(f"{text!r}: expected MODALITY=N, N a whole number of layers, e.g. pix=4", param_hint=option)
+        depths[modality] = depth
+    return depths

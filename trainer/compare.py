@@ -13,7 +13,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from trainer.cli_values import parse_param, split_list
+from trainer.cli_values import parse_depths, parse_param, split_list
 from trainer.comparison import comparison_table
 from trainer.comparison_files import EXTRA, group_tables, has_matplotlib, write_tables
 from trainer.config import FUSIONS
@@ -67,6 +67,8 @@ def _option(field: str) -> str:
     head, _, rest = field.partition(".")
     if head == "config":
         name, _, inner = rest.partition(".")
+        if name == "model" and inner.startswith("depths."):
+            return f"--depth {inner.removeprefix('depths.')}"
         option = "--dataset-param" if name == "dataset_params" else "--" + name.replace("_", "-")
         return f"{option} {inner}".strip()
     if head == "params":
@@ -89,6 +91,8 @@ def _option(field: str) -> str:
 @click.option("--param", "params", multiple=True, help="A method's hyperparameter, METHOD.NAME=VALUE (repeatable), e.g. miles.tau=0.1.")
 @click.option("--dataset-param", "dataset_params", multiple=True, help="A dataset option, NAME=VALUE (repeatable).")
 @click.option("--data-path", help="Data folder (folder dataset; avdigits overrides MILES_DATA_DIR).")
+@click.option("--depth", "depths", multiple=True, metavar="MODALITY=N",
+              help="A modality's encoder depth in every cell, instead of mlp_layers or cnn_depth, e.g. pix=4 (repeatable).")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
@@ -154,6 +158,8 @@ def _grid(options: dict[str, Any]) -> Grid:
         "modalities": split_list(options["modalities"]), "epochs": options["epochs"], "batch_size": options["batch_size"],
         "lr": options["lr"], "weight_decay": options["weight_decay"], "device": options["device"],
     }
+    if options["depths"]:
+        config["model"] = {"depths": parse_depths(options["depths"])}
     spec = {
         "config": config, "methods": split_list(options["methods"]) or [], "fusions": split_list(options["fusions"]) or [],
         "seeds": parse_seeds(options["seeds"]), "params": method_params(options["params"]),

@@ -8,7 +8,15 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from trainer.datasets import DATASETS
-from trainer.encoders import ENCODERS, EncoderName, resolved, unfit, unfit_pretrained
+from trainer.encoders import (
+    DEPTHS,
+    ENCODERS,
+    EncoderName,
+    resolved,
+    unfit,
+    unfit_depth,
+    unfit_pretrained,
+)
 from trainer.methods import METHODS, ParamsMismatch
 from trainer.presets import PRESETS, with_preset
 from trainer.spec import SpecModel, field_error
@@ -29,9 +37,10 @@ class ModelConfig(SpecModel):
 
     embed_dim: int = Field(128, ge=4, le=4096, description="Size of each modality's feature vector z_m.")
     hidden_dim: int = Field(256, ge=4, le=8192, description="Width of the MLP hidden layers (vector inputs).")
-    mlp_layers: int = Field(1, ge=0, le=8, description="Hidden layers of the MLP encoder.")
+    mlp_layers: int = Field(1, ge=DEPTHS["mlp"][1], le=DEPTHS["mlp"][2], description="Hidden layers of the MLP encoder.")
     cnn_depth: int = Field(
-        2, ge=1, le=6, description="Residual stages of the CNN encoder; each after the first halves the resolution and doubles the width."
+        2, ge=DEPTHS["cnn"][1], le=DEPTHS["cnn"][2],
+        description="Residual stages of the CNN encoder; each after the first halves the resolution and doubles the width.",
     )
     cnn_width: int = Field(16, ge=4, le=256, description="Channels of the CNN's first stage.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before each encoder's output.")
@@ -39,6 +48,13 @@ class ModelConfig(SpecModel):
         default_factory=dict,
         description="Encoder per modality, e.g. {\"audio\": \"resnet18\"}; unnamed modalities get 'auto'. "
         + " ".join(f"{name}: {text}" for name, text in ENCODERS.items()),
+    )
+    depths: dict[str, int] = Field(
+        default_factory=dict,
+        description="Depth per modality, instead of mlp_layers for an MLP encoder or cnn_depth for the CNN, e.g. "
+        "{\"pix\": 4}: one modality's encoder made deeper than the others'.",
+        # Left out of the spec when empty, so that every spec written before this field existed reads the same.
+        exclude_if=lambda depths: not depths,
     )
     pretrained: dict[str, str] = Field(
         default_factory=dict,
@@ -58,6 +74,16 @@ class ModelConfig(SpecModel):
             problem = unfit_pretrained(self.encoders.get(modality, "auto"), source)
             if problem:
                 raise field_error("ModelConfig", f"pretrained.{modality}", source, problem)
+        return self
+
+    @model_validator(mode="after")
+    def _depths_fit(self) -> ModelConfig:
+        """A depth for an encoder named here (``auto`` is checked once the modality's inputs are known)."""
+        for modality, depth in self.depths.items():
+            name = self.encoders.get(modality, "auto")
+            problem = None if name == "auto" else unfit_depth(name, depth)
+            if problem:
+                raise field_error("ModelConfig", f"depths.{modality}", depth, problem)
         return self
 
 
@@ -240,6 +266,13 @@ class TrainConfig(SpecModel):
             problem = unfit_pretrained(resolved(self.model.encoders.get(modality, "auto"), modalities[modality]), source)
             if problem:
                 raise field_error("TrainConfig", f"model.pretrained.{modality}", source, problem)
+        for modality, depth in self.model.depths.items():
+            if modality not in modalities:
+                problem = f"{modality!r} not in dataset {self.dataset!r}; available: {', '.join(modalities)}"
+            else:
+                problem = unfit_depth(resolved(self.model.encoders.get(modality, "auto"), modalities[modality]), depth)
+            if problem:
+                raise field_error("TrainConfig", f"model.depths.{modality}", depth, problem)
 
     def describe(self) -> str:
         """A short human title, e.g. ``miles on mfeat (pix+fou, concat)``."""

@@ -27,6 +27,8 @@ RESNETS = ("resnet6", "resnet10", "resnet18", "resnet50")
 # Pretrained sources that are not paths: torchvision's published ImageNet weights.
 IMAGENET = "imagenet"
 IMAGENET_RESNETS = ("resnet18", "resnet50")
+# The encoders whose depth a setting of the model config gives: that setting, and its allowed range.
+DEPTHS: dict[str, tuple[str, int, int]] = {"mlp": ("mlp_layers", 0, 8), "cnn": ("cnn_depth", 1, 6)}
 
 
 class RandomInitWarning(UserWarning):
@@ -61,4 +63,14 @@ def unfit_pretrained(name: str, source: str) -> str | None:
         return f"pretrained weights apply to the ResNets and bert, not to {name}"
     if source == IMAGENET and name not in IMAGENET_RESNETS:
         return f"'imagenet' weights are published for {' and '.join(IMAGENET_RESNETS)} only; give a local file for {name}"
+    return None
+
+
+def unfit_depth(name: str, depth: int) -> str | None:
+    """Why encoder ``name`` cannot be ``depth`` deep (``model.depths``); None when it can."""
+    if name not in DEPTHS:
+        return f"encoder {name} has no depth setting; model.depths applies to the {' and '.join(DEPTHS)} encoders"
+    setting, low, high = DEPTHS[name]
+    if not low <= depth <= high:
+        return f"must satisfy {low} <= depth <= {high} for the {name} encoder (its model.{setting}; got {depth})"
     return None

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from trainer.config import ModelConfig
 from trainer.datasets import ModalitySpec
-from trainer.encoders import resolved, unfit, unfit_pretrained
+from trainer.encoders import DEPTHS, resolved, unfit, unfit_depth, unfit_pretrained
 
 FUSION_GROUP = "fusion"
 
@@ -77,7 +77,8 @@ class ConvEncoder(nn.Module):
 
 
 def make_encoder(spec: ModalitySpec, config: ModelConfig, modality: str | None = None) -> nn.Module:
-    """The encoder ``config.encoders`` names for ``modality`` (by default the one for its kind of input)."""
+    """The encoder ``config.encoders`` names for ``modality`` (by default the one for its kind of input), as
+    deep as ``config.depths`` says for it (by default ``mlp_layers`` or ``cnn_depth``)."""
     name = resolved(config.encoders.get(modality, "auto") if modality else "auto", spec)
     problem = unfit(name, spec)
     if problem:
@@ -85,6 +86,12 @@ def make_encoder(spec: ModalitySpec, config: ModelConfig, modality: str | None =
     pretrained = config.pretrained.get(modality) if modality else None
     if pretrained and unfit_pretrained(name, pretrained):
         raise ValueError(f"modality {modality!r}: {unfit_pretrained(name, pretrained)}")
+    depth = config.depths.get(modality) if modality else None
+    if depth is not None:
+        problem = unfit_depth(name, depth)
+        if problem:
+            raise ValueError(f"model.depths.{modality}: {problem}")
+        config = config.model_copy(update={DEPTHS[name][0]: depth})
     if name not in ("cnn", "mlp"):
         from trainer.backbones import build_backbone
 

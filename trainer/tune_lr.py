@@ -80,6 +80,7 @@ class _EpochBar(BaseReporter):
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--data-path", type=click.Path(file_okay=False, path_type=Path), help="Data folder, as for `miles train`.")
 @click.option("--dataset-param", "dataset_params", multiple=True, help="A dataset option, NAME=VALUE (repeatable).")
+@click.option("--depth", type=int, help="The depth of the modality's encoder (model.depths), when not the default one.")
 @click.option("--no-record", is_flag=True, help="Print the table and the best rate without recording it.")
 def tune_lr_command(**options: Any) -> None:
     """Find one modality's best learning rate alone (on validation) and record it for the MSLR methods."""
@@ -98,6 +99,8 @@ def tune_lr_command(**options: Any) -> None:
     }
     if options["data_path"]:
         spec["data_path"] = str(options["data_path"].expanduser().resolve())
+    if options["depth"] is not None:
+        spec["model"] = {"depths": {options["modality"]: options["depth"]}}
     try:
         configs = [TrainConfig.model_validate(spec | {"lr": rate}) for rate in rates]
     except ValidationError as error:
@@ -122,5 +125,5 @@ def tune_lr_command(**options: Any) -> None:
         path = record_tuned(options["dataset"], modality, {
             "lr": best.lr, "val": best.val, "metric": metric, "epochs": options["epochs"], "batch_size": options["batch_size"],
             "seed": options["seed"], "table": {f"{t.lr:g}": t.val for t in trials},
-        })
+        } | ({"depth": options["depth"]} if options["depth"] is not None else {}))
         click.echo(f"recorded in {path}: mslr_keep, mslr_smooth and mslr_dynamic use it when a run gives no params.lrs")

@@ -276,7 +276,7 @@ def merged_spec(*, run: Run, overrides: dict[str, Any]) -> dict[str, Any]:
     """The run's spec with ``overrides`` merged in (nested dicts merge key by key).
 
     Choosing another dataset drops the dataset's options, modalities, data path, preset and the
-    encoders and weights named by modality, and another method drops the method's hyperparameters,
+    encoders, depths and weights named by modality, and another method drops the method's hyperparameters,
     unless the overrides give them.
     """
     if run.spec is None:
@@ -285,7 +285,7 @@ def merged_spec(*, run: Run, overrides: dict[str, Any]) -> dict[str, Any]:
     if overrides.get("dataset", merged.get("dataset")) != merged.get("dataset"):
         for dependent in ("dataset_params", "modalities", "data_path", "preset"):
             merged.pop(dependent, None)
-        for per_modality in ("encoders", "pretrained"):
+        for per_modality in ("encoders", "depths", "pretrained"):
             merged.get("model", {}).pop(per_modality, None)
     if overrides.get("method", merged.get("method")) != merged.get("method"):
         merged.pop("params", None)

@@ -93,3 +93,12 @@ def test_an_mses_run_says_what_it_froze_and_when():
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if line.startswith("MSES froze"))
     assert all(group in line for group in ("strong", "weak", "fusion")), line
+
+
+def test_a_depth_is_given_per_modality_and_a_bad_one_is_named_by_field():
+    done = miles(*SMALL, "--depth", "strong=9", "--depth", "weak=2")
+    assert done.returncode == 2
+    assert "model.depths.strong: must satisfy 0 <= depth <= 8 for the mlp encoder" in done.stderr
+    assert "model.depths.weak" not in done.stderr
+    done = miles(*SMALL, "--depth", "strong=deep")
+    assert done.returncode == 2 and "expected MODALITY=N, N a whole number of layers, e.g. pix=4" in done.stderr

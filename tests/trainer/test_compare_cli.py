@@ -149,3 +149,17 @@ def test_seeds_are_a_list_a_range_or_both():
 def test_the_help_explains_the_grid_the_table_and_resuming():
     text = CliRunner().invoke(compare_command, ["--help"]).output
     assert "--jobs" in text and "Delta" in text and "never trained" in text and "--param" in text
+
+
+def test_a_depth_reaches_every_cell_and_a_bad_one_is_named_as_the_user_wrote_it(tmp_path: Path):
+    bad = CliRunner().invoke(compare_command, ["--dataset", "mfeat", "--modalities", "kar,pix", "--depth", "pix=12", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "--depth pix: must satisfy 0 <= depth <= 8 for the mlp encoder (its model.mlp_layers; got 12)" in bad.output
+    out = tmp_path / "deeper"
+    done = CliRunner().invoke(compare_command, [
+        *TINY, "--methods", "joint,unimodal", "--fusions", "concat", "--seeds", "0", "--epochs", "1", "--depth", "strong=3",
+        "--jobs", "1", "--out", str(out),
+    ])
+    assert done.exit_code == 0, done.output
+    cells = {p.name: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
+    assert len(cells) == 3  # joint, and each modality alone
+    assert all(cell["config"]["model"]["depths"] == {"strong": 3} for cell in cells.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from trainer.config import TrainConfig
+from trainer.config import ModelConfig, TrainConfig
 from trainer.spec import explain
 
 
@@ -82,3 +82,33 @@ def test_dataset_options_are_validated_by_the_dataset():
     assert "0 <= signal <= 100" in errors["dataset_params.signals"]
     config = TrainConfig(dataset="synthetic", dataset_params={"signals": {"x": 1, "y": 2, "z": 3}})
     assert config.modalities == ["x", "y", "z"]
+
+
+@pytest.mark.parametrize(
+    ("depths", "encoders", "fragment"),
+    [
+        ({"zz": 3}, {}, "'zz' not in dataset 'mfeat'; available: fac, fou, kar, mor, pix, zer"),
+        ({"pix": 9}, {}, "must satisfy 0 <= depth <= 8 for the mlp encoder (its model.mlp_layers; got 9)"),
+        ({"pix": -1}, {}, "must satisfy 0 <= depth <= 8"),
+        ({"pix": 2}, {"pix": "resnet18"}, "encoder resnet18 has no depth setting; model.depths applies to the mlp and cnn encoders"),
+    ],
+)
+def test_a_modality_depth_names_its_field_and_what_is_allowed(depths, encoders, fragment):
+    errors = errors_of(dataset="mfeat", model={"depths": depths, "encoders": encoders})
+    (modality,) = depths
+    assert fragment in errors[f"model.depths.{modality}"]
+
+
+def test_a_cnn_depth_is_checked_against_the_cnn_range_before_the_dataset_is_known():
+    with pytest.raises(ValidationError) as caught:
+        ModelConfig.model_validate({"encoders": {"image": "cnn"}, "depths": {"image": 0}})
+    assert {e.field: e.message for e in explain(caught.value)} == {
+        "depths.image": "must satisfy 1 <= depth <= 6 for the cnn encoder (its model.cnn_depth; got 0)"
+    }
+
+
+def test_a_spec_without_depths_is_written_as_before_the_field_existed():
+    assert "depths" not in TrainConfig(dataset="mfeat").model_dump(mode="json")["model"]
+    deeper = TrainConfig.model_validate({"dataset": "mfeat", "model": {"depths": {"pix": 4}}})
+    assert deeper.model_dump(mode="json")["model"]["depths"] == {"pix": 4}
+    assert TrainConfig.model_validate_json(deeper.model_dump_json()) == deeper

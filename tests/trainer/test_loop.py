@@ -203,3 +203,25 @@ def test_a_corrupt_checkpoint_is_a_checkpoint_error(tmp_path):
     (tmp_path / "last.pt").write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         train(synthetic(epochs=2), checkpoint_dir=tmp_path, resume=True)
+
+
+def test_joint_without_depths_trains_as_before_the_field_existed():
+    """The recorded result of `miles compare` (docs/results/compare/adaptive/pix+fou), trained before
+    ``model.depths`` existed, comes out again: same spec, same seeded metrics."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    cell = Path(__file__).resolve().parents[2] / "docs/results/compare/adaptive/pix+fou/cells/joint.concat.seed0.json"
+    recorded = json.loads(cell.read_text(encoding="utf-8"))
+    config = TrainConfig.model_validate(recorded["config"] | {"device": "cpu"})
+    assert config.model_dump(mode="json") == recorded["config"] | {"device": "cpu"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each cell of `miles compare` trains
+    try:
+        summary = train(config).summary
+    finally:
+        torch.set_num_threads(threads)
+    for key in ("best_epoch", "metric/val/fused", "metric/test/fused", "metric/test/pix", "metric/test/fou", "final/metric/test/fused"):
+        assert summary[key] == pytest.approx(recorded["summary"][key], abs=1e-9), key

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from trainer.config import ModelConfig
 from trainer.datasets import ModalitySpec
-from trainer.models import FUSION_GROUP, MultiHeadFusionNet
+from trainer.models import FUSION_GROUP, BasicBlock, MultiHeadFusionNet
 
 SPECS = {"audio": ModalitySpec("spectrogram", (1, 12, 12)), "text": ModalitySpec("vector", (7,)), "extra": ModalitySpec("vector", (3,))}
 CONFIG = ModelConfig(embed_dim=8, hidden_dim=16, cnn_width=4, cnn_depth=2)
@@ -110,3 +110,27 @@ def test_the_shares_of_three_modalities_add_up_to_the_fused_logits(fusion):
     assert torch.allclose(shares.sum(0), out.fused, atol=1e-6)
     zeroed = dict(out.features, audio=torch.zeros_like(out.features["audio"]))  # the audio share is audio's alone
     assert torch.allclose(model.logit_shares(zeroed)[[0, 2]], shares[[0, 2]], atol=1e-6)
+
+
+@pytest.mark.parametrize("depth", [0, 3, 6])
+def test_a_modality_given_a_depth_has_that_many_hidden_layers_and_the_others_keep_mlp_layers(depth):
+    config = CONFIG.model_copy(update={"mlp_layers": 1, "depths": {"text": depth}})
+    model = MultiHeadFusionNet({m: SPECS[m] for m in ("text", "extra")}, "concat", 4, config)
+    # An MLP encoder of k hidden layers is k + 1 linear layers: the hidden ones and the projection to z_m.
+    linears = {m: [layer for layer in model.encoders[m].net if isinstance(layer, torch.nn.Linear)] for m in ("text", "extra")}
+    assert len(linears["text"]) == depth + 1 and len(linears["extra"]) == 2
+    assert [layer.out_features for layer in linears["text"]] == [16] * depth + [8]
+
+
+def test_a_cnn_given_a_depth_has_that_many_residual_stages():
+    config = CONFIG.model_copy(update={"depths": {"audio": 3}})
+    model = MultiHeadFusionNet({m: SPECS[m] for m in ("audio", "text")}, "concat", 4, config)
+    stages = [m for m in model.encoders["audio"].features if isinstance(m, BasicBlock)]
+    assert [stage.conv1.out_channels for stage in stages] == [4, 8, 16]
+    assert model(inputs(["audio", "text"])).fused.shape == (5, 4)
+
+
+def test_a_depth_for_an_encoder_without_one_is_refused_when_the_model_is_built():
+    config = CONFIG.model_copy(update={"depths": {"text": 2}, "encoders": {"text": "bert"}})
+    with pytest.raises(ValueError, match="model.depths.text: encoder bert has no depth setting"):
+        MultiHeadFusionNet({"text": ModalitySpec("text", (16,)), "extra": SPECS["extra"]}, "concat", 4, config)

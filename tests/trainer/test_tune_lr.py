@@ -43,3 +43,11 @@ def test_bad_rates_and_unknown_modalities_are_named():
 def test_the_best_rate_is_chosen_on_validation_and_a_tie_goes_to_the_smaller_rate():
     trials = [Trial(1e-3, 0.9, 3), Trial(1e-2, 0.9, 2), Trial(1e-4, 0.5, 5)]
     assert best_trial(trials).lr == 1e-3
+
+
+def test_tune_lr_trains_the_modality_with_its_deeper_encoder_and_records_the_depth(tmp_path):
+    done = tune(tmp_path, "--modality", "strong", "--lrs", "1e-3", "--epochs", "1", "--depth", "3")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "tuned_lrs.json").read_text())["synthetic"]["strong"]["depth"] == 3
+    done = tune(tmp_path, "--modality", "strong", "--lrs", "1e-3", "--depth", "9")
+    assert done.returncode == 2 and "model.depths.strong: must satisfy 0 <= depth <= 8" in done.stderr

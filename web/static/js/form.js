@@ -285,8 +285,8 @@ async function build() {
   showDataset(fieldSet, catalog, datasetOf(), config);
   datasetSelect.addEventListener("change", () => {
     showDataset(fieldSet, catalog, datasetOf());
-    // Encoders and weights are named by modality: another dataset's modalities do not have them.
-    for (const name of ["encoders", "pretrained"]) fields.get(`config.model.${name}`)?.write({});
+    // Encoders, depths and weights are named by modality: another dataset's modalities do not have them.
+    for (const name of ["encoders", "depths", "pretrained"]) fields.get(`config.model.${name}`)?.write({});
     if (presetOf() && presetOf().config.dataset !== datasetSelect.value) presetSelect.value = "";
     describePreset();
   });
