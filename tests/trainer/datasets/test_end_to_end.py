@@ -59,11 +59,12 @@ def test_prepare_shows_progress_writes_the_folder_and_says_how_to_train_it(tmp_p
 def test_ctrl_c_stops_a_preparation_that_the_same_command_then_continues(tmp_path):
     source = write_smnist(tmp_path / "release")
     command = [MILES, "data", "prepare", "smnist", "--source", str(source), "--dest", str(tmp_path / "smnist"),
-               "--option", "train_size=800", "--option", "val_size=100", "--option", "test_size=100", "--workers", "2"]
+               "--option", "train_size=3200", "--option", "val_size=400", "--option", "test_size=400", "--workers", "2"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     seen = ""
-    # At least the first chunk of 256 samples is done (the bar may skip a redraw on a busy machine).
-    while not any(int(done) >= 256 for done in re.findall(r"(\d+)/1000 \[", seen)):
+    # 4,000 samples, so that on an idle machine (about 700 a second) the command is still running when
+    # the interrupt arrives. At least the first chunk of 256 samples is done (the bar may skip a redraw on a busy machine).
+    while not any(int(done) >= 256 for done in re.findall(r"(\d+)/4000 \[", seen)):
         character = process.stderr.read(1)
         assert character, f"prepare ended before its first chunk: {seen[-2000:]}"
         seen += character
@@ -74,7 +75,7 @@ def test_ctrl_c_stops_a_preparation_that_the_same_command_then_continues(tmp_pat
     assert not (tmp_path / "smnist" / "manifest.json").exists()
     again = miles(*command[1:])
     assert again.returncode == 0, again.stderr
-    started = re.search(r"(\d+)/1000 \[", again.stderr)
+    started = re.search(r"(\d+)/4000 \[", again.stderr)
     assert started and int(started.group(1)) >= 256, "the second run started from nothing"
     assert miles("data", "verify", str(tmp_path / "smnist")).returncode == 0
 
