@@ -63,8 +63,10 @@ def test_ctrl_c_stops_a_preparation_that_the_same_command_then_continues(tmp_pat
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     seen = ""
     # 4,000 samples, so that on an idle machine (about 700 a second) the command is still running when
-    # the interrupt arrives. At least the first chunk of 256 samples is done (the bar may skip a redraw on a busy machine).
-    while not any(int(done) >= 256 for done in re.findall(r"(\d+)/4000 \[", seen)):
+    # the interrupt arrives. At least two chunks of 256 samples are done (the bar may skip a redraw on a busy
+    # machine), so both worker processes have started and ignore SIGINT: one still starting when the
+    # interrupt reaches the process group would die of it before its initializer runs.
+    while not any(int(done) >= 512 for done in re.findall(r"(\d+)/4000 \[", seen)):
         character = process.stderr.read(1)
         assert character, f"prepare ended before its first chunk: {seen[-2000:]}"
         seen += character
