@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 AFTER_COMMIT = "after_commit"
@@ -22,6 +24,8 @@ POOL_TIMEOUT = 10  # seconds a thread waits for a connection before the request 
 # so that logins and live streams, which take theirs outside the queue, always find one; and fewer than
 # the 40 threads of the thread pool, so that every request holding one can finish.
 REQUEST_SLOTS = 20
+# A PostgreSQL connection idle in the pool for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE = 10.0
 
 
 def create_database_engine(url: str) -> Engine:
@@ -29,7 +33,7 @@ def create_database_engine(url: str) -> Engine:
     parsed = make_url(url)
     pool = {"pool_size": POOL_SIZE, "max_overflow": MAX_OVERFLOW, "pool_timeout": POOL_TIMEOUT}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **pool)
+        return _ping_when_idle(create_engine(url, **pool))
     in_memory = not parsed.database or parsed.database == ":memory:"
     if not in_memory:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +60,36 @@ def create_database_engine(url: str) -> Engine:
         # takes the write lock first and waits for it instead.
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> Engine:
+    """Ping a connection before handing it out only when it sat in the pool for `PING_AFTER_IDLE` seconds.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout: a round trip to PostgreSQL before each
+    request's transaction, a quarter of an ingest's four. A connection returned moments ago is alive
+    unless the server went away in between; then its request fails with OperationalError (a 503 asking
+    to retry) and SQLAlchemy discards the pool. One idle longer, which a restart, a failover or an idle
+    timeout may have closed, is pinged, and a dead one is replaced before anyone uses it (raising
+    DisconnectionError from a checkout is how the pool is told to do that).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned"] = monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned")  # none: a connection just opened
+        if returned is None or monotonic() - returned < PING_AFTER_IDLE:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the driver's own error for a closed connection
+            raise DisconnectionError(str(error)) from error
+        if not alive:
+            raise DisconnectionError("the connection did not answer a ping")
 
     return engine
 

@@ -57,3 +57,39 @@ def test_after_commit_callbacks_run_only_once_the_transaction_commits(tmp_path):
         raise RuntimeError("the handler failed")
     assert ran == ["committed"]
     database.dispose()
+
+
+def _backend_pid(database: Database) -> int:
+    with database.engine.connect() as connection:
+        return connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def _terminate(postgres_url: str, pid: int) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_connection_returned_moments_ago_is_handed_out_without_a_ping(postgres_url, monkeypatch):
+    database = Database(postgres_url)
+    pings: list[object] = []
+    real_ping = database.engine.dialect.do_ping
+    monkeypatch.setattr(database.engine.dialect, "do_ping", lambda conn: pings.append(conn) or real_ping(conn))
+    first = _backend_pid(database)
+    for _ in range(5):
+        assert _backend_pid(database) == first  # the same pooled connection each time
+    assert pings == []
+    database.dispose()
+
+
+def test_a_connection_idle_long_enough_is_pinged_and_replaced_when_the_server_closed_it(postgres_url, monkeypatch):
+    import server.db
+
+    database = Database(postgres_url)
+    first = _backend_pid(database)
+    _terminate(postgres_url, first)  # as a restart or an idle timeout would
+    monkeypatch.setattr(server.db, "PING_AFTER_IDLE", 0.0)
+    with database.transaction() as session:  # no error reaches the caller: the dead one was discarded
+        assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+    database.dispose()
