@@ -2,8 +2,8 @@
 
 Each cell trains in a process of its own (started fresh, one torch thread, so
 that ``jobs`` processes share the cores without oversubscribing them) and, once
-it has trained to the end, writes ``DIR/cells/<cell>.json`` (its config, summary
-and last epoch's metrics), replaced whole so that a killed process never leaves
+it has trained to the end, writes ``DIR/cells/<cell>.json`` (its config, summary,
+last epoch's metrics and every epoch's, for curves over seeds), replaced whole so that a killed process never leaves
 half a file. A cell whose file exists is never trained again; one that was
 interrupted has no file and trains again from the start. A failed cell's
 traceback goes to ``DIR/failed/<cell>.txt``.
@@ -105,16 +105,18 @@ class GridDirectory:
 
 
 class _Progress(BaseReporter):
-    """Tells the parent each epoch a cell has trained."""
+    """Tells the parent each epoch a cell has trained, and keeps every epoch's metrics."""
 
     def __init__(self, events: Any, key: str) -> None:
         self.events = events
         self.key = key
         self.last: dict[str, float] = {}
+        self.history: list[dict[str, float]] = []  # one entry per epoch, with its "epoch"
 
     def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         if "loss/train" in metrics:  # a training epoch, not the test metrics at the end
             self.last = dict(metrics)
+            self.history.append({"epoch": epoch, **metrics})
             self.events.put(("epoch", self.key, epoch))
 
 
@@ -148,7 +150,7 @@ def train_cell(key: str, spec: dict[str, Any], result: str, error: str, events: 
         sys.exit(1)
     _write_whole(Path(result), json.dumps(json_safe({
         "key": key, "config": spec, "status": SUCCEEDED, "summary": outcome.summary, "latest": progress.last,
-        "seconds": time.perf_counter() - started,
+        "history": progress.history, "seconds": time.perf_counter() - started,
     }), indent=1, allow_nan=False) + "\n")
 
 

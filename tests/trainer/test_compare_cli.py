@@ -93,6 +93,10 @@ def test_a_grid_killed_midway_resumes_without_training_its_finished_cells_again(
     assert "| miles · concat | 2 |" in done.stdout and f"{group['dominant']} (dominant)" in done.stdout
     assert "miles compare --dataset synthetic" in (out / "table.md").read_text()  # the command beside the table
 
+    cell = json.loads((out / "cells" / "miles.concat.seed1.json").read_text())
+    assert [epoch["epoch"] for epoch in cell["history"]] == [1, 2]  # every epoch's metrics, for curves over seeds
+    assert cell["history"][-1] == {"epoch": 2, **cell["latest"]}
+
 
 @pytest.mark.slow
 def test_a_stopped_grid_stops_its_cells_keeps_what_finished_and_says_how_to_go_on(tmp_path: Path):
