@@ -3,14 +3,15 @@
     python scripts/screenshots.py            # docs/images/run-page.png, compare.png, workers.png, system-card.png
     python scripts/screenshots.py --pages workers,system   # only those
     python scripts/screenshots.py --pages balance --balance kar,pix --depth kar=6   # docs/images/balance_kar6+pix.png
+    python scripts/screenshots.py --pages balance --balance-dataset avdigits --balance audio,image --epochs 15
 
 It starts both processes on a fresh SQLite file (local mode, as `miles up` does, with
 the process helpers of the test suite), trains a few runs on a built-in dataset, and
 photographs the run page while its run is still training (charts partly drawn, MILES's
 marks visible), the compare page once its runs have finished, and, while a longer run
 trains (system metrics every second), the Workers page and that run's System card; ``balance``
-photographs the balance chart of a finished `joint_aux` run of another mfeat pair (one encoder made
-deeper with ``--depth``), to show an imbalance no method corrects. Needs Chromium
+photographs the balance chart of a finished `joint_aux` run of another pair (of mfeat by default, one
+encoder made deeper with ``--depth``; or of ``--balance-dataset``), to show an imbalance no schedule corrects. Needs Chromium
 (Debian's `chromium`, or set CHROMIUM) and Playwright; takes a few minutes on two cores.
 """
 
@@ -80,11 +81,12 @@ def compare_page(page: Page, stack: MilesStack, seeds: int, epochs: int, out: Pa
     page.screenshot(path=str(out), full_page=True)
 
 
-def balance_chart(page: Page, stack: MilesStack, modalities: list[str], depths: dict[str, int], epochs: int, out: Path) -> None:
+def balance_chart(page: Page, stack: MilesStack, dataset: str, modalities: list[str], depths: dict[str, int], epochs: int,
+                  out: Path) -> None:
     """The balance chart of one `joint_aux` run (no balancing schedule), once it has finished."""
-    run = stack.submit({"dataset": "mfeat", "modalities": modalities, "method": "joint_aux", "model": {"depths": depths},
+    run = stack.submit({"dataset": dataset, "modalities": modalities, "method": "joint_aux", "model": {"depths": depths},
                         "epochs": epochs, "seed": 0, "device": "cpu"},
-                       name=f"joint_aux {regime_name(modalities, depths)}", experiment=f"mfeat {' + '.join(modalities)}, deeper")
+                       name=f"joint_aux {regime_name(modalities, depths)}", experiment=f"{dataset} {' + '.join(modalities)}")
     stack.wait_for_status(run["id"], "succeeded", timeout=900)
     page.goto(f"/runs/{run['id']}")
     wait_until(lambda: drawn(page, "gap δ") >= epochs, 120, "the balance chart to draw every epoch", every=0.2)
@@ -125,7 +127,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="Seeds per method on the compare page.")
     parser.add_argument("--scheme", choices=("light", "dark"), default="light")
     parser.add_argument("--pages", default="run,compare,workers,system", help="Which images (comma-separated), or balance.")
-    parser.add_argument("--balance", default="kar,pix", help="The mfeat pair of the balance image.")
+    parser.add_argument("--balance", default="kar,pix", help="The pair of the balance image.")
+    parser.add_argument("--balance-dataset", default="mfeat", help="The dataset of that pair.")
     parser.add_argument("--depth", action="append", default=[], metavar="VIEW=N", help="A view's encoder depth in it (repeatable).")
     args = parser.parse_args()
     balance = args.balance.split(",")
@@ -153,7 +156,7 @@ def main() -> None:
                 if "compare" in pages:
                     compare_page(page, stack, args.seeds, 12, args.out / "compare.png")
                 if "balance" in pages:
-                    balance_chart(page, stack, balance, depths, args.epochs, args.out / f"balance_{regime_name(balance, depths)}.png")
+                    balance_chart(page, stack, args.balance_dataset, balance, depths, args.epochs, args.out / f"balance_{regime_name(balance, depths)}.png")
                 if pages & {"workers", "system"}:
                     run = sampled_run(stack)
                     if "system" in pages:
