@@ -87,7 +87,9 @@ def balance_chart(page: Page, stack: MilesStack, dataset: str, modalities: list[
     run = stack.submit({"dataset": dataset, "modalities": modalities, "method": "joint_aux", "model": {"depths": depths},
                         "epochs": epochs, "seed": 0, "device": "cpu"},
                        name=f"joint_aux {regime_name(modalities, depths)}", experiment=f"{dataset} {' + '.join(modalities)}")
-    stack.wait_for_status(run["id"], "succeeded", timeout=900)
+    ended = stack.wait_for_status(run["id"], "succeeded", "failed", timeout=1800)
+    if ended["status"] == "failed":
+        sys.exit(f"the joint_aux run failed: {ended.get('error')}")
     page.goto(f"/runs/{run['id']}")
     wait_until(lambda: drawn(page, "gap δ") >= epochs, 120, "the balance chart to draw every epoch", every=0.2)
     page.wait_for_timeout(400)
@@ -141,8 +143,9 @@ def main() -> None:
         sys.exit("Chromium is needed: apt-get install chromium (or set CHROMIUM to its path)")
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="miles-screenshots-") as home:
+        data = {"data_dir": os.environ["MILES_DATA_DIR"]} if os.environ.get("MILES_DATA_DIR") else {}  # avdigits' files
         stack = MilesStack(home=Path(home), database_url=migrated(f"sqlite:///{home}/miles.db"), redis=None,
-                           settings={"system_interval": 1})
+                           settings={"system_interval": 1, **data})
         pages = set(args.pages.split(","))
         try:
             server, _ = stack.start("--cpu")
