@@ -16,7 +16,9 @@ Then, on both backends (SQLite and PostgreSQL, each behind its own ``miles serve
   table in the same run (``COPY`` on PostgreSQL, ``executemany`` on SQLite, one
   transaction per request's rows), the two taking turns request by request;
 - ``concurrent_small_ingest``: p50/p99 of 10-point requests from 8 writers at once, each
-  into its own run;
+  into its own run: ``saturated``, each writer posting again as soon as its answer arrives (8
+  requests always in flight: the server's throughput shows as latency), and ``paced``, each
+  writer posting every ``--pace`` seconds (a training loop's steps; the latency a loop sees);
 - ``filtered_list``: p50/p99 of ``GET /runs`` unfiltered and with each filter of the runs
   page, at 10,000 and at 100,000 runs.
 
@@ -189,28 +191,33 @@ def ingest_vs_bare(api: httpx.Client, database_url: str, dialect: str, size: int
     }
 
 
-def concurrent_small_ingest(base_url: str, writers: int, requests: int) -> dict[str, float]:
-    """10-point requests from ``writers`` clients at once, each into its own run."""
+def concurrent_small_ingest(base_url: str, writers: int, requests: int, pace: float | None) -> dict[str, float]:
+    """10-point requests from ``writers`` clients at once, each into its own run; with ``pace``, each
+    writer starts a request every ``pace`` seconds (the writers' starts spread over one period)."""
     with httpx.Client(base_url=base_url, timeout=60) as api:
         run_ids = [logged_run(api, f"writer {n}") for n in range(writers)]
     samples: list[float] = []
     start = threading.Barrier(writers)
 
-    def write(run_id: int) -> None:
+    def write(index: int, run_id: int) -> None:
         with httpx.Client(base_url=base_url, timeout=60) as api:
             start.wait()
+            due = time.perf_counter() + (pace or 0) * index / writers
             for request in range(requests):
+                if pace is not None:
+                    time.sleep(max(0.0, due - time.perf_counter()))
+                    due += pace
                 points = [{"key": k, "step": s, "value": v} for k, s, v in request_points(10, request)]
                 started = time.perf_counter()
                 api.post(f"/runs/{run_id}/metrics", json={"points": points}).raise_for_status()
                 samples.append(time.perf_counter() - started)
 
-    threads = [threading.Thread(target=write, args=(run_id,)) for run_id in run_ids]
+    threads = [threading.Thread(target=write, args=(index, run_id)) for index, run_id in enumerate(run_ids)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return {"writers": writers, "points_per_request": 10, **percentiles(samples)}
+    return {"writers": writers, "points_per_request": 10, "pace_s": pace, **percentiles(samples)}
 
 
 LIST_FILTERS = {
@@ -244,7 +251,10 @@ def both_backends(options: argparse.Namespace) -> dict[str, Any]:
                 ingest_vs_bare(api, url, dialect, size, requests)
                 for size, requests in ((10, options.small_requests), (1000, 50), (50_000, 4))
             ]}
-            found["concurrent_small_ingest"] = concurrent_small_ingest(base_url, 8, options.small_requests // 4)
+            found["concurrent_small_ingest"] = {
+                "saturated": concurrent_small_ingest(base_url, 8, options.small_requests // 4, None),
+                "paced": concurrent_small_ingest(base_url, 8, options.small_requests // 4, options.pace),
+            }
             found["filtered_list"] = {}
             stored = 0
             for runs_count in options.list_runs:
@@ -262,6 +272,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--small-requests", type=int, default=400, help="10-point requests (a quarter per concurrent writer).")
+    parser.add_argument("--pace", type=float, default=0.05,
+                        help="Seconds between a paced writer's 10-point requests (0.05: 20 steps a second each).")
     parser.add_argument("--list-runs", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--list-requests", type=int, default=200)
     parser.add_argument("--only-both-backends", action="store_true", help="Skip the PostgreSQL-only part above.")
