@@ -1,6 +1,7 @@
-"""Ceilings and learning speed of every mfeat view, on validation only (issue 16, step 1).
+"""Ceilings and learning speed of every mfeat view (or another dataset's modalities), on validation only.
 
     python scripts/ceilings.py [--seeds 0-4] [--workers 2] > ceilings.json
+    python scripts/ceilings.py --dataset avdigits --views audio,image --epochs 40 --seeds 0-2 > avdigits40.json
     python scripts/ceilings.py --views kar,pix --deeper kar=4 --deeper kar=6 --workers 1 \
         --reuse docs/results/adaptive/ceilings.json > deeper.json
 
@@ -87,7 +88,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-4", help="a range like 0-4")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--views", default=",".join(VIEWS), help="comma-separated views; every pair of them is measured")
+    parser.add_argument("--dataset", default="mfeat", help="the dataset (default mfeat); another needs --views")
+    parser.add_argument("--views", help=f"comma-separated views (mfeat: {','.join(VIEWS)}); every pair of them is measured")
     parser.add_argument("--pairs", help="only these pairs of --views, e.g. kar+pix,fac+pix")
     parser.add_argument("--deeper", action="append", default=[], metavar="VIEW=N",
                         help="also measure VIEW alone and in each of its pairs with its encoder N hidden layers deep (repeatable)")
@@ -97,19 +99,24 @@ def main() -> None:
     args = parser.parse_args()
     low, _, high = args.seeds.partition("-")
     seeds = list(range(int(low), int(high or low) + 1))
-    views = args.views.split(",")
+    if args.views is None and args.dataset != "mfeat":
+        raise SystemExit(f"--views: name the modalities of {args.dataset} to measure, e.g. --views audio,image")
+    views = (args.views or ",".join(VIEWS)).split(",")
     pairs = [tuple(p.split("+")) for p in args.pairs.split(",")] if args.pairs else list(itertools.combinations(views, 2))
     deeper = _deeper(args.deeper, views)
     earlier = json.loads(args.reuse.read_text()) if args.reuse else {"ceilings_val": {}, "pairs": {}}
+    if args.reuse and earlier.get("dataset", "mfeat") != args.dataset:
+        raise SystemExit(f"--reuse {args.reuse}: its runs are of {earlier.get('dataset', 'mfeat')}, not {args.dataset}")
     if args.reuse and earlier.get("epochs", BASE["epochs"]) != args.epochs:
         raise SystemExit(f"--reuse {args.reuse}: its runs trained {earlier.get('epochs', BASE['epochs'])} epochs, not {args.epochs}")
     # Each view alone and each pair as they are (unless reused), and again with each deeper encoder of a view they hold.
     alone = [(v, {}) for v in views if v not in earlier["ceilings_val"]] + [(v, {v: n}) for v, n in deeper]
     together = ([(p, {}) for p in pairs if "+".join(p) not in earlier["pairs"]]
                 + [(p, {v: n}) for p in pairs for v, n in deeper if v in p])
-    specs = [{"method": "unimodal", "modalities": [v], "seed": s, "epochs": args.epochs, "model": {"depths": d}}
+    common = {"dataset": args.dataset, "epochs": args.epochs}
+    specs = [{"method": "unimodal", "modalities": [v], "seed": s, "model": {"depths": d}, **common}
              for v, d in alone for s in seeds]
-    specs += [{"method": "joint_aux", "modalities": list(p), "seed": s, "epochs": args.epochs, "model": {"depths": d}}
+    specs += [{"method": "joint_aux", "modalities": list(p), "seed": s, "model": {"depths": d}, **common}
               for p, d in together for s in seeds]
     with ProcessPoolExecutor(args.workers) as pool:
         runs = list(pool.map(run_with_curves, specs))
@@ -121,7 +128,7 @@ def main() -> None:
     ceilings = {v: earlier["ceilings_val"][v] for v in views if v in earlier["ceilings_val"]}
     ceilings |= {_named(view, depths): _mean_sd([r["summary"][f"metric/val/{view}"] for r in trained("unimodal", [view], depths)])
                  for view, depths in alone}
-    out: dict[str, Any] = {"epochs": args.epochs, "seeds": seeds, "ceilings_val": ceilings,
+    out: dict[str, Any] = {"dataset": args.dataset, "epochs": args.epochs, "seeds": seeds, "ceilings_val": ceilings,
                            "pairs": {"+".join(p): earlier["pairs"]["+".join(p)] for p in pairs if "+".join(p) in earlier["pairs"]}}
     for pair, depths in together:
         mine = trained("joint_aux", list(pair), depths)
