@@ -110,12 +110,15 @@ class _Progress(BaseReporter):
     def __init__(self, events: Any, key: str) -> None:
         self.events = events
         self.key = key
-        self.last: dict[str, float] = {}
         self.history: list[dict[str, float]] = []  # one entry per epoch, with its "epoch"
+
+    @property
+    def last(self) -> dict[str, float]:
+        """The last epoch's metrics."""
+        return {k: v for k, v in self.history[-1].items() if k != "epoch"} if self.history else {}
 
     def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         if "loss/train" in metrics:  # a training epoch, not the test metrics at the end
-            self.last = dict(metrics)
             self.history.append({"epoch": epoch, **metrics})
             self.events.put(("epoch", self.key, epoch))
 
