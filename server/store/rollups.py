@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -41,6 +42,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from server.models import Metric, MetricRollup
+from server.store.arrays import Float8Array, Int8Array, TextArray
 from server.store.dialect import insert as dialect_insert
 
 BASE, FANOUT = 16, 4
@@ -135,7 +137,7 @@ _ON_CONFLICT_MERGED = "ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET " 
       f"ELSE metric_rollup.{column} END"
       for side, op in (("min", "<"), ("max", ">")) for column in (f"{side}_step", f"{side}_value")),
 ))
-# One statement, its columns as arrays sent in binary (as `server.store.metrics` writes points):
+# One statement, its columns as arrays packed in binary (`server.store.arrays`, as points are written):
 # building and binding a row at a time through SQLAlchemy cost more than the upsert itself.
 _MERGE_ARRAYS = (
     _INSERT + " SELECT %(run_id)b, * FROM unnest(%(keys)b::text[], %(levels)b::bigint[], %(buckets)b::bigint[], "
@@ -165,9 +167,7 @@ def appended(points: Sequence[Stepped], previous_hi: dict[str, int]) -> list[Mer
     # Level 0 from the points, each level above from the one below (a bucket's extremes are its
     # children's), always in step order, so that on a tie the earlier point stays.
     rows: dict[tuple[str, int, int], list[Any]] = {}
-    below: dict[tuple[str, int], list[Any]] = {}
-    for point in sorted(points, key=lambda p: (p.key, p.step)):
-        _fold(below, (point.key, point.step // BASE), [1, point.step, point.value, point.step, point.value])
+    below = _first_level(points)
     for level in LEVELS:
         rows.update(((key, level, bucket), row) for (key, bucket), row in below.items())
         above: dict[tuple[str, int], list[Any]] = {}
@@ -178,6 +178,43 @@ def appended(points: Sequence[Stepped], previous_hi: dict[str, int]) -> list[Mer
             break
         below = above
     return [(key, level, bucket, *row) for (key, level, bucket), row in rows.items()]
+
+
+def _first_level(points: Sequence[Stepped]) -> dict[tuple[str, int], list[Any]]:
+    """Level 0 of `appended`: ``[count, min_step, min_value, max_step, max_value]`` of every (key, bucket),
+    in (key, bucket) order, each extreme the earliest point that has it. In numpy: folding the points one
+    by one in Python was a tenth of a 1,000-point ingest."""
+    if not points:
+        return {}
+    codes: dict[str, int] = {}  # keys as integers, in order of appearance (the order of keys is irrelevant)
+    key = np.array([codes.setdefault(point.key, len(codes)) for point in points])
+    step = np.array([point.step for point in points], dtype=np.int64)
+    value = np.array([point.value for point in points], dtype=np.float64)
+    order = np.lexsort((step, key))  # by key, then step
+    key, step, value = key[order], step[order], value[order]
+    bucket = step // BASE
+    starts = np.empty(len(step), dtype=bool)  # where a (key, bucket) begins
+    starts[0] = True
+    starts[1:] = (key[1:] != key[:-1]) | (bucket[1:] != bucket[:-1])
+    first = np.flatnonzero(starts)
+    group = np.cumsum(starts) - 1
+    counts = np.diff(first, append=len(step))
+    low = _earliest(value == np.minimum.reduceat(value, first)[group], group)
+    high = _earliest(value == np.maximum.reduceat(value, first)[group], group)
+    names = list(codes)
+    return {
+        (names[k], b): [n, step_lo, value_lo, step_hi, value_hi]
+        for k, b, n, step_lo, value_lo, step_hi, value_hi in zip(
+            key[first].tolist(), bucket[first].tolist(), counts.tolist(), step[low].tolist(), value[low].tolist(),
+            step[high].tolist(), value[high].tolist(), strict=True,
+        )
+    }
+
+
+def _earliest(hit: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """The first index of each group where ``hit`` holds (every group, sorted, has one)."""
+    hits = np.flatnonzero(hit)
+    return hits[np.flatnonzero(np.diff(group[hits], prepend=-1))]
 
 
 def merge_appended(session: Session, run_id: int, merged: list[Merged]) -> None:
@@ -192,10 +229,11 @@ def merge_appended(session: Session, run_id: int, merged: list[Merged]) -> None:
 
 def merge_appended_arrays(cursor: Any, run_id: int, merged: list[Merged]) -> None:
     """`merge_appended` on PostgreSQL through a psycopg ``cursor``: one statement, which may be in a pipeline."""
-    keys, levels, buckets, counts, min_steps, min_values, max_steps, max_values = map(list, zip(*merged, strict=True))
+    keys, levels, buckets, counts, min_steps, min_values, max_steps, max_values = zip(*merged, strict=True)
     cursor.execute(_MERGE_ARRAYS, {
-        "run_id": run_id, "keys": keys, "levels": levels, "buckets": buckets, "counts": counts,
-        "min_steps": min_steps, "min_values": min_values, "max_steps": max_steps, "max_values": max_values,
+        "run_id": run_id, "keys": TextArray.of(keys), "levels": Int8Array.of(levels), "buckets": Int8Array.of(buckets),
+        "counts": Int8Array.of(counts), "min_steps": Int8Array.of(min_steps), "min_values": Float8Array.of(min_values),
+        "max_steps": Int8Array.of(max_steps), "max_values": Float8Array.of(max_values),
     })
 
 

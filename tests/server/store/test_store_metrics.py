@@ -166,3 +166,31 @@ def test_appended_batches_keep_the_same_rollups_as_a_full_recompute(database, ne
     ingest(database, recomputed, points[:1])
     ingest(database, recomputed, points)
     assert rollup_rows(database, appended) == rollup_rows(database, recomputed)
+
+
+@DATABASE_EXAMPLES
+@given(
+    series=st.lists(st.tuples(st.sampled_from(["b/loss", "a/acc", "util/x"]), st.integers(-2, 2).map(float)),
+             min_size=1, max_size=300),
+    cuts=st.lists(st.integers(1, 300), max_size=4),
+    order=st.randoms(use_true_random=False),
+)
+def test_appended_batches_of_several_keys_in_any_order_keep_the_rollups_of_a_recompute(
+    database, new_run, series, cuts, order,
+):
+    # Each key's steps rise from batch to batch; inside a batch the keys are interleaved and shuffled.
+    steps: dict[str, int] = defaultdict(int)
+    points = []
+    for key, value in series:
+        steps[key] += 1 + len(key)  # a different stride per key: buckets end at different points
+        points.append((key, steps[key], value))
+    appended, recomputed = new_run(), new_run()
+    bounds = [0, *sorted(set(cuts)), len(points)]
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        batch = points[start:end]
+        order.shuffle(batch)
+        if batch:
+            ingest(database, appended, batch)
+    ingest(database, recomputed, points[:1])
+    ingest(database, recomputed, points)
+    assert rollup_rows(database, appended) == rollup_rows(database, recomputed)
