@@ -15,7 +15,7 @@ Then, on both backends (SQLite and PostgreSQL, each behind its own ``miles serve
   ``POST /runs/{id}/metrics`` over that of a bare write of the same rows into the same
   table in the same run (``COPY`` on PostgreSQL, ``executemany`` on SQLite, one
   transaction per request's rows), the two taking turns request by request;
-- ``concurrent_small_ingest``: p50/p99 of 10-point requests from 8 writers at once, each
+- ``concurrent_small_ingest``: p50/p99 of 10-point requests from 8 writers (``--writers``) at once, each
   into its own run: ``saturated``, each writer posting again as soon as its answer arrives (8
   requests always in flight: the server's throughput shows as latency), and ``paced``, each
   writer posting every ``--pace`` seconds (a training loop's steps; the latency a loop sees);
@@ -252,8 +252,8 @@ def both_backends(options: argparse.Namespace) -> dict[str, Any]:
                 for size, requests in ((10, options.small_requests), (1000, 50), (50_000, 4))
             ]}
             found["concurrent_small_ingest"] = {
-                "saturated": concurrent_small_ingest(base_url, 8, options.small_requests // 4, None),
-                "paced": concurrent_small_ingest(base_url, 8, options.small_requests // 4, options.pace),
+                "saturated": concurrent_small_ingest(base_url, options.writers, options.small_requests // 4, None),
+                "paced": concurrent_small_ingest(base_url, options.writers, options.small_requests // 4, options.pace),
             }
             found["filtered_list"] = {}
             stored = 0
@@ -272,6 +272,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--small-requests", type=int, default=400, help="10-point requests (a quarter per concurrent writer).")
+    parser.add_argument("--writers", type=int, default=8, help="Concurrent 10-point writers, each into its own run.")
     parser.add_argument("--pace", type=float, default=0.05,
                         help="Seconds between a paced writer's 10-point requests (0.05: 20 steps a second each).")
     parser.add_argument("--list-runs", type=int, nargs="+", default=[10_000, 100_000])
