@@ -2,6 +2,7 @@
 
     python scripts/adaptive_figure.py [--seeds 0-4] [--workers 2] [--regimes kar6+pix]
     python scripts/adaptive_figure.py --grid docs/results/compare/avdigits   # docs/images/adaptive_avdigits.png
+    python scripts/adaptive_figure.py --grid docs/results/compare/avdigits40 --fusion sum   # ..._avdigits40_sum.png
 
 Trains, for each mfeat regime of docs/results.md's `adaptive` comparison (a pair, and the depth of
 an encoder made deeper; concat, 30 epochs, the settings of `scripts/ceilings.py`), joint_aux, miles
@@ -11,8 +12,8 @@ docs/results/compare/adaptive/<regime>), each the mean over seeds with a band of
 docs/images/adaptive_<regime>.png. Validation only: the test split is not evaluated.
 
 With ``--grid FOLDER`` nothing is trained: the curves are the per-epoch metrics that `miles compare`
-kept in that folder's cells (concat; the seeds whose cells hold them), and the figure is
-docs/images/adaptive_<folder name>.png.
+kept in that folder's cells (of ``--fusion``, concat by default; the seeds whose cells hold them),
+and the figure is docs/images/adaptive_<folder name>.png (``..._<fusion>.png`` for another fusion).
 """
 
 from __future__ import annotations
@@ -43,13 +44,16 @@ def main() -> None:
     names = [regime_name(*regime) for regime in REGIMES]
     parser.add_argument("--regimes", default=",".join(names), help=f"comma-separated, of {', '.join(names)}")
     parser.add_argument("--grid", type=Path, help="Draw from the cells of this miles compare folder instead of training.")
+    parser.add_argument("--fusion", default="concat", help="With --grid: the fusion whose cells are drawn.")
     args = parser.parse_args()
     if args.grid is not None:
-        runs = grid_curves(args.grid)
+        runs = grid_curves(args.grid, args.fusion)
         seeds = sorted({r["spec"]["seed"] for r in runs})
         config = runs[0]["config"]
-        title = f"{config['dataset']} {'+'.join(config['modalities'])} (concat): mean ± sd over seeds {', '.join(map(str, seeds))}"
-        draw(args.grid, runs, title, ROOT / "docs" / "images" / f"adaptive_{args.grid.name}.png")
+        title = (f"{config['dataset']} {'+'.join(config['modalities'])} ({args.fusion}): "
+                 f"mean ± sd over seeds {', '.join(map(str, seeds))}")
+        suffix = "" if args.fusion == "concat" else f"_{args.fusion}"
+        draw(args.grid, runs, title, ROOT / "docs" / "images" / f"adaptive_{args.grid.name}{suffix}.png")
         return
     low, _, high = args.seeds.partition("-")
     seeds = range(int(low), int(high or low) + 1)
@@ -69,18 +73,18 @@ def main() -> None:
         draw(COMPARE / name, mine, title, ROOT / "docs" / "images" / f"adaptive_{name}.png")
 
 
-def grid_curves(folder: Path) -> list[dict[str, Any]]:
-    """The concat cells of `METHODS` in a compare folder that kept their epochs, as `run_with_curves` returns runs."""
+def grid_curves(folder: Path, fusion: str = "concat") -> list[dict[str, Any]]:
+    """The ``fusion`` cells of `METHODS` in a compare folder that kept their epochs, as `run_with_curves` returns runs."""
     runs = []
     for method in METHODS:
-        for path in sorted((folder / "cells").glob(f"{method}.concat.seed*.json")):
+        for path in sorted((folder / "cells").glob(f"{method}.{fusion}.seed*.json")):
             cell = json.loads(path.read_text(encoding="utf-8"))
             if cell.get("history"):
                 runs.append({"spec": {"method": method, "seed": cell["config"]["seed"]}, "config": cell["config"],
                              "epochs": cell["history"]})
     missing = [m for m in METHODS if not any(r["spec"]["method"] == m for r in runs)]
     if missing:
-        raise SystemExit(f"{folder}: no concat cell of {', '.join(missing)} holds its epochs (cells kept by an older miles compare)")
+        raise SystemExit(f"{folder}: no {fusion} cell of {', '.join(missing)} holds its epochs (cells kept by an older miles compare)")
     return runs
 
 

@@ -38,6 +38,9 @@ def test_the_concat_cells_that_kept_their_epochs_become_runs_per_method_and_seed
         (m, s) for m in ("joint_aux", "miles", "adaptive") for s in (0, 1)
     )
     assert runs[0]["epochs"][1]["metric/val/audio"] == pytest.approx(0.2)
+    summed = grid_curves(tmp_path, "sum")  # another fusion: its own cells only
+    assert sorted((r["spec"]["method"], r["spec"]["seed"]) for r in summed) == [("adaptive", 0), ("joint_aux", 0), ("miles", 0)]
+    assert summed[0]["epochs"][1]["metric/val/audio"] == pytest.approx(1.0)
 
 
 def test_a_method_without_kept_epochs_is_named(tmp_path):
