@@ -36,7 +36,7 @@ class BinaryArray(bytes):
         return cls(struct.pack(">iiiii", 1, 0, cls.ELEMENT_OID, count, 1) + elements)
 
     @classmethod
-    def _fixed(cls, values: Sequence[int] | Sequence[float] | np.ndarray, kind: str) -> BinaryArray:
+    def _fixed(cls, values: Sequence[float], kind: str) -> BinaryArray:
         """Elements of 8 bytes each, ``kind`` their numpy type (big-endian, as PostgreSQL sends them)."""
         packed = np.empty(len(values), dtype=[("size", ">i4"), ("value", kind)])
         packed["size"] = 8

@@ -97,7 +97,7 @@ def ingest(*, session: Session, run_id: int, points: Sequence[Point], progress: 
     late = [point for point in unique if point.step <= reached and not is_system(point.key)]
     # Points after every stored step of their key cannot collide: a plain INSERT is enough (and faster).
     appending = all(point.step > previous_hi.get(point.key, -1) for point in unique)
-    merged = rollups.appended(unique, previous_hi)
+    merged = rollups.appended(unique, previous_hi) if appending else None
     moved = None
     if progress and not execute and highest is not None:
         moved = min(max(epoch, highest), (spec or {}).get("epochs") or MAX_STEP)

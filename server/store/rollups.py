@@ -149,16 +149,15 @@ Merged = tuple[str, int, int, int, int, float, int, float]  # key, level, bucket
 
 
 def appended(points: Sequence[Stepped], previous_hi: dict[str, int]) -> list[Merged] | None:
-    """The rollup rows of ``points``, to merge into the stored ones, when they only append to their series
-    and start no level over stored points; None when the buckets must be recomputed instead.
+    """The rollup rows of ``points``, which only append to their series (each after its key's step in
+    ``previous_hi``: the caller has checked), to merge into the stored ones when they start no level over
+    stored points; None when the buckets must be recomputed instead.
 
     Appended points are new steps, so each bucket's count grows by theirs, and its extremes are the
     stored ones or the batch's, whichever is smaller (larger); on a tie the stored one, whose step is
     earlier (the rule of `_extremes`). A level a series reaches with this batch is filled whole from
     the points when the series had none before, and needs the full recompute otherwise.
     """
-    if any(point.step <= previous_hi.get(point.key, -1) for point in points):
-        return None
     hi = _highest(points, previous_hi)
     for key, top in hi.items():
         before = previous_hi.get(key, -1)
