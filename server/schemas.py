@@ -320,8 +320,10 @@ class MetricPoint(TypedDict):
     time: NotRequired[Annotated[Timestamp | None, Field(description="When it was measured; default: when received.")]]
 
 
-class MetricBatch(Body):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"points": [
+# Not a `Body`: its wrap validator would make pydantic decode the JSON into Python objects before
+# validating them (`server.api.deps.JsonBody` parses it, and words its errors as a `Body`'s).
+class MetricBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"points": [
         {"key": "loss/train", "step": 1, "value": 0.693}, {"key": "util/delta", "step": 1, "value": 0.31},
     ]}]})
 

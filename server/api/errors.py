@@ -80,9 +80,10 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "missing":
         return "is required"
     if kind == "json_invalid":
-        position = error.get("loc", ("body", "?"))[-1]
-        return f"is not valid JSON: {context.get('error', 'cannot be parsed')} (at character {position})"
-    if kind in ("model_attributes_type", "dict_type") and tuple(error.get("loc", ())) == ("body",):
+        position = error.get("loc", ())[1:]  # none when the decoder's own words say where
+        where = f" (at character {position[0]})" if position else ""
+        return f"is not valid JSON: {context.get('error', 'cannot be parsed')}{where}"
+    if kind in ("model_attributes_type", "model_type", "dict_type") and tuple(error.get("loc", ())) == ("body",):
         return "must be a JSON object, sent with Content-Type: application/json"
     if kind == "string_pattern_mismatch":
         return PATTERN_HELP.get(context.get("pattern", ""), error["msg"])

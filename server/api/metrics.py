@@ -9,13 +9,13 @@ import re
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from server.api.admission import StreamingSlot
-from server.api.deps import DatabaseDep, IngestTurn, NoticesDep, RunDep, RunId, SessionDep
-from server.db import Database, after_commit
+from server.api.deps import DatabaseDep, IngestTurn, JsonBody, NoticesDep, RunDep, RunId, SessionDep
+from server.db import Database, after_commit, commit
 from server.models import utcnow
 from server.schemas import (
     KEY_PATTERN,
@@ -50,8 +50,17 @@ def parse_keys(keys: str | None, field: str = "keys") -> list[str] | None:
     return parsed
 
 
-@router.post("/metrics", summary="Write a batch of metric points (idempotent)", dependencies=[IngestTurn])
-async def ingest(run_id: RunId, body: MetricBatch, session: SessionDep, notices: NoticesDep) -> IngestResult:
+# Parsed from its bytes (twice as fast as FastAPI's parse), before the run's turn is taken.
+_BATCH = JsonBody(MetricBatch)
+
+
+@router.post(
+    "/metrics", summary="Write a batch of metric points (idempotent)", dependencies=[Depends(_BATCH), IngestTurn],
+    openapi_extra=_BATCH.openapi,
+)
+async def ingest(
+    run_id: RunId, body: Annotated[MetricBatch, Depends(_BATCH)], session: SessionDep, notices: NoticesDep,
+) -> IngestResult:
     """Up to 50,000 points in one transaction. A point repeating (key, step) overwrites the stored one, so
     retrying a request is safe. The answer says whether someone asked the run to stop. Once committed,
     the points are on the run's open streams (a notice wakes them)."""
@@ -59,14 +68,16 @@ async def ingest(run_id: RunId, body: MetricBatch, session: SessionDep, notices:
 
     def write() -> metrics.Ingested:
         points = [metrics.Point(p["key"], p["step"], p["value"], p.get("time") or now) for p in body.points]
-        return metrics.ingest(session=session, run_id=run_id, points=points, progress=True)
+        done = metrics.ingest(session=session, run_id=run_id, points=points, progress=True)
+        if done.accepted:
+            fields = {} if done.epoch is None else {"step": done.epoch}  # sys/ steps are seconds, not epochs
+            after_commit(session, lambda: notices.notify(run_id, "system" if done.epoch is None else "epoch", **fields))
+        commit(session)  # in this trip to the thread pool, not in a second one after the handler
+        return done
 
     # A coroutine that writes in the thread pool: one trip there, where a plain function would make
     # a second one to validate its answer.
     done = await run_in_threadpool(write)
-    if done.accepted:
-        fields = {} if done.epoch is None else {"step": done.epoch}  # sys/ steps are seconds, not epochs
-        after_commit(session, lambda: notices.notify(run_id, "system" if done.epoch is None else "epoch", **fields))
     return IngestResult(accepted=done.accepted, cancel_requested=done.cancel_requested)
 
 

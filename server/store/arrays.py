@@ -65,12 +65,15 @@ class TextArray(BinaryArray):
 
     @classmethod
     def of(cls, values: Sequence[str]) -> BinaryArray:
-        encoded: dict[str, bytes] = {}  # a batch repeats a few keys many times: each is encoded once
-        for value in values:
-            if value not in encoded:
-                utf8 = value.encode()
-                encoded[value] = struct.pack(">i", len(utf8)) + utf8
-        return cls._packed(len(values), b"".join([encoded[value] for value in values]))
+        # A batch repeats a few keys many times: each is encoded once, and the loops over every value are in C.
+        encoded = {value: _text(value) for value in dict.fromkeys(values)}
+        return cls._packed(len(values), b"".join(map(encoded.__getitem__, values)))
+
+
+def _text(value: str) -> bytes:
+    """A text element: its length in bytes, then its UTF-8."""
+    utf8 = value.encode()
+    return struct.pack(">i", len(utf8)) + utf8
 
 
 class TimestamptzArray(BinaryArray):
@@ -80,12 +83,11 @@ class TimestamptzArray(BinaryArray):
     def of(cls, values: Sequence[datetime]) -> BinaryArray:
         """Aware datetimes (a naive one is refused: its zone would be a guess)."""
         micros: dict[datetime, int] = {}  # most points of a batch share the time they were received
-        for value in values:
-            if value not in micros:
-                if value.tzinfo is None:
-                    raise ValueError(f"{value!r} has no time zone")
-                micros[value] = (value - _POSTGRES_EPOCH) // _MICROSECOND
-        return cls._fixed([micros[value] for value in values], ">i8")
+        for value in dict.fromkeys(values):
+            if value.tzinfo is None:
+                raise ValueError(f"{value!r} has no time zone")
+            micros[value] = (value - _POSTGRES_EPOCH) // _MICROSECOND
+        return cls._fixed(list(map(micros.__getitem__, values)), ">i8")
 
 
 def _dumper(array: type[BinaryArray]) -> type[Dumper]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -75,10 +76,7 @@ def ingest(*, session: Session, run_id: int, points: Sequence[Point], progress: 
     a logged run, whose steps are its epochs (as a worker's are). `NotFound` when there is no
     run ``run_id``.
     """
-    unique = [  # naive times are UTC (and PostgreSQL's driver cannot mix them with aware ones in an array)
-        point if point.time.tzinfo is not None else point._replace(time=point.time.replace(tzinfo=UTC))
-        for point in {(point.key, point.step): point for point in points}.values()
-    ]
+    unique = _distinct(points)
     postgres = session.get_bind().dialect.name == "postgresql"
     # On PostgreSQL the reads are one round trip and the writes another (a pipeline each): under
     # load each trip waits for the database's process to be scheduled, and they were most of a
@@ -88,15 +86,19 @@ def ingest(*, session: Session, run_id: int, points: Sequence[Point], progress: 
     if run is None:
         raise NotFound(f"run {run_id} not found")
     execute, epoch, spec, cancel_requested = run
-    epochs = [point.step for point in unique if not is_system(point.key)]
+    # A batch names a few keys: what depends on the key is decided once per key, the rest in C.
+    keys = set(map(itemgetter(0), unique))
+    system = {key for key in keys if is_system(key)}
+    epochs = [point.step for point in unique if point.key not in system] if system else list(map(itemgetter(1), unique))
     highest = max(epochs, default=None)
     if not unique:
         return Ingested(0, highest, cancel_requested)
     # Every key's highest step says which points are late (a run has a few dozen keys).
     reached = max((step for key, step in previous_hi.items() if not is_system(key)), default=-1)
-    late = [point for point in unique if point.step <= reached and not is_system(point.key)]
-    # Points after every stored step of their key cannot collide: a plain INSERT is enough (and faster).
-    appending = all(point.step > previous_hi.get(point.key, -1) for point in unique)
+    late = [] if min(epochs, default=reached + 1) > reached else [
+        point for point in unique if point.step <= reached and point.key not in system
+    ]
+    appending = _appends(unique, keys, previous_hi)
     merged = rollups.appended(unique, previous_hi) if appending else None
     moved = None
     if progress and not execute and highest is not None:
@@ -134,6 +136,29 @@ _LATEST = (
 )
 _POINTS = "INSERT INTO metric (run_id, key, step, value, time) SELECT %(run_id)b, * FROM " + _COLUMNS
 _OVERWRITE = " ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, time = EXCLUDED.time"
+
+
+def _distinct(points: Sequence[Point]) -> list[Point]:
+    """``points`` without repeats of a (key, step), the last of each kept, every time aware (a naive one
+    is UTC, and PostgreSQL's driver cannot mix them in an array). Checked in C first: a batch rarely
+    repeats a point or holds a naive time, and a pass of Python over every point for each was a
+    tenth of a 1,000-point ingest."""
+    if len(set(map(itemgetter(0, 1), points))) < len(points):
+        points = list({(point.key, point.step): point for point in points}.values())
+    if any(time.tzinfo is None for time in set(map(itemgetter(3), points))):
+        points = [
+            point if point.time.tzinfo is not None else point._replace(time=point.time.replace(tzinfo=UTC))
+            for point in points
+        ]
+    return list(points)
+
+
+def _appends(points: list[Point], keys: set[str], previous_hi: dict[str, int]) -> bool:
+    """Whether every point comes after its key's highest stored step (then none can collide with a stored
+    one): in C when the whole batch comes after every one of its keys' stored steps, as a loop's does."""
+    if min(map(itemgetter(1), points)) > max((previous_hi.get(key, -1) for key in keys), default=-1):
+        return True
+    return all(point.step > previous_hi.get(point.key, -1) for point in points)
 
 
 def _read(session: Session, run_id: int) -> tuple[Row[Any] | None, dict[str, int]]:

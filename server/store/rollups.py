@@ -158,15 +158,15 @@ def appended(points: Sequence[Stepped], previous_hi: dict[str, int]) -> list[Mer
     earlier (the rule of `_extremes`). A level a series reaches with this batch is filled whole from
     the points when the series had none before, and needs the full recompute otherwise.
     """
-    hi = _highest(points, previous_hi)
-    for key, top in hi.items():
+    # Level 0 from the points, each level above from the one below (a bucket's extremes are its
+    # children's), always in step order, so that on a tie the earlier point stays.
+    below, tops = _first_level(points)
+    hi = {**previous_hi, **tops}  # appended: each key's highest step is now its batch's
+    for key, top in tops.items():
         before = previous_hi.get(key, -1)
         if before >= 0 and any(before < width(level) <= top for level in LEVELS[1:]):
             return None
-    # Level 0 from the points, each level above from the one below (a bucket's extremes are its
-    # children's), always in step order, so that on a tie the earlier point stays.
     rows: dict[tuple[str, int, int], list[Any]] = {}
-    below = _first_level(points)
     for level in LEVELS:
         rows.update(((key, level, bucket), row) for (key, bucket), row in below.items())
         above: dict[tuple[str, int], list[Any]] = {}
@@ -179,12 +179,12 @@ def appended(points: Sequence[Stepped], previous_hi: dict[str, int]) -> list[Mer
     return [(key, level, bucket, *row) for (key, level, bucket), row in rows.items()]
 
 
-def _first_level(points: Sequence[Stepped]) -> dict[tuple[str, int], list[Any]]:
+def _first_level(points: Sequence[Stepped]) -> tuple[dict[tuple[str, int], list[Any]], dict[str, int]]:
     """Level 0 of `appended`: ``[count, min_step, min_value, max_step, max_value]`` of every (key, bucket),
-    in (key, bucket) order, each extreme the earliest point that has it. In numpy: folding the points one
-    by one in Python was a tenth of a 1,000-point ingest."""
+    in (key, bucket) order, each extreme the earliest point that has it; and each key's highest step. In
+    numpy: folding the points one by one in Python was a tenth of a 1,000-point ingest."""
     if not points:
-        return {}
+        return {}, {}
     codes: dict[str, int] = {}  # keys as integers, in order of appearance (the order of keys is irrelevant)
     key = np.array([codes.setdefault(point.key, len(codes)) for point in points])
     step = np.array([point.step for point in points], dtype=np.int64)
@@ -201,13 +201,14 @@ def _first_level(points: Sequence[Stepped]) -> dict[tuple[str, int], list[Any]]:
     low = _earliest(value == np.minimum.reduceat(value, first)[group], group)
     high = _earliest(value == np.maximum.reduceat(value, first)[group], group)
     names = list(codes)
+    last = np.flatnonzero(np.diff(key, append=-1))  # the last point of each key: its highest step
     return {
         (names[k], b): [n, step_lo, value_lo, step_hi, value_hi]
         for k, b, n, step_lo, value_lo, step_hi, value_hi in zip(
             key[first].tolist(), bucket[first].tolist(), counts.tolist(), step[low].tolist(), value[low].tolist(),
             step[high].tolist(), value[high].tolist(), strict=True,
         )
-    }
+    }, dict(zip([names[k] for k in key[last].tolist()], step[last].tolist(), strict=True))
 
 
 def _earliest(hit: np.ndarray, group: np.ndarray) -> np.ndarray:

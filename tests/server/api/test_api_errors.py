@@ -63,6 +63,47 @@ def test_a_body_that_is_not_a_json_object_is_refused(client, body, status):
     assert_helpful(client.post(RUNS, content=body, headers=JSON), status)
 
 
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b"{", "application/json"), (b'{"points": [', "application/json"), (b"", "application/json"), (b"[]", "application/json"),
+    (b'"run"', "application/json"), (b"\xff\xfe", "application/json"), (b'{"points": []}', "text/plain"),
+    (b'{"points": []}', None),
+])
+def test_the_ingest_refuses_a_body_in_the_words_of_every_other_route(client, body, content_type):
+    """The ingest parses its body itself (`server.api.deps.JsonBody`); what it says about a body that is
+    not a JSON object is what FastAPI's parsing says on the other routes."""
+    run_id = client.post(RUNS, json={"execute": False}).json()["id"]
+    headers = {"content-type": content_type} if content_type else {}
+    ingest = client.post(f"{RUNS}/{run_id}/metrics", content=body, headers=headers)
+    submit = client.post(RUNS, content=body, headers=headers)
+    assert (ingest.status_code, ingest.json()) == (submit.status_code, submit.json())
+    assert_helpful(ingest, ingest.status_code, "body")
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    (b'{"points": [], "name": "x"}', 422, "name"),
+    (b'{"points": [{"key": "a", "step": -1, "value": 1}]}', 422, "points.0.step"),
+    (b'{"points": [{"key": "\\ud800", "step": 1, "value": 1}]}', 422, "points.0.key"),
+    (b'{"points": [{"key": "a", "step": 1, "value": NaN}]}', 422, "points.0.value"),
+    (b'{"points": [{"key": "a", "step": ' + b"9" * 50 + b', "value": 1}]}', 422, "points.0.step"),
+    (b'{"points": [{"key": "a", "step": ' + b"9" * 5000 + b', "value": 1}]}', 400, "body"),
+    (b'{"points": [{"key": "a", "step": 1, "value": 1, "unit": "s"}]}', 422, "points.0.unit"),
+])
+def test_a_bad_point_is_named(client, body, status, field):
+    run_id = client.post(RUNS, json={"execute": False}).json()["id"]
+    response = client.post(f"{RUNS}/{run_id}/metrics", content=body, headers=JSON)
+    assert_helpful(response, status, field)
+    if field == "name":
+        assert response.json()["errors"][0]["message"] == "unknown field; allowed fields: points"
+    assert client.get(f"{RUNS}/{run_id}/metrics").json()["series"] == {}
+
+
+def test_the_ingest_takes_any_json_content_type(client):
+    run_id = client.post(RUNS, json={"execute": False}).json()["id"]
+    body = b'{"points": [{"key": "a", "step": 1, "value": 0.5}]}'
+    response = client.post(f"{RUNS}/{run_id}/metrics", content=body, headers={"content-type": "application/vnd.miles+json"})
+    assert response.status_code == 200, response.text
+
+
 def test_a_body_sent_as_another_content_type_is_refused(client):
     response = client.post(RUNS, content=b'{"execute": false}', headers={"content-type": "text/plain"})
     assert_helpful(response, 422, "body")
@@ -125,3 +166,14 @@ def test_arbitrary_json_never_causes_a_server_error(client, config, name, tags):
     assert response.status_code in (201, 400, 422), response.text
     if response.status_code != 201:
         assert response.json()["detail"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(points=json_values, point=st.dictionaries(st.sampled_from(["key", "step", "value", "time", "x"]), json_values))
+def test_arbitrary_json_never_makes_the_ingest_fail(client, points, point):
+    run_id = client.post(RUNS, json={"execute": False}).json()["id"]
+    for body in ({"points": points}, {"points": [point]}):
+        response = client.post(f"{RUNS}/{run_id}/metrics", content=json.dumps(body, allow_nan=True), headers=JSON)
+        assert response.status_code in (200, 400, 422), response.text
+        if response.status_code != 200:
+            assert response.json()["detail"]

@@ -111,6 +111,35 @@ def test_a_batch_mixing_new_and_stored_steps_overwrites_the_stored_ones(database
     assert series["acc"].values == [0.5]
 
 
+def test_a_batch_that_repeats_a_point_or_holds_naive_times_or_system_keys(database, new_run):
+    """The cases `metrics.ingest` checks in C before it walks the points: a (key, step) twice in one batch
+    (the last wins), a naive time (UTC), system keys beside epochs (their steps are seconds: neither the
+    epoch nor late), and a batch that comes after one key's steps but not another's."""
+    run_id = new_run()
+    naive = datetime(2024, 1, 2, 3, 4, 5)
+    with database.transaction() as session:
+        done = metrics.ingest(session=session, run_id=run_id, progress=True, points=[
+            metrics.Point("loss", 1, 1.0, NOW), metrics.Point("sys/cpu", 500, 3.0, NOW),
+            metrics.Point("loss", 1, 2.0, naive), metrics.Point("loss", 2, 4.0, NOW),
+        ])
+    assert (done.accepted, done.epoch) == (3, 2)
+    with database.transaction(write=False) as session:
+        rows = {(key, step): (value, time) for key, step, value, time in metrics.iter_points(session=session, run_id=run_id)}
+        late = session.execute(text("SELECT key, step FROM metric_update WHERE run_id = :r"), {"r": run_id}).all()
+    value, time = rows[("loss", 1)]
+    assert value == 2.0 and datetime.fromisoformat(str(time)).replace(tzinfo=None) == naive
+    assert late == []
+    with database.transaction() as session:  # "sys/cpu" at 400 is before its stored 500; "loss" at 3 after its 2
+        done = metrics.ingest(session=session, run_id=run_id, points=[
+            metrics.Point("sys/cpu", 400, 5.0, NOW), metrics.Point("loss", 3, 8.0, NOW), metrics.Point("loss", 2, 6.0, NOW),
+        ])
+    with database.transaction(write=False) as session:
+        late = session.execute(text("SELECT key, step FROM metric_update WHERE run_id = :r"), {"r": run_id}).all()
+    assert done.epoch == 3 and [tuple(row) for row in late] == [("loss", 2)]
+    series = read(database, run_id)
+    assert series["loss"].values == [2.0, 6.0, 8.0] and series["sys/cpu"].steps == [400, 500]
+
+
 def test_an_overwritten_extreme_leaves_the_rollups(database, new_run):
     run_id = new_run()
     ingest(database, run_id, [("loss", step, 0.0) for step in range(20_000)])
