@@ -181,7 +181,7 @@ def _read_postgres(session: Session, run_id: int) -> tuple[tuple[Any, ...] | Non
 
 def _write_postgres(
     session: Session, run_id: int, points: list[Point], late: list[Point], appending: bool,
-    merged: list[rollups.Merged] | None, epoch: int | None,
+    merged: rollups.Appended | None, epoch: int | None,
 ) -> None:
     """The writes of an ingest in one round trip, each batch as arrays sent in binary (``%b``, packed by
     `server.store.arrays`): psycopg formats 50,000 floats and timestamps as text ten times slower."""

@@ -47,6 +47,7 @@ from server.store.dialect import insert as dialect_insert
 
 BASE, FANOUT = 16, 4
 LEVELS = range(25)  # width(24) = 2**52: two buckets cover every step below 2**53
+MAX_LEVEL = LEVELS[-1] + 1
 _rollup = MetricRollup.__table__
 
 
@@ -146,37 +147,64 @@ _MERGE_ARRAYS = (
 )
 
 Merged = tuple[str, int, int, int, int, float, int, float]  # key, level, bucket, count, min and max points
+# A whole level of some keys from the level below (`Appended.filled`), as `_extremes` computes it on PostgreSQL:
+# a parent's extremes are its children's, min(ARRAY[value, step]) the minimum's point, the earliest on a tie.
+_FILL = (
+    _INSERT + " SELECT run_id, key, %(level)s, bucket / " + str(FANOUT) + ", sum(count), "
+    "((min(ARRAY[min_value, min_step::float8]))[2])::bigint, min(min_value), "
+    "(-((max(ARRAY[max_value, -max_step::float8]))[2]))::bigint, max(max_value) "
+    "FROM metric_rollup WHERE run_id = %(run_id)s AND level = %(level)s - 1 AND key = ANY(%(keys)b::text[]) "
+    "GROUP BY run_id, key, bucket / " + str(FANOUT) + " ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET "
+    + ", ".join(f"{column} = EXCLUDED.{column}" for column in ("count", "min_step", "min_value", "max_step", "max_value"))
+)
 
 
-def appended(points: Sequence[Stepped], previous_hi: dict[str, int]) -> list[Merged] | None:
-    """The rollup rows of ``points``, which only append to their series (each after its key's step in
-    ``previous_hi``: the caller has checked), to merge into the stored ones when they start no level over
-    stored points; None when the buckets must be recomputed instead.
+@dataclass(frozen=True)
+class Appended:
+    """The rollups of an appended batch: ``rows`` to merge into the stored ones, then ``filled``, each level
+    (ascending) with the keys whose series reach it with this batch over stored points: such a level is
+    computed whole, in SQL, from the level below once that is merged."""
+
+    rows: list[Merged]
+    filled: list[tuple[int, list[str]]]
+
+
+def appended(points: Sequence[Stepped], previous_hi: dict[str, int]) -> Appended:
+    """The rollups of ``points``, which only append to their series (each after its key's step in
+    ``previous_hi``: the caller has checked).
 
     Appended points are new steps, so each bucket's count grows by theirs, and its extremes are the
     stored ones or the batch's, whichever is smaller (larger); on a tie the stored one, whose step is
     earlier (the rule of `_extremes`). A level a series reaches with this batch is filled whole from
-    the points when the series had none before, and needs the full recompute otherwise.
+    the points when the series had none before; over stored points, it is left to `Appended.filled`
+    (it was a full recompute from the points, a spike of 20 ms in the ingest of every series as it
+    crossed step 64, 256, 1,024, ... : all of a loop's keys at once).
     """
     # Level 0 from the points, each level above from the one below (a bucket's extremes are its
     # children's), always in step order, so that on a tie the earlier point stays.
     below, tops = _first_level(points)
     hi = {**previous_hi, **tops}  # appended: each key's highest step is now its batch's
+    reached: dict[str, int] = {}  # the first level each series reaches over stored points
     for key, top in tops.items():
         before = previous_hi.get(key, -1)
-        if before >= 0 and any(before < width(level) <= top for level in LEVELS[1:]):
-            return None
+        first = next((level for level in LEVELS[1:] if before < width(level) <= top), None) if before >= 0 else None
+        if first is not None:
+            reached[key] = first
     rows: dict[tuple[str, int, int], list[Any]] = {}
     for level in LEVELS:
         rows.update(((key, level, bucket), row) for (key, bucket), row in below.items())
         above: dict[tuple[str, int], list[Any]] = {}
         for (key, bucket), row in below.items():  # in (key, bucket) order, as built
-            if width(level + 1) <= hi[key]:
+            if width(level + 1) <= hi[key] and reached.get(key, MAX_LEVEL) > level + 1:
                 _fold(above, (key, bucket // FANOUT), list(row))
         if not above:
             break
         below = above
-    return [(key, level, bucket, *row) for (key, level, bucket), row in rows.items()]
+    filled = [
+        (level, keys) for level in LEVELS[1:]
+        if (keys := [key for key, first in reached.items() if first <= level and width(level) <= hi[key]])
+    ]
+    return Appended([(key, level, bucket, *row) for (key, level, bucket), row in rows.items()], filled)
 
 
 def _first_level(points: Sequence[Stepped]) -> tuple[dict[tuple[str, int], list[Any]], dict[str, int]]:
@@ -217,24 +245,30 @@ def _earliest(hit: np.ndarray, group: np.ndarray) -> np.ndarray:
     return hits[np.flatnonzero(np.diff(group[hits], prepend=-1))]
 
 
-def merge_appended(session: Session, run_id: int, merged: list[Merged]) -> None:
-    """Merge the rows of `appended` into the stored rollups (on PostgreSQL, `merge_appended_arrays` is faster)."""
+def merge_appended(session: Session, run_id: int, merged: Appended) -> None:
+    """Merge `appended`'s rows into the stored rollups and fill its new levels (on PostgreSQL,
+    `merge_appended_arrays` is faster)."""
     session.execute(text(_INSERT + " VALUES (:run_id, :key, :level, :bucket, :count, :min_step, :min_value, "
                                    ":max_step, :max_value) " + _ON_CONFLICT_MERGED), [
         {"run_id": run_id, "key": key, "level": level, "bucket": bucket, "count": n, "min_step": min_step,
          "min_value": min_value, "max_step": max_step, "max_value": max_value}
-        for key, level, bucket, n, min_step, min_value, max_step, max_value in merged
+        for key, level, bucket, n, min_step, min_value, max_step, max_value in merged.rows
     ])
+    dialect = session.get_bind().dialect.name
+    for level, keys in merged.filled:
+        _recompute(session, dialect, run_id, level, [(key, 0, 2**53 // width(level)) for key in keys])  # all of it
 
 
-def merge_appended_arrays(cursor: Any, run_id: int, merged: list[Merged]) -> None:
-    """`merge_appended` on PostgreSQL through a psycopg ``cursor``: one statement, which may be in a pipeline."""
-    keys, levels, buckets, counts, min_steps, min_values, max_steps, max_values = zip(*merged, strict=True)
+def merge_appended_arrays(cursor: Any, run_id: int, merged: Appended) -> None:
+    """`merge_appended` on PostgreSQL through a psycopg ``cursor``, one statement a level, which may be in a pipeline."""
+    keys, levels, buckets, counts, min_steps, min_values, max_steps, max_values = zip(*merged.rows, strict=True)
     cursor.execute(_MERGE_ARRAYS, {
         "run_id": run_id, "keys": TextArray.of(keys), "levels": Int8Array.of(levels), "buckets": Int8Array.of(buckets),
         "counts": Int8Array.of(counts), "min_steps": Int8Array.of(min_steps), "min_values": Float8Array.of(min_values),
         "max_steps": Int8Array.of(max_steps), "max_values": Float8Array.of(max_values),
     })
+    for level, keys in merged.filled:
+        cursor.execute(_FILL, {"run_id": run_id, "level": level, "keys": TextArray.of(keys)})
 
 
 def _fold(rows: dict[tuple[str, int], list[Any]], bucket: tuple[str, int], row: list[Any]) -> None:

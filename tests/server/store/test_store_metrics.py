@@ -177,6 +177,22 @@ def rollup_rows(database, run_id: int) -> list[tuple]:
         ), {"run": run_id})]
 
 
+@pytest.mark.parametrize("batch", [1, 10, 63, 300])
+def test_a_series_reaching_new_levels_over_stored_points_keeps_the_rollups_of_a_recompute(database, new_run, batch):
+    """Steps 64, 256 and 1,024 start levels 1 to 3 of a series that has stored points: such a level is
+    filled from the level below (`rollups.Appended.filled`), in batches of one step, of a loop's ten,
+    and in batches that cross two levels at once, with ties among the values."""
+    points = [(key, step, float((step * 7 + len(key)) % 5)) for step in range(1100) for key in ("loss", "util/audio")]
+    appended, recomputed = new_run(), new_run()
+    for start in range(0, len(points), 2 * batch):
+        ingest(database, appended, points[start:start + 2 * batch])
+    ingest(database, recomputed, points[:1])
+    ingest(database, recomputed, points)
+    rows = rollup_rows(database, appended)
+    assert {level for _, level, *_ in rows} == {0, 1, 2, 3}
+    assert rows == rollup_rows(database, recomputed)
+
+
 @DATABASE_EXAMPLES
 @given(
     series=st.lists(st.integers(-3, 3).map(float), min_size=1, max_size=400),  # few values: many ties
