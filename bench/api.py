@@ -15,6 +15,8 @@ Then, on both backends (SQLite and PostgreSQL, each behind its own ``miles serve
   ``POST /runs/{id}/metrics`` over that of a bare write of the same rows into the same
   table in the same run (``COPY`` on PostgreSQL, ``executemany`` on SQLite, one
   transaction per request's rows), the two taking turns request by request;
+- ``level_crossing``: p50 of the 10-point request that takes a run's series to a new rollup level
+  (steps 64, 256, 1,024) against that of the step before;
 - ``concurrent_small_ingest``: p50/p99 of 10-point requests from 8 writers (``--writers``) at once, each
   into its own run: ``saturated``, each writer posting again as soon as its answer arrives (8
   requests always in flight: the server's throughput shows as latency), and ``paced``, each
@@ -220,6 +222,30 @@ def concurrent_small_ingest(base_url: str, writers: int, requests: int, pace: fl
     return {"writers": writers, "points_per_request": 10, "pace_s": pace, **percentiles(samples)}
 
 
+def level_crossing(api: httpx.Client, runs: int) -> dict[str, Any]:
+    """The 10-point request (10 keys, one step) that takes each key's series to a new rollup level over
+    stored points (steps 64, 256, 1,024: ``server.store.rollups.width``), against the request of the step
+    before it, in ``runs`` runs each (the steps below are written first in one untimed request)."""
+    found: dict[str, Any] = {}
+    for level, width in ((1, 64), (2, 256), (3, 1024)):
+        before, crossing = [], []
+        for n in range(runs):
+            run_id = logged_run(api, f"level {level} #{n}")
+            keys = [f"metric/k{k}" for k in range(10)]
+            history = [{"key": key, "step": step, "value": random.random()} for step in range(width - 1) for key in keys]
+            api.post(f"/runs/{run_id}/metrics", json={"points": history}).raise_for_status()
+            for step, samples in ((width - 1, before), (width, crossing)):
+                points = [{"key": key, "step": step, "value": random.random()} for key in keys]
+                started = time.perf_counter()
+                api.post(f"/runs/{run_id}/metrics", json={"points": points}).raise_for_status()
+                samples.append(time.perf_counter() - started)
+        found[f"level_{level}"] = {
+            "step": width, "step_before_ms_p50": round(statistics.median(before) * 1000, 2),
+            "crossing_ms_p50": round(statistics.median(crossing) * 1000, 2), "runs": runs,
+        }
+    return found
+
+
 LIST_FILTERS = {
     "none": {}, "experiment": {"experiment": "exp3"}, "status": {"status": "failed"}, "method": {"method": "joint"},
     "dataset": {"dataset": "avmnist"}, "fusion": {"fusion": "film"},
@@ -251,6 +277,7 @@ def both_backends(options: argparse.Namespace) -> dict[str, Any]:
                 ingest_vs_bare(api, url, dialect, size, requests)
                 for size, requests in ((10, options.small_requests), (1000, 50), (50_000, 4))
             ]}
+            found["level_crossing"] = level_crossing(api, 20)
             found["concurrent_small_ingest"] = {
                 "saturated": concurrent_small_ingest(base_url, options.writers, options.small_requests // 4, None),
                 "paced": concurrent_small_ingest(base_url, options.writers, options.small_requests // 4, options.pace),
