@@ -20,7 +20,9 @@ Then, on both backends (SQLite and PostgreSQL, each behind its own ``miles serve
 - ``concurrent_small_ingest``: p50/p99 of 10-point requests from 8 writers (``--writers``) at once, each
   into its own run: ``saturated``, each writer posting again as soon as its answer arrives (8
   requests always in flight: the server's throughput shows as latency), and ``paced``, each
-  writer posting every ``--pace`` seconds (a training loop's steps; the latency a loop sees);
+  writer posting every ``--pace`` seconds (a training loop's steps; the latency a loop sees), and
+  ``paced_processes``, the same with each writer a process of its own (as a team's loops are: threads
+  of one client process also wait for each other's interpreter lock);
 - ``filtered_list``: p50/p99 of ``GET /runs`` unfiltered and with each filter of the runs
   page, at 10,000 and at 100,000 runs.
 
@@ -33,8 +35,10 @@ import argparse
 import contextlib
 import json
 import math
+import multiprocessing
 import os
 import platform
+import queue
 import random
 import sqlite3
 import statistics
@@ -193,33 +197,54 @@ def ingest_vs_bare(api: httpx.Client, database_url: str, dialect: str, size: int
     }
 
 
-def concurrent_small_ingest(base_url: str, writers: int, requests: int, pace: float | None) -> dict[str, float]:
+def concurrent_small_ingest(
+    base_url: str, writers: int, requests: int, pace: float | None, processes: bool = False,
+) -> dict[str, Any]:
     """10-point requests from ``writers`` clients at once, each into its own run; with ``pace``, each
-    writer starts a request every ``pace`` seconds (the writers' starts spread over one period)."""
+    writer starts a request every ``pace`` seconds (the writers' starts spread over one period). The
+    writers are threads of this process, or with ``processes`` processes of their own, as the training
+    loops of a team are (threads also queue for this process's interpreter lock, on the client's side)."""
     with httpx.Client(base_url=base_url, timeout=60) as api:
         run_ids = [logged_run(api, f"writer {n}") for n in range(writers)]
-    samples: list[float] = []
-    start = threading.Barrier(writers)
+    if processes:
+        context = multiprocessing.get_context("spawn")
+        start, results = context.Barrier(writers), context.Queue()
+        workers = [context.Process(target=_writer, args=(base_url, index, writers, run_id, requests, pace, start, results))
+                   for index, run_id in enumerate(run_ids)]
+        for worker in workers:
+            worker.start()
+        samples = [sample for _ in workers for sample in results.get()]
+        for worker in workers:
+            worker.join()
+    else:
+        barrier, collected = threading.Barrier(writers), queue.Queue()
+        threads = [threading.Thread(target=_writer, args=(base_url, index, writers, run_id, requests, pace, barrier, collected))
+                   for index, run_id in enumerate(run_ids)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        samples = [sample for _ in threads for sample in collected.get()]
+    return {"writers": writers, "as": "processes" if processes else "threads", "points_per_request": 10,
+            "pace_s": pace, **percentiles(samples)}
 
-    def write(index: int, run_id: int) -> None:
-        with httpx.Client(base_url=base_url, timeout=60) as api:
-            start.wait()
-            due = time.perf_counter() + (pace or 0) * index / writers
-            for request in range(requests):
-                if pace is not None:
-                    time.sleep(max(0.0, due - time.perf_counter()))
-                    due += pace
-                points = [{"key": k, "step": s, "value": v} for k, s, v in request_points(10, request)]
-                started = time.perf_counter()
-                api.post(f"/runs/{run_id}/metrics", json={"points": points}).raise_for_status()
-                samples.append(time.perf_counter() - started)
 
-    threads = [threading.Thread(target=write, args=(index, run_id)) for index, run_id in enumerate(run_ids)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return {"writers": writers, "points_per_request": 10, "pace_s": pace, **percentiles(samples)}
+def _writer(base_url: str, index: int, writers: int, run_id: int, requests: int, pace: float | None,
+            start: Any, results: Any) -> None:
+    """One writer of `concurrent_small_ingest`: its request times, in seconds, put on ``results``."""
+    samples = []
+    with httpx.Client(base_url=base_url, timeout=60) as api:
+        start.wait()
+        due = time.perf_counter() + (pace or 0) * index / writers
+        for request in range(requests):
+            if pace is not None:
+                time.sleep(max(0.0, due - time.perf_counter()))
+                due += pace
+            points = [{"key": k, "step": s, "value": v} for k, s, v in request_points(10, request)]
+            started = time.perf_counter()
+            api.post(f"/runs/{run_id}/metrics", json={"points": points}).raise_for_status()
+            samples.append(time.perf_counter() - started)
+    results.put(samples)
 
 
 def level_crossing(api: httpx.Client, runs: int) -> dict[str, Any]:
@@ -281,6 +306,9 @@ def both_backends(options: argparse.Namespace) -> dict[str, Any]:
             found["concurrent_small_ingest"] = {
                 "saturated": concurrent_small_ingest(base_url, options.writers, options.small_requests // 4, None),
                 "paced": concurrent_small_ingest(base_url, options.writers, options.small_requests // 4, options.pace),
+                "paced_processes": concurrent_small_ingest(
+                    base_url, options.writers, options.small_requests // 4, options.pace, processes=True,
+                ),
             }
             found["filtered_list"] = {}
             stored = 0
