@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -135,6 +136,34 @@ def check_destination(dest: Path, dataset: str, settings: dict[str, Any]) -> Man
 
 
 @contextmanager
+def _interrupts_between_chunks() -> Iterator[Callable[[], None]]:
+    """Ctrl-C while chunks are processed takes effect once the chunk in progress is written: the
+    yielded check raises KeyboardInterrupt then (a second Ctrl-C raises at once). Raised anywhere
+    else, inside the process pool's own bookkeeping, it could leave the pool unable to shut down,
+    and a worker process that was still starting died of it. Workers forked while this is installed
+    inherit the handler, harmless there, until their initializer ignores SIGINT."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield lambda: None
+        return
+    asked = threading.Event()
+
+    def interrupted(_signum: int, _frame: Any) -> None:
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+
+    def stop_if_asked() -> None:
+        if asked.is_set():
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield stop_if_asked
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def _executor(workers: int) -> Iterator[Executor | None]:
     if workers <= 1:
         yield None
@@ -227,7 +256,7 @@ def _prepare(
     done = sum(len(c) for split in SPLITS for i, c in enumerate(chunks[split]) if (work / split / f"{i:05d}.npz").exists())
     if progress:
         progress(done, total)
-    with _executor(workers) as pool:
+    with _interrupts_between_chunks() as stop_if_asked, _executor(workers) as pool:
         for split in SPLITS:
             (work / split).mkdir(exist_ok=True)
             for index, chunk in enumerate(chunks[split]):
@@ -241,6 +270,7 @@ def _prepare(
                 done += len(chunk)
                 if progress:
                     progress(done, total)
+                stop_if_asked()
     return _assemble(preparation, dest, chunks)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -92,6 +95,24 @@ def test_an_interrupted_preparation_resumes_without_redoing_finished_chunks(tmp_
     assert PROCESSED == [4, 5, 6, 7, 8, 9]
     assert seen[0] == (4, 10) and seen[-1] == (10, 10)
     assert np.load(tmp_path / "out" / "train" / "image.npy")[:, 0, 0, 0].tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_ctrl_c_during_a_chunk_stops_once_that_chunk_is_written(tmp_path, monkeypatch):
+    """SIGINT while the third item is processed: the chunk of items 2 and 3 is still written, then the
+    preparation stops (KeyboardInterrupt), and SIGINT's handler is as it was."""
+    monkeypatch.setattr(preparation, "CHUNK", 2)
+    before = signal.getsignal(signal.SIGINT)
+
+    def interrupting(item):
+        if item == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return process(item)
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare(dataclasses.replace(toy(), process=interrupting), tmp_path / "out")
+    assert PROCESSED == [0, 1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "out" / preparation.WORK / "train").glob("*.npz")) == ["00000.npz", "00001.npz"]
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_preparing_the_same_settings_again_does_nothing(tmp_path):
