@@ -208,23 +208,16 @@ def concurrent_small_ingest(
         run_ids = [logged_run(api, f"writer {n}") for n in range(writers)]
     if processes:
         context = multiprocessing.get_context("spawn")
-        start, results = context.Barrier(writers), context.Queue()
-        workers = [context.Process(target=_writer, args=(base_url, index, writers, run_id, requests, pace, start, results))
-                   for index, run_id in enumerate(run_ids)]
-        for worker in workers:
-            worker.start()
-        samples = [sample for _ in workers for sample in results.get()]
-        for worker in workers:
-            worker.join()
+        make, start, results = context.Process, context.Barrier(writers), context.Queue()
     else:
-        barrier, collected = threading.Barrier(writers), queue.Queue()
-        threads = [threading.Thread(target=_writer, args=(base_url, index, writers, run_id, requests, pace, barrier, collected))
-                   for index, run_id in enumerate(run_ids)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        samples = [sample for _ in threads for sample in collected.get()]
+        make, start, results = threading.Thread, threading.Barrier(writers), queue.Queue()
+    workers = [make(target=_writer, args=(base_url, index, writers, run_id, requests, pace, start, results))
+               for index, run_id in enumerate(run_ids)]
+    for worker in workers:
+        worker.start()
+    samples = [sample for _ in workers for sample in results.get()]
+    for worker in workers:
+        worker.join()
     return {"writers": writers, "as": "processes" if processes else "threads", "points_per_request": 10,
             "pace_s": pace, **percentiles(samples)}
 
