@@ -4,6 +4,7 @@
     python scripts/ceilings.py --dataset avdigits --views audio,image --epochs 40 --seeds 0-2 > avdigits40.json
     python scripts/ceilings.py --views kar,pix --deeper kar=4 --deeper kar=6 --workers 1 \
         --reuse docs/results/adaptive/ceilings.json > deeper.json
+    python scripts/ceilings.py --views kar,pix --deeper kar=6 --optimizer sgd --lr 0.03 --epochs 60 > sgd.json
 
 For each view, ``unimodal`` runs (one view alone, 30 epochs) give its ceiling: the
 validation metric at its best validation epoch. For each pair of views, ``joint_aux``
@@ -94,6 +95,8 @@ def main() -> None:
     parser.add_argument("--deeper", action="append", default=[], metavar="VIEW=N",
                         help="also measure VIEW alone and in each of its pairs with its encoder N hidden layers deep (repeatable)")
     parser.add_argument("--epochs", type=int, default=BASE["epochs"], help="epochs of every run")
+    parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="optimizer of every run (SGD: momentum 0.9)")
+    parser.add_argument("--lr", type=float, default=BASE["lr"], help="learning rate of every run")
     parser.add_argument("--reuse", type=Path, help="an earlier output of this script, with the same --seeds and --epochs: "
                         "its views and pairs as they are are copied, not trained again")
     args = parser.parse_args()
@@ -107,13 +110,15 @@ def main() -> None:
     earlier = json.loads(args.reuse.read_text()) if args.reuse else {"ceilings_val": {}, "pairs": {}}
     if args.reuse and earlier.get("dataset", "mfeat") != args.dataset:
         raise SystemExit(f"--reuse {args.reuse}: its runs are of {earlier.get('dataset', 'mfeat')}, not {args.dataset}")
-    if args.reuse and earlier.get("epochs", BASE["epochs"]) != args.epochs:
-        raise SystemExit(f"--reuse {args.reuse}: its runs trained {earlier.get('epochs', BASE['epochs'])} epochs, not {args.epochs}")
+    for setting, default in (("epochs", BASE["epochs"]), ("optimizer", "adam"), ("lr", BASE["lr"])):
+        if args.reuse and earlier.get(setting, default) != getattr(args, setting):
+            raise SystemExit(f"--reuse {args.reuse}: its runs trained with {setting} {earlier.get(setting, default)}, "
+                             f"not {getattr(args, setting)}")
     # Each view alone and each pair as they are (unless reused), and again with each deeper encoder of a view they hold.
     alone = [(v, {}) for v in views if v not in earlier["ceilings_val"]] + [(v, {v: n}) for v, n in deeper]
     together = ([(p, {}) for p in pairs if "+".join(p) not in earlier["pairs"]]
                 + [(p, {v: n}) for p in pairs for v, n in deeper if v in p])
-    common = {"dataset": args.dataset, "epochs": args.epochs}
+    common = {"dataset": args.dataset, "epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr}
     specs = [{"method": "unimodal", "modalities": [v], "seed": s, "model": {"depths": d}, **common}
              for v, d in alone for s in seeds]
     specs += [{"method": "joint_aux", "modalities": list(p), "seed": s, "model": {"depths": d}, **common}
@@ -128,7 +133,7 @@ def main() -> None:
     ceilings = {v: earlier["ceilings_val"][v] for v in views if v in earlier["ceilings_val"]}
     ceilings |= {_named(view, depths): _mean_sd([r["summary"][f"metric/val/{view}"] for r in trained("unimodal", [view], depths)])
                  for view, depths in alone}
-    out: dict[str, Any] = {"dataset": args.dataset, "epochs": args.epochs, "seeds": seeds, "ceilings_val": ceilings,
+    out: dict[str, Any] = {**common, "seeds": seeds, "ceilings_val": ceilings,
                            "pairs": {"+".join(p): earlier["pairs"]["+".join(p)] for p in pairs if "+".join(p) in earlier["pairs"]}}
     for pair, depths in together:
         mine = trained("joint_aux", list(pair), depths)

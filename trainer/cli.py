@@ -22,7 +22,9 @@ from trainer.reporting import ConsoleReporter, JsonlReporter, MultiReporter
 from trainer.spec import explain
 
 # Options that become a field of the spec as they are (the others are assembled below).
-PLAIN_FIELDS = ("dataset", "fusion", "method", "epochs", "batch_size", "lr", "weight_decay", "seed", "device", "data_path")
+PLAIN_FIELDS = (
+    "dataset", "fusion", "method", "epochs", "batch_size", "optimizer", "momentum", "lr", "weight_decay", "seed", "device", "data_path",
+)
 
 
 def _assignments(values: tuple[str, ...], hint: str) -> dict[str, Any]:
@@ -88,6 +90,8 @@ def summary_table(summary: dict[str, Any], modalities: list[str]) -> str:
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="adam (the paper's) or sgd (with --momentum).")
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD's momentum (--optimizer sgd).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--data-path", type=click.Path(file_okay=False, path_type=Path),

@@ -97,6 +97,8 @@ def _option(field: str) -> str:
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="adam (the paper's) or sgd (with --momentum).")
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD's momentum (--optimizer sgd).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (every cell).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder of the results: one file per finished cell, and the tables.")
@@ -156,7 +158,8 @@ def _grid(options: dict[str, Any]) -> Grid:
         "dataset": options["dataset"], "data_path": options["data_path"],
         "dataset_params": dict(parse_param(p, "--dataset-param") for p in options["dataset_params"]),
         "modalities": split_list(options["modalities"]), "epochs": options["epochs"], "batch_size": options["batch_size"],
-        "lr": options["lr"], "weight_decay": options["weight_decay"], "device": options["device"],
+        "optimizer": options["optimizer"], "momentum": options["momentum"], "lr": options["lr"],
+        "weight_decay": options["weight_decay"], "device": options["device"],
     }
     if options["depths"]:
         config["model"] = {"depths": parse_depths(options["depths"])}

@@ -23,6 +23,7 @@ from trainer.spec import SpecModel, field_error
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 Fusion = Literal["concat", "sum", "film", "gated"]
+Optimizer = Literal["adam", "sgd"]
 FUSIONS: dict[str, str] = {
     "concat": "Concatenate the modality features, then one linear layer.",
     "sum": "One linear projection of each modality's features to the logits, summed (as in OGM-GE).",
@@ -147,8 +148,14 @@ class TrainConfig(SpecModel):
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     epochs: int = Field(30, ge=1, le=1000, description="Training epochs.")
     batch_size: int = Field(64, ge=1, le=4096, description="Samples per batch.")
-    lr: float = Field(1e-3, gt=0, le=1, description="Global learning rate alpha of Adam.")
-    weight_decay: float = Field(0.0, ge=0, le=1, description="Adam's L2 weight decay.")
+    optimizer: Optimizer = Field(
+        "adam", description="adam: Adam (beta1 0.9, beta2 0.999), as in the paper. sgd: SGD with `momentum`, the "
+        "optimizer of OGM-GE and of most balancing methods' own papers. Every method scales the rates of the "
+        "optimizer's parameter groups, whichever it is.",
+    )
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD's momentum (optimizer sgd only; Adam has its betas).")
+    lr: float = Field(1e-3, gt=0, le=1, description="Global learning rate alpha of the optimizer.")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="L2 weight decay of the optimizer.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of initialisation, shuffling and pairing.")
     evaluate_test: bool = Field(
         True, description="Evaluate the test split when training ends. A sweep's trials do not: a configuration "
@@ -245,7 +252,7 @@ class TrainConfig(SpecModel):
             if len(set(self.modalities)) != len(self.modalities):
                 raise field_error("TrainConfig", "modalities", self.modalities, "each modality may appear only once")
             try:
-                self.params = METHODS[self.method].params_for_run(self.params, self.dataset, self.modalities)
+                self.params = METHODS[self.method].params_for_run(self.params, self.dataset, self.modalities, self.optimizer)
             except ParamsMismatch as error:
                 raise field_error("TrainConfig", f"params.{error.field}", self.params.get(error.field), str(error)) from None
         return self

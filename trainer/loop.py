@@ -34,6 +34,7 @@ from trainer.methods import METHODS
 from trainer.metrics import HeadMeters, loss_fn
 from trainer.miles import conditional_utilization, utilization_gap
 from trainer.models import MultiHeadFusionNet
+from trainer.optimizers import build_optimizer
 from trainer.reporting import BaseReporter, Reporter
 from trainer.strategies.base import EpochResult, SplitScores, Strategy
 from trainer.streaming import EVAL_BATCH, StreamingBatches
@@ -116,13 +117,14 @@ class Training:
             method.params.model_validate(config.params), self.modalities, config.lr
         )
         self.model.detach_aux = self.strategy.detach_aux
-        self.optimizer = torch.optim.Adam(
-            self.strategy.param_groups(self.model), lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay
-        )
+        def optimizer(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+            return build_optimizer(groups, config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
+
+        self.optimizer = optimizer(self.strategy.param_groups(self.model))
         self.strategy.bind(self.optimizer)
         self.trials = TrialTrainings(
             self.model, self.train_data, self.criterion, self._meters, self.acceleration, self.heads,
-            config.batch_size, config.weight_decay, config.seed,
+            config.batch_size, optimizer, config.seed,
         )
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.epoch = 0

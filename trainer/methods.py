@@ -35,7 +35,7 @@ class ParamsMismatch(ValueError):
 class RunParams(SpecModel):
     """Hyperparameters that can only be checked (or completed) knowing the run's dataset and modalities."""
 
-    def for_run(self, dataset: str, modalities: list[str]) -> Self:
+    def for_run(self, dataset: str, modalities: list[str], optimizer: str) -> Self:
         """These parameters fitted to the run; `ParamsMismatch` names the field that does not fit."""
         return self
 
@@ -89,11 +89,12 @@ class MslrParams(RunParams):
                 raise ValueError(f"the rate of {modality!r} must satisfy 0 < lr <= 1 (got {rate!r})")
         return value
 
-    def for_run(self, dataset: str, modalities: list[str]) -> Self:
+    def for_run(self, dataset: str, modalities: list[str], optimizer: str) -> Self:
         if self.lrs is None:
-            rates = tuned_rates(dataset, modalities)
+            rates = tuned_rates(dataset, modalities, optimizer)
             if rates is None:
-                commands = "; ".join(f"miles tune-lr --dataset {dataset} --modality {m}" for m in modalities)
+                flag = "" if optimizer == "adam" else f" --optimizer {optimizer}"
+                commands = "; ".join(f"miles tune-lr --dataset {dataset} --modality {m}{flag}" for m in modalities)
                 raise ParamsMismatch("lrs", (
                     f"give a learning rate per modality ({', '.join(modalities)}), or record them first with: "
                     f"{commands} (they are kept in MILES_HOME/{FILE_NAME})"
@@ -207,10 +208,11 @@ class MethodSpec:
     def params_schema(self) -> dict[str, Any]:
         return self.params.model_json_schema()
 
-    def params_for_run(self, params: dict[str, Any], dataset: str, modalities: list[str]) -> dict[str, Any]:
-        """``params`` validated and fitted to the run's dataset and modalities (`ParamsMismatch`: what does not fit)."""
+    def params_for_run(self, params: dict[str, Any], dataset: str, modalities: list[str], optimizer: str) -> dict[str, Any]:
+        """``params`` validated and fitted to the run's dataset, modalities and optimizer (`ParamsMismatch`: what
+        does not fit)."""
         model = self.params.model_validate(params)
-        return model.for_run(dataset, modalities).model_dump() if isinstance(model, RunParams) else model.model_dump()
+        return model.for_run(dataset, modalities, optimizer).model_dump() if isinstance(model, RunParams) else model.model_dump()
 
 
 METHODS: dict[str, MethodSpec] = {

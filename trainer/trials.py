@@ -75,7 +75,7 @@ class TrialTrainings:
     acceleration: Acceleration
     heads: list[str]
     batch_size: int
-    weight_decay: float
+    optimizer: Callable[[list[dict[str, Any]]], torch.optim.Optimizer]  # the run's, over the given groups
     seed: int
     seconds: float = 0.0  # every trial of the run so far, for its summary
     _splits: dict[float, tuple[SplitRows, SplitRows]] = field(default_factory=dict)
@@ -94,16 +94,15 @@ class TrialTrainings:
         self, trained: Sequence[str], *, epochs: int, holdout: float, learning_rates: Mapping[str, float], tag: int = 0,
     ) -> TrialLosses:
         """Train a copy of the model for ``epochs`` epochs on the summed losses of the ``trained`` heads
-        (Adam with the run's betas and weight decay, ``learning_rates`` per parameter group, fresh moments),
+        (the run's optimizer and settings, ``learning_rates`` per parameter group, a fresh state),
         on the training split less its ``holdout`` fraction, and measure every head before and after.
         ``tag`` varies the trial's shuffling (e.g. the epoch it starts at)."""
         started = time.perf_counter()
         fit, held = self.split(holdout)
         model = copy.deepcopy(self.model)
         model.detach_aux = False
-        optimizer = torch.optim.Adam(
-            [{"params": params, "lr": learning_rates[name]} for name, params in model.parameter_groups().items()],
-            betas=(0.9, 0.999), weight_decay=self.weight_decay,
+        optimizer = self.optimizer(
+            [{"params": params, "lr": learning_rates[name]} for name, params in model.parameter_groups().items()]
         )
         # Its own loss scaler (float16 only), so that the run's scale is left as it was.
         scaler = torch.amp.GradScaler("cuda", enabled=self.acceleration.scaler.is_enabled())

@@ -80,6 +80,9 @@ class _EpochBar(BaseReporter):
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--data-path", type=click.Path(file_okay=False, path_type=Path), help="Data folder, as for `miles train`.")
 @click.option("--dataset-param", "dataset_params", multiple=True, help="A dataset option, NAME=VALUE (repeatable).")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
+              help="The optimizer the rates are for: an MSLR run takes only rates tuned with its own.")
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD's momentum (--optimizer sgd).")
 @click.option("--depth", type=int, help="The depth of the modality's encoder (model.depths), when not the default one.")
 @click.option("--no-record", is_flag=True, help="Print the table and the best rate without recording it.")
 def tune_lr_command(**options: Any) -> None:
@@ -94,7 +97,7 @@ def tune_lr_command(**options: Any) -> None:
     spec: dict[str, Any] = {
         "dataset": options["dataset"], "modalities": [options["modality"]], "method": "unimodal",
         "epochs": options["epochs"], "batch_size": options["batch_size"], "seed": options["seed"],
-        "device": options["device"], "evaluate_test": False,
+        "device": options["device"], "evaluate_test": False, "optimizer": options["optimizer"], "momentum": options["momentum"],
         "dataset_params": _assignments(options["dataset_params"], "--dataset-param"),
     }
     if options["data_path"]:
@@ -124,6 +127,6 @@ def tune_lr_command(**options: Any) -> None:
     if not options["no_record"]:
         path = record_tuned(options["dataset"], modality, {
             "lr": best.lr, "val": best.val, "metric": metric, "epochs": options["epochs"], "batch_size": options["batch_size"],
-            "seed": options["seed"], "table": {f"{t.lr:g}": t.val for t in trials},
+            "seed": options["seed"], "optimizer": options["optimizer"], "table": {f"{t.lr:g}": t.val for t in trials},
         } | ({"depth": options["depth"]} if options["depth"] is not None else {}))
         click.echo(f"recorded in {path}: mslr_keep, mslr_smooth and mslr_dynamic use it when a run gives no params.lrs")

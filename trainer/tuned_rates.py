@@ -2,10 +2,11 @@
 
 They live in one JSON file, ``$MILES_HOME/tuned_lrs.json`` (``~/.miles`` by default)::
 
-    {"mfeat": {"pix": {"lr": 0.001, "val": 0.97, "epochs": 10, "table": {"0.0001": 0.91, ...}}}}
+    {"mfeat": {"pix": {"lr": 0.001, "val": 0.97, "epochs": 10, "optimizer": "adam", "table": {"0.0001": 0.91, ...}}}}
 
 A run of ``mslr_*`` without ``params.lrs`` takes its rates from here when the file holds every modality
-of the run (the validated spec then records them, so the run is reproducible wherever it trains).
+of the run, tuned with the run's optimizer (a record without one was tuned with Adam; a good rate for
+Adam is no guide for SGD); the validated spec then records them, so the run is reproducible wherever it trains.
 No torch import: the server validates specs with it.
 """
 
@@ -35,10 +36,12 @@ def read_tuned() -> dict[str, dict[str, dict[str, Any]]]:
     return data if isinstance(data, dict) else {}
 
 
-def tuned_rates(dataset: str, modalities: list[str]) -> dict[str, float] | None:
-    """The recorded best rate of every modality of ``dataset``, or None when one of them has none."""
+def tuned_rates(dataset: str, modalities: list[str], optimizer: str) -> dict[str, float] | None:
+    """The best rate recorded for every modality of ``dataset`` with ``optimizer``, or None when one of them
+    has none."""
     recorded = read_tuned().get(dataset, {})
-    rates = {m: recorded.get(m, {}).get("lr") for m in modalities}
+    records = {m: recorded.get(m) if isinstance(recorded.get(m), dict) else {} for m in modalities}
+    rates = {m: r.get("lr") if r.get("optimizer", "adam") == optimizer else None for m, r in records.items()}
     if any(not isinstance(rate, int | float) or not 0 < rate <= 1 for rate in rates.values()):
         return None
     return {m: float(rate) for m, rate in rates.items()}  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ online: a new estimate from the current weights every ``super_epoch`` epochs.
 Where we follow BalanceBenchmark (balancemm/trainer/GBlending_trainer.py): the trials start from a
 copy of the model, with a fresh optimizer, and last ``super_epoch`` epochs; the fused head's trial is
 the naive fused model trained on the fused loss alone. Where we choose: the modalities' trials share
-one copy of the model trained on the sum of the auxiliary losses (the encoders, heads and Adam's moments
+one copy of the model trained on the sum of the auxiliary losses (the encoders, heads and optimizer state
 are disjoint, so this is each unimodal training at once, up to random draws), which makes two trials
 per estimate instead of M + 1; a head whose held-out loss did not fall (``G_i <= 0``) gets weight 0
 (BalanceBenchmark takes ``|G_i|``, which rewards a head that got worse), and if every head has ``G_i <=

@@ -21,8 +21,8 @@ class MslrKeepStrategy(Strategy):
     BalanceBenchmark has no MSLR; as in a public re-implementation we read (an MSLR trainer with one SGD
     parameter group per encoder, "keep" and "dynamic" strategies, a history of 5 validation accuracies), the
     per-modality rates are the initial rates of the modality parameter groups and the fusion keeps the
-    global rate. Ours uses Adam like every method here, and the unimodal rate search the paper runs
-    beforehand is ``miles tune-lr``. The rates are said once, as an ``mslr.rates`` event
+    global rate. Ours uses the run's optimizer (Adam by default), and the unimodal rate search the paper
+    runs beforehand is ``miles tune-lr`` (with the same optimizer). The rates are said once, as an ``mslr.rates`` event
     after the first epoch, and charted as ``lr/<group>``.
     """
 

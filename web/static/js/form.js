@@ -14,7 +14,8 @@ const submitButton = byId("submit");
 const submitStatus = byId("submit-status");
 const MAX_SEEDS = 50;
 const LABELS = {
-  epochs: "Epochs", batch_size: "Batch size", lr: "Learning rate", weight_decay: "Weight decay", device: "Device",
+  epochs: "Epochs", batch_size: "Batch size", optimizer: "Optimizer", momentum: "Momentum (SGD)", lr: "Learning rate",
+  weight_decay: "Weight decay", device: "Device",
 };
 
 // An error the API names in a grid's terms (grid.config.epochs, grid.params.miles.tau) lands on the form's field.
@@ -307,7 +308,7 @@ async function build() {
   }), byId("fusions-slot"));
 
   const training = byId("training-fields");
-  for (const name of ["epochs", "batch_size", "lr", "weight_decay"]) {
+  for (const name of ["epochs", "batch_size", "optimizer", "momentum", "lr", "weight_decay"]) {
     const property = { ...schema.properties[name] };
     if (name === "epochs") property.maximum = Math.min(property.maximum ?? Infinity, catalog.limits.max_epochs);
     add(new SchemaField(`config.${name}`, property, { label: LABELS[name], value: config[name] }), training);

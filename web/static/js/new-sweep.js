@@ -16,7 +16,8 @@ const submitButton = byId("submit");
 const submitStatus = byId("submit-status");
 const fieldSet = new FieldSet(alertBox);
 const LABELS = {
-  epochs: "Epochs", batch_size: "Batch size", lr: "Learning rate", weight_decay: "Weight decay", device: "Device",
+  epochs: "Epochs", batch_size: "Batch size", optimizer: "Optimizer", momentum: "Momentum (SGD)", lr: "Learning rate",
+  weight_decay: "Weight decay", device: "Device",
   fusion: "Fusion",
 };
 /** Fields of every run a sweep may search, in this order; the encoders' and the methods' come after. */
@@ -266,7 +267,7 @@ async function build() {
   fieldSet.add(methods, byId("methods-slot"));
 
   const training = byId("training-fields");
-  for (const name of ["epochs", "batch_size", "lr", "weight_decay"]) {
+  for (const name of ["epochs", "batch_size", "optimizer", "momentum", "lr", "weight_decay"]) {
     const property = { ...schema.properties[name] };
     if (name === "epochs") property.maximum = Math.min(property.maximum ?? Infinity, catalog.limits.max_epochs);
     fieldSet.add(new SchemaField(`config.${name}`, property, { label: LABELS[name] }), training);

@@ -111,6 +111,7 @@ function showDetails() {
     ["Last heartbeat", run.status === "running" && run.heartbeat_at ? fmt.dateTime(run.heartbeat_at) : null],
     ["Epochs", run.config ? String(run.config.epochs) : null],
     ["Batch size", run.config ? String(run.config.batch_size) : null],
+    ["Optimizer", run.config ? optimizerText(run.config) : null],
     ["Learning rate", run.config ? fmt.number(run.config.lr) : null],
     ["Weight decay", run.config ? fmt.number(run.config.weight_decay) : null],
     ["Device", run.config?.device],
@@ -118,6 +119,11 @@ function showDetails() {
   ];
   byId("details").replaceChildren(...rows.filter(([, value]) => value).flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
   byId("config-json").textContent = JSON.stringify(run.config ?? run.params ?? {}, null, 2);
+}
+
+/** The run's optimizer in words (a spec stored before the field existed trained with Adam). */
+function optimizerText(config) {
+  return config.optimizer === "sgd" ? `SGD, momentum ${fmt.number(config.momentum)}` : "Adam";
 }
 
 /** Where the run trained (its latest attempt), as its worker reported it. */
