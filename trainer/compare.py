@@ -98,7 +98,7 @@ def _option(field: str) -> str:
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="adam (the paper's) or sgd (with --momentum).")
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD's momentum (--optimizer sgd).")
+@click.option("--momentum", type=float, help="SGD's momentum (--optimizer sgd; default 0.9).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (every cell).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder of the results: one file per finished cell, and the tables.")

@@ -24,6 +24,7 @@ from trainer.spec import SpecModel, field_error
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 Fusion = Literal["concat", "sum", "film", "gated"]
 Optimizer = Literal["adam", "sgd"]
+SGD_MOMENTUM = 0.9
 FUSIONS: dict[str, str] = {
     "concat": "Concatenate the modality features, then one linear layer.",
     "sum": "One linear projection of each modality's features to the logits, summed (as in OGM-GE).",
@@ -152,8 +153,13 @@ class TrainConfig(SpecModel):
         "adam", description="adam: Adam (beta1 0.9, beta2 0.999), as in the paper. sgd: SGD with `momentum`, the "
         "optimizer of OGM-GE and of most balancing methods' own papers. Every method scales the rates of the "
         "optimizer's parameter groups, whichever it is.",
+        # Left out of the spec for Adam (with momentum), so that every spec written before these fields existed reads the same.
+        exclude_if=lambda optimizer: optimizer == "adam",
     )
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD's momentum (optimizer sgd only; Adam has its betas).")
+    momentum: float | None = Field(
+        None, ge=0, lt=1, description=f"SGD's momentum (default {SGD_MOMENTUM} with optimizer sgd; Adam has none).",
+        exclude_if=lambda momentum: momentum is None,
+    )
     lr: float = Field(1e-3, gt=0, le=1, description="Global learning rate alpha of the optimizer.")
     weight_decay: float = Field(0.0, ge=0, le=1, description="L2 weight decay of the optimizer.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of initialisation, shuffling and pairing.")
@@ -209,6 +215,16 @@ class TrainConfig(SpecModel):
     def _method_hyperparameters(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         spec = METHODS.get(info.data.get("method", ""))
         return spec.params.model_validate(value).model_dump() if spec else value
+
+    @model_validator(mode="after")
+    def _momentum_is_sgds(self) -> TrainConfig:
+        if self.optimizer == "sgd" and self.momentum is None:
+            self.momentum = SGD_MOMENTUM
+        elif self.optimizer != "sgd" and self.momentum is not None:
+            raise field_error(
+                "TrainConfig", "momentum", self.momentum, f"only SGD has a momentum; with optimizer {self.optimizer!r} leave it out",
+            )
+        return self
 
     @model_validator(mode="after")
     def _method_fits_the_fusion(self) -> TrainConfig:

@@ -118,7 +118,7 @@ class Training:
         )
         self.model.detach_aux = self.strategy.detach_aux
         def optimizer(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-            return build_optimizer(groups, config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
+            return build_optimizer(groups, config)
 
         self.optimizer = optimizer(self.strategy.param_groups(self.model))
         self.strategy.bind(self.optimizer)

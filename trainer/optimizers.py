@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
+from trainer.config import TrainConfig
 
-def build_optimizer(groups: list[dict[str, Any]], name: str, *, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:
-    """``name``'s optimizer over ``groups`` (each may carry its own ``lr``; ``lr`` is the default)."""
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; allowed: adam, sgd")
+
+def build_optimizer(groups: list[dict[str, Any]], config: TrainConfig) -> torch.optim.Optimizer:
+    """The run's optimizer over ``groups`` (each may carry its own ``lr``; the run's is the default)."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum or 0.0, weight_decay=config.weight_decay)
+    return torch.optim.Adam(groups, lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay)

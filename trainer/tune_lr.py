@@ -82,7 +82,7 @@ class _EpochBar(BaseReporter):
 @click.option("--dataset-param", "dataset_params", multiple=True, help="A dataset option, NAME=VALUE (repeatable).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
               help="The optimizer the rates are for: an MSLR run takes only rates tuned with its own.")
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD's momentum (--optimizer sgd).")
+@click.option("--momentum", type=float, help="SGD's momentum (--optimizer sgd; default 0.9).")
 @click.option("--depth", type=int, help="The depth of the modality's encoder (model.depths), when not the default one.")
 @click.option("--no-record", is_flag=True, help="Print the table and the best rate without recording it.")
 def tune_lr_command(**options: Any) -> None:

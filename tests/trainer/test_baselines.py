@@ -212,3 +212,18 @@ def test_a_seeded_joint_run_gives_the_numbers_it_gave_before_the_baselines():
     assert last["loss/val"] == pytest.approx(3.320688486099243, rel=1e-6)
     assert (last["metric/val/fused"], last["metric/val/strong"], last["metric/val/weak"]) == (1.0, 0.796875, 0.34375)
     assert result.summary["final/metric/test/weak"] == 0.234375
+
+
+def test_mslr_takes_only_rates_tuned_with_the_runs_optimizer(tmp_path, monkeypatch):
+    from trainer.tuned_rates import record_tuned
+
+    monkeypatch.setenv("MILES_HOME", str(tmp_path))
+    record_tuned("synthetic", "strong", {"lr": 3e-3})  # recorded before the optimizer was: Adam's
+    record_tuned("synthetic", "weak", {"lr": 1e-3, "optimizer": "adam"})
+    assert synthetic(method="mslr_keep").params["lrs"] == {"strong": 3e-3, "weak": 1e-3}
+    message = errors_of(method="mslr_keep", optimizer="sgd")["params.lrs"]
+    assert "miles tune-lr --dataset synthetic --modality strong --optimizer sgd" in message
+    record_tuned("synthetic", "strong", {"lr": 0.03, "optimizer": "sgd"})
+    record_tuned("synthetic", "weak", {"lr": 0.1, "optimizer": "sgd"})
+    assert synthetic(method="mslr_keep", optimizer="sgd").params["lrs"] == {"strong": 0.03, "weak": 0.1}
+    assert "params.lrs" in errors_of(method="mslr_keep")  # and Adam's are gone with them

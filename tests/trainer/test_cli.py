@@ -102,3 +102,18 @@ def test_a_depth_is_given_per_modality_and_a_bad_one_is_named_by_field():
     assert "model.depths.weak" not in done.stderr
     done = miles(*SMALL, "--depth", "strong=deep")
     assert done.returncode == 2 and "expected MODALITY=N, N a whole number of layers, e.g. pix=4" in done.stderr
+
+
+def test_the_optimizer_and_its_momentum_reach_the_spec_and_a_bad_momentum_is_named(tmp_path):
+    import torch
+
+    from trainer.checkpoint import LAST
+
+    done = miles(*SMALL, "--method", "joint", "--epochs", "1", "--optimizer", "sgd", "--momentum", "0.5", "--lr", "0.05",
+                 "--checkpoint-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    state = torch.load(tmp_path / LAST, weights_only=False)
+    assert (state["config"]["optimizer"], state["config"]["momentum"], state["config"]["lr"]) == ("sgd", 0.5, 0.05)
+    assert {group["momentum"] for group in state["optimizer"]["param_groups"]} == {0.5}  # SGD's state, not Adam's
+    done = miles(*SMALL, "--optimizer", "sgd", "--momentum", "1.5")
+    assert done.returncode == 2 and "momentum: must satisfy 0 <= momentum < 1 (got 1.5)" in done.stderr

@@ -167,3 +167,14 @@ def test_a_depth_reaches_every_cell_and_a_bad_one_is_named_as_the_user_wrote_it(
     cells = {p.name: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
     assert len(cells) == 3  # joint, and each modality alone
     assert all(cell["config"]["model"]["depths"] == {"strong": 3} for cell in cells.values())
+
+
+def test_the_optimizer_reaches_every_cell(tmp_path: Path):
+    out = tmp_path / "sgd"
+    done = CliRunner().invoke(compare_command, [
+        *TINY, "--methods", "joint,unimodal", "--fusions", "concat", "--seeds", "0", "--epochs", "1", "--optimizer", "sgd",
+        "--momentum", "0.7", "--lr", "0.05", "--jobs", "1", "--out", str(out),
+    ])
+    assert done.exit_code == 0, done.output
+    cells = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    assert len(cells) == 3 and {(c["config"]["optimizer"], c["config"]["momentum"]) for c in cells} == {("sgd", 0.7)}

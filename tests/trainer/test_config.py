@@ -112,3 +112,15 @@ def test_a_spec_without_depths_is_written_as_before_the_field_existed():
     deeper = TrainConfig.model_validate({"dataset": "mfeat", "model": {"depths": {"pix": 4}}})
     assert deeper.model_dump(mode="json")["model"]["depths"] == {"pix": 4}
     assert TrainConfig.model_validate_json(deeper.model_dump_json()) == deeper
+
+
+def test_momentum_is_sgds_its_default_is_recorded_and_adam_specs_read_as_before():
+    sgd = TrainConfig.model_validate({"dataset": "synthetic", "optimizer": "sgd"})
+    assert sgd.momentum == 0.9 and sgd.model_dump()["momentum"] == 0.9 and sgd.model_dump()["optimizer"] == "sgd"
+    adam = TrainConfig.model_validate({"dataset": "synthetic"}).model_dump()
+    assert "optimizer" not in adam and "momentum" not in adam  # as every spec written before the fields
+    with pytest.raises(ValidationError) as caught:
+        TrainConfig.model_validate({"dataset": "synthetic", "momentum": 0.5})
+    assert [(e["loc"], e["msg"]) for e in caught.value.errors()] == [
+        (("momentum",), "only SGD has a momentum; with optimizer 'adam' leave it out")
+    ]

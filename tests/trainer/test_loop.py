@@ -207,7 +207,7 @@ def test_a_corrupt_checkpoint_is_a_checkpoint_error(tmp_path):
 
 def test_joint_without_depths_trains_as_before_the_field_existed():
     """The recorded result of `miles compare` (docs/results/compare/adaptive/pix+fou), trained before
-    ``model.depths`` existed, comes out again: same spec, same seeded metrics."""
+    ``model.depths``, ``optimizer`` and ``momentum`` existed, comes out again: same spec, same seeded metrics."""
     import json
     from pathlib import Path
 
@@ -216,7 +216,7 @@ def test_joint_without_depths_trains_as_before_the_field_existed():
     cell = Path(__file__).resolve().parents[2] / "docs/results/compare/adaptive/pix+fou/cells/joint.concat.seed0.json"
     recorded = json.loads(cell.read_text(encoding="utf-8"))
     config = TrainConfig.model_validate(recorded["config"] | {"device": "cpu"})
-    assert config.model_dump(mode="json") == recorded["config"] | {"device": "cpu"}
+    assert config.model_dump(mode="json") == recorded["config"] | {"device": "cpu"}  # no optimizer, momentum nor depths
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each cell of `miles compare` trains
     try:
@@ -225,3 +225,34 @@ def test_joint_without_depths_trains_as_before_the_field_existed():
         torch.set_num_threads(threads)
     for key in ("best_epoch", "metric/val/fused", "metric/test/fused", "metric/test/pix", "metric/test/fou", "final/metric/test/fused"):
         assert summary[key] == pytest.approx(recorded["summary"][key], abs=1e-9), key
+
+
+@pytest.mark.parametrize("method", ["miles", "gblend"])
+def test_sgd_trains_the_run_and_its_trials_with_momentum_and_each_groups_rate(method):
+    import torch
+
+    from trainer.loop import Training
+
+    config = synthetic(method=method, optimizer="sgd", momentum=0.8, lr=0.05, weight_decay=1e-4)
+    training = Training(config)
+    assert type(training.optimizer) is torch.optim.SGD
+    assert {(g["momentum"], g["weight_decay"], g["lr"]) for g in training.optimizer.param_groups} == {(0.8, 1e-4, 0.05)}
+    trial = training.trials.optimizer([{"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.02}])
+    assert type(trial) is torch.optim.SGD and trial.param_groups[0]["lr"] == 0.02 and trial.param_groups[0]["momentum"] == 0.8
+    assert type(Training(synthetic(method=method)).optimizer) is torch.optim.Adam  # the default, as before the field
+    result = training.run()
+    assert result.status == "succeeded"
+    assert result.summary["metric/val/strong"] > 0.5  # it learned (chance is 0.25: four classes)
+
+
+def test_a_miles_decision_scales_the_rate_of_an_sgd_group_as_it_does_adams():
+    reporter = MemoryReporter()
+    config = synthetic(method="miles", epochs=4, optimizer="sgd", lr=0.05, params={"tau": 0.01, "mu": 0.25})
+    train(config, reporter)
+    decisions = {e["epoch"]: e["data"]["slowed"] for e in reporter.events if e["kind"] == "miles.decision"}
+    rates = reporter.by_epoch()
+    for epoch in (2, 3, 4):
+        for modality in ("strong", "weak"):
+            expected = config.lr * (0.25 if decisions[epoch - 1] == modality else 1.0)
+            assert rates[epoch][f"lr/{modality}"] == pytest.approx(expected)
+    assert any(decisions.values()), "MILES never acted with tau 0.01"

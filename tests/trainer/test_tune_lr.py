@@ -51,3 +51,16 @@ def test_tune_lr_trains_the_modality_with_its_deeper_encoder_and_records_the_dep
     assert json.loads((tmp_path / "tuned_lrs.json").read_text())["synthetic"]["strong"]["depth"] == 3
     done = tune(tmp_path, "--modality", "strong", "--lrs", "1e-3", "--depth", "9")
     assert done.returncode == 2 and "model.depths.strong: must satisfy 0 <= depth <= 8" in done.stderr
+
+
+def test_rates_tuned_with_sgd_are_recorded_as_sgds_and_taken_only_by_sgd_runs(tmp_path, monkeypatch):
+    for modality in ("strong", "weak"):
+        done = tune(tmp_path, "--modality", modality, "--lrs", "1e-3,0.05", "--epochs", "1", "--optimizer", "sgd", "--momentum", "0.5")
+        assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "tuned_lrs.json").read_text())["synthetic"]
+    assert {record[m]["optimizer"] for m in ("strong", "weak")} == {"sgd"}
+    monkeypatch.setenv("MILES_HOME", str(tmp_path))
+    config = TrainConfig.model_validate({"dataset": "synthetic", "method": "mslr_keep", "optimizer": "sgd"})
+    assert config.params["lrs"] == {"strong": record["strong"]["lr"], "weak": record["weak"]["lr"]}
+    done = subprocess.run([MILES, "tune-lr", *SMALL, "--modality", "strong", "--optimizer", "rmsprop"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--optimizer" in done.stderr and "'adam', 'sgd'" in done.stderr
