@@ -116,3 +116,23 @@ def test_a_clone_names_its_own_seed_not_the_one_of_the_run_it_copies(page: Page,
     page.wait_for_url(re.compile(r"/runs/\d+$"))
     clone = dashboard.run(int(page.url.rsplit("/", 1)[1]))
     assert (clone["name"], clone["seed"]) == ("seeded twice (seed 5)", 5)
+
+
+def test_sgd_and_its_momentum_are_chosen_in_the_form_and_shown_on_the_run_page(page: Page, dashboard: MilesStack, console: Console):
+    console.expect("status of 422")  # the momentum given with Adam, refused first
+    page.goto("/runs/new")
+    page.select_option("#dataset", "synthetic")
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Device").fill("cpu")
+    expect(page.get_by_label("Optimizer")).to_have_value("adam")
+    page.get_by_label("Momentum (SGD)").fill("0.5")
+    page.get_by_role("button", name="Start run").click()
+    expect(page.locator('.field[data-field="config.momentum"] .error')).to_have_text(
+        "only SGD has a momentum; with optimizer 'adam' leave it out"
+    )
+    page.get_by_label("Optimizer").select_option("sgd")
+    page.get_by_role("button", name="Start run").click()
+    page.wait_for_url(re.compile(r"/runs/\d+$"))
+    run = dashboard.run(int(page.url.rsplit("/", 1)[1]))
+    assert (run["config"]["optimizer"], run["config"]["momentum"]) == ("sgd", 0.5)
+    expect(page.locator("#details")).to_contain_text("SGD, momentum 0.5")
