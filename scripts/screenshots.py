@@ -4,6 +4,7 @@
     python scripts/screenshots.py --pages workers,system   # only those
     python scripts/screenshots.py --pages balance --balance kar,pix --depth kar=6   # docs/images/balance_kar6+pix.png
     python scripts/screenshots.py --pages balance --balance-dataset avdigits --balance audio,image --epochs 15
+    python scripts/screenshots.py --pages balance --balance kar,pix --depth pix=6 --optimizer sgd --lr 0.01 --epochs 60
 
 It starts both processes on a fresh SQLite file (local mode, as `miles up` does, with
 the process helpers of the test suite), trains a few runs on a built-in dataset, and
@@ -82,10 +83,11 @@ def compare_page(page: Page, stack: MilesStack, seeds: int, epochs: int, out: Pa
 
 
 def balance_chart(page: Page, stack: MilesStack, dataset: str, modalities: list[str], depths: dict[str, int], epochs: int,
-                  out: Path) -> None:
-    """The balance chart of one `joint_aux` run (no balancing schedule), once it has finished."""
+                  training: dict[str, Any], out: Path) -> None:
+    """The balance chart of one `joint_aux` run (no balancing schedule; ``training``: its optimizer and rate),
+    once it has finished."""
     run = stack.submit({"dataset": dataset, "modalities": modalities, "method": "joint_aux", "model": {"depths": depths},
-                        "epochs": epochs, "seed": 0, "device": "cpu"},
+                        "epochs": epochs, "seed": 0, "device": "cpu", **training},
                        name=f"joint_aux {regime_name(modalities, depths)}", experiment=f"{dataset} {' + '.join(modalities)}")
     ended = stack.wait_for_status(run["id"], "succeeded", "failed", timeout=1800)
     if ended["status"] == "failed":
@@ -132,6 +134,8 @@ def main() -> None:
     parser.add_argument("--balance", default="kar,pix", help="The pair of the balance image.")
     parser.add_argument("--balance-dataset", default="mfeat", help="The dataset of that pair.")
     parser.add_argument("--depth", action="append", default=[], metavar="VIEW=N", help="A view's encoder depth in it (repeatable).")
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="The optimizer of the balance run.")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Its learning rate.")
     args = parser.parse_args()
     balance = args.balance.split(",")
     try:
@@ -159,7 +163,9 @@ def main() -> None:
                 if "compare" in pages:
                     compare_page(page, stack, args.seeds, 12, args.out / "compare.png")
                 if "balance" in pages:
-                    balance_chart(page, stack, args.balance_dataset, balance, depths, args.epochs, args.out / f"balance_{regime_name(balance, depths)}.png")
+                    name = regime_name(balance, depths) + ("" if args.optimizer == "adam" else f"-{args.optimizer}")
+                    balance_chart(page, stack, args.balance_dataset, balance, depths, args.epochs,
+                                  {"optimizer": args.optimizer, "lr": args.lr}, args.out / f"balance_{name}.png")
                 if pages & {"workers", "system"}:
                     run = sampled_run(stack)
                     if "system" in pages:
