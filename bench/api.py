@@ -22,7 +22,9 @@ Then, on both backends (SQLite and PostgreSQL, each behind its own ``miles serve
   requests always in flight: the server's throughput shows as latency), and ``paced``, each
   writer posting every ``--pace`` seconds (a training loop's steps; the latency a loop sees), and
   ``paced_processes``, the same with each writer a process of its own (as a team's loops are: threads
-  of one client process also wait for each other's interpreter lock);
+  of one client process also wait for each other's interpreter lock), and on PostgreSQL
+  ``paced_processes_bare``, the same writers writing their rows straight through the driver (COPY and
+  commit): the latency the machine itself gives such writers at that moment, beside the API's;
 - ``filtered_list``: p50/p99 of ``GET /runs`` unfiltered and with each filter of the runs
   page, at 10,000 and at 100,000 runs.
 
@@ -153,17 +155,26 @@ def request_points(size: int, request: int) -> list[tuple[str, int, float]]:
     return [(key, request * steps + step, random.random()) for step in range(steps) for key in keys]
 
 
+def _driver_url(database_url: str) -> str:
+    return database_url.replace("postgresql+psycopg", "postgresql")
+
+
+def _copy_rows(connection: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> None:
+    """``rows`` into ``metric`` by COPY, committed: the bare write on PostgreSQL."""
+    with connection.cursor() as cursor, cursor.copy("COPY metric (run_id, key, step, value, time) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    connection.commit()
+
+
 def bare_write(database_url: str, dialect: str, run_id: int, points: list[tuple[str, int, float]]) -> float:
     """Seconds to write ``points`` into ``metric`` straight through the driver, in one transaction."""
     stamp = datetime.now(UTC)
     rows = [(run_id, key, step, value, stamp) for key, step, value in points]
     if dialect == "postgresql":
-        with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as connection:
+        with psycopg.connect(_driver_url(database_url)) as connection:
             started = time.perf_counter()
-            with connection.cursor() as cursor, cursor.copy("COPY metric (run_id, key, step, value, time) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            connection.commit()
+            _copy_rows(connection, rows)
             return time.perf_counter() - started
     connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=30)
     try:
@@ -198,12 +209,14 @@ def ingest_vs_bare(api: httpx.Client, database_url: str, dialect: str, size: int
 
 
 def concurrent_small_ingest(
-    base_url: str, writers: int, requests: int, pace: float | None, processes: bool = False,
+    base_url: str, writers: int, requests: int, pace: float | None, processes: bool = False, bare: str | None = None,
 ) -> dict[str, Any]:
     """10-point requests from ``writers`` clients at once, each into its own run; with ``pace``, each
     writer starts a request every ``pace`` seconds (the writers' starts spread over one period). The
     writers are threads of this process, or with ``processes`` processes of their own, as the training
-    loops of a team are (threads also queue for this process's interpreter lock, on the client's side)."""
+    loops of a team are (threads also queue for this process's interpreter lock, on the client's side).
+    With ``bare`` (a PostgreSQL URL) each writer writes its 10 rows straight through the driver instead
+    (COPY and commit on a connection of its own): what the machine allows, measured beside the API."""
     with httpx.Client(base_url=base_url, timeout=60) as api:
         run_ids = [logged_run(api, f"writer {n}") for n in range(writers)]
     if processes:
@@ -211,31 +224,42 @@ def concurrent_small_ingest(
         make, start, results = context.Process, context.Barrier(writers), context.Queue()
     else:
         make, start, results = threading.Thread, threading.Barrier(writers), queue.Queue()
-    workers = [make(target=_writer, args=(base_url, index, writers, run_id, requests, pace, start, results))
+    workers = [make(target=_writer, args=(base_url, index, writers, run_id, requests, pace, start, results, bare))
                for index, run_id in enumerate(run_ids)]
     for worker in workers:
         worker.start()
     samples = [sample for _ in workers for sample in results.get()]
     for worker in workers:
         worker.join()
-    return {"writers": writers, "as": "processes" if processes else "threads", "points_per_request": 10,
-            "pace_s": pace, **percentiles(samples)}
+    return {"writers": writers, "as": "processes" if processes else "threads", "through": "driver" if bare else "api",
+            "points_per_request": 10, "pace_s": pace, **percentiles(samples)}
 
 
 def _writer(base_url: str, index: int, writers: int, run_id: int, requests: int, pace: float | None,
-            start: Any, results: Any) -> None:
+            start: Any, results: Any, bare: str | None) -> None:
     """One writer of `concurrent_small_ingest`: its request times, in seconds, put on ``results``."""
     samples = []
-    with httpx.Client(base_url=base_url, timeout=60) as api:
+    with contextlib.ExitStack() as stack:
+        if bare:
+            connection = stack.enter_context(psycopg.connect(_driver_url(bare)))
+            stamp = datetime.now(UTC)
+
+            def write(request: int) -> None:
+                _copy_rows(connection, [(run_id, key, step, value, stamp) for key, step, value in request_points(10, request)])
+        else:
+            api = stack.enter_context(httpx.Client(base_url=base_url, timeout=60))
+
+            def write(request: int) -> None:
+                points = [{"key": k, "step": s, "value": v} for k, s, v in request_points(10, request)]
+                api.post(f"/runs/{run_id}/metrics", json={"points": points}).raise_for_status()
         start.wait()
         due = time.perf_counter() + (pace or 0) * index / writers
         for request in range(requests):
             if pace is not None:
                 time.sleep(max(0.0, due - time.perf_counter()))
                 due += pace
-            points = [{"key": k, "step": s, "value": v} for k, s, v in request_points(10, request)]
             started = time.perf_counter()
-            api.post(f"/runs/{run_id}/metrics", json={"points": points}).raise_for_status()
+            write(request)
             samples.append(time.perf_counter() - started)
     results.put(samples)
 
@@ -303,6 +327,10 @@ def both_backends(options: argparse.Namespace) -> dict[str, Any]:
                     base_url, options.writers, options.small_requests // 4, options.pace, processes=True,
                 ),
             }
+            if dialect == "postgresql":
+                found["concurrent_small_ingest"]["paced_processes_bare"] = concurrent_small_ingest(
+                    base_url, options.writers, options.small_requests // 4, options.pace, processes=True, bare=url,
+                )
             found["filtered_list"] = {}
             stored = 0
             for runs_count in options.list_runs:
