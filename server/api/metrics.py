@@ -68,7 +68,7 @@ async def ingest(
 
     def write() -> metrics.Ingested:
         points = [metrics.Point(p["key"], p["step"], p["value"], p.get("time") or now) for p in body.points]
-        done = metrics.ingest(session=session, run_id=run_id, points=points, progress=True, commit=True)
+        done = metrics.ingest(session=session, run_id=run_id, points=points, progress=True)
         if done.accepted:
             fields = {} if done.epoch is None else {"step": done.epoch}  # sys/ steps are seconds, not epochs
             after_commit(session, lambda: notices.notify(run_id, "system" if done.epoch is None else "epoch", **fields))

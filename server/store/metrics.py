@@ -68,17 +68,13 @@ class Ingested:
     cancel_requested: bool
 
 
-def ingest(
-    *, session: Session, run_id: int, points: Sequence[Point], progress: bool = False, commit: bool = False,
-) -> Ingested:
+def ingest(*, session: Session, run_id: int, points: Sequence[Point], progress: bool = False) -> Ingested:
     """Upsert ``points`` (a repeated ``(key, step)`` overwrites; the last one in ``points`` wins).
 
     Keeps the latest value of each key, the rollups and the record of late points
     (`MetricUpdate`) up to date, in the caller's transaction; with ``progress``, also the epoch of
-    a logged run, whose steps are its epochs (as a worker's are). With ``commit``, the ingest is the
-    transaction's last write and PostgreSQL commits it in the writes' own round trip where it can
-    (the caller's commit, still needed for its after-commit callbacks, then has nothing to send).
-    `NotFound` when there is no run ``run_id``.
+    a logged run, whose steps are its epochs (as a worker's are). `NotFound` when there is no
+    run ``run_id``.
     """
     unique = _distinct(points)
     postgres = session.get_bind().dialect.name == "postgresql"
@@ -109,7 +105,7 @@ def ingest(
         moved = min(max(epoch, highest), (spec or {}).get("epochs") or MAX_STEP)
         moved = None if moved == epoch else moved
     if postgres:
-        _write_postgres(session, run_id, unique, late, appending, merged, moved, commit=commit and merged is not None)
+        _write_postgres(session, run_id, unique, late, appending, merged, moved)
     else:
         if late:
             _record_late(session, run_id, late)
@@ -185,11 +181,10 @@ def _read_postgres(session: Session, run_id: int) -> tuple[tuple[Any, ...] | Non
 
 def _write_postgres(
     session: Session, run_id: int, points: list[Point], late: list[Point], appending: bool,
-    merged: rollups.Appended | None, epoch: int | None, *, commit: bool,
+    merged: rollups.Appended | None, epoch: int | None,
 ) -> None:
     """The writes of an ingest in one round trip, each batch as arrays sent in binary (``%b``, packed by
-    `server.store.arrays`): psycopg formats 50,000 floats and timestamps as text ten times slower. With
-    ``commit``, the COMMIT goes in the same trip."""
+    `server.store.arrays`): psycopg formats 50,000 floats and timestamps as text ten times slower."""
     columns = _columns(run_id, points)
     driver = session.connection().connection.driver_connection
     with driver.pipeline(), driver.cursor() as cursor:
@@ -203,8 +198,6 @@ def _write_postgres(
             rollups.merge_appended_arrays(cursor, run_id, merged)
         if epoch is not None:
             cursor.execute("UPDATE run SET epoch = %s WHERE id = %s", (epoch, run_id))
-        if commit:
-            driver.commit()
 
 
 def _columns(run_id: int, points: list[Point]) -> dict[str, Any]:

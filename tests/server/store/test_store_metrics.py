@@ -239,26 +239,3 @@ def test_appended_batches_of_several_keys_in_any_order_keep_the_rollups_of_a_rec
     ingest(database, recomputed, points[:1])
     ingest(database, recomputed, points)
     assert rollup_rows(database, appended) == rollup_rows(database, recomputed)
-
-
-@pytest.mark.parametrize("overwriting", [False, True])
-def test_an_ingest_told_to_commit_is_visible_before_the_callers_commit_on_postgresql(database, new_run, overwriting):
-    """With ``commit``, PostgreSQL commits in the writes' round trip (SQLite leaves it to the caller); a
-    batch that overwrites stored steps has its rollups recomputed after the writes, so there the
-    caller's commit stays the one that commits. Either way the caller's session goes on and commits."""
-    run_id, recomputed = new_run(), new_run()
-    stored = [("loss", step, 1.0) for step in range(63)]
-    ingest(database, run_id, stored)  # the next append crosses level 1
-    step = 5 if overwriting else 64
-    with database.transaction() as session:
-        metrics.ingest(session=session, run_id=run_id, points=[metrics.Point("loss", step, -1.0, NOW)], commit=True)
-        with database.transaction(write=False) as other:
-            seen = other.scalar(text("SELECT count(*) FROM metric WHERE run_id = :id AND value = -1"), {"id": run_id})
-        session.execute(text("SELECT 1"))
-    assert seen == (1 if database.engine.dialect.name == "postgresql" and not overwriting else 0)
-    series = read(database, run_id)["loss"]
-    assert series.values[series.steps.index(step)] == -1.0
-    final = [point for point in stored if point[1] != step] + [("loss", step, -1.0)]
-    ingest(database, recomputed, final[:1])
-    ingest(database, recomputed, final)  # overwrites its first point: the rollups recomputed
-    assert rollup_rows(database, run_id) == rollup_rows(database, recomputed)
