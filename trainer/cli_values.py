@@ -1,8 +1,10 @@
-"""How the command lines of the trainer (``miles train``, ``miles compare``) read list and NAME=VALUE options."""
+"""How the command lines of the trainer (``miles train``, ``miles compare``, ``miles tune-lr``) read list and
+NAME=VALUE options, and the options they share."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -31,3 +33,15 @@ def parse_depths(values: tuple[str, ...], option: str = "--depth") -> dict[str, 
             raise click.BadParameter(f"{text!r}: expected MODALITY=N, N a whole number of layers, e.g. pix=4", param_hint=option)
         depths[modality] = depth
     return depths
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def optimizer_options(command: Command) -> Command:
+    """``--optimizer`` and ``--momentum``, the same on every command that trains."""
+    command = click.option("--momentum", type=float, help="SGD's momentum (--optimizer sgd; default 0.9).")(command)
+    return click.option(
+        "--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
+        help="adam (the paper's) or sgd (with --momentum); MSLR runs take only rates tuned with their own.",
+    )(command)

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from trainer.cli_values import parse_depths, parse_param, split_list
+from trainer.cli_values import optimizer_options, parse_depths, parse_param, split_list
 from trainer.comparison import comparison_table
 from trainer.comparison_files import EXTRA, group_tables, has_matplotlib, write_tables
 from trainer.config import FUSIONS
@@ -97,8 +97,7 @@ def _option(field: str) -> str:
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="adam (the paper's) or sgd (with --momentum).")
-@click.option("--momentum", type=float, help="SGD's momentum (--optimizer sgd; default 0.9).")
+@optimizer_options
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (every cell).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder of the results: one file per finished cell, and the tables.")

@@ -18,7 +18,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from trainer.cli_values import split_list
+from trainer.cli_values import optimizer_options, split_list
 from trainer.config import TrainConfig
 from trainer.datasets import DATASETS, DatasetError
 from trainer.reporting import BaseReporter
@@ -80,9 +80,7 @@ class _EpochBar(BaseReporter):
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--data-path", type=click.Path(file_okay=False, path_type=Path), help="Data folder, as for `miles train`.")
 @click.option("--dataset-param", "dataset_params", multiple=True, help="A dataset option, NAME=VALUE (repeatable).")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
-              help="The optimizer the rates are for: an MSLR run takes only rates tuned with its own.")
-@click.option("--momentum", type=float, help="SGD's momentum (--optimizer sgd; default 0.9).")
+@optimizer_options
 @click.option("--depth", type=int, help="The depth of the modality's encoder (model.depths), when not the default one.")
 @click.option("--no-record", is_flag=True, help="Print the table and the best rate without recording it.")
 def tune_lr_command(**options: Any) -> None:
