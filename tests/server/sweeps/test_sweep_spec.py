@@ -166,3 +166,16 @@ def test_a_weighted_objective_names_unknown_heads(settings):
     found = problems(settings, space={"lr": {"low": 1e-4, "high": 1e-2}},
                      objective={"kind": "weighted", "weights": {"fused": 1, "audio": 1}})
     assert found["objective.weights.audio"] == "is not a head of these runs; heads: fused, weak, pix, fou"
+
+
+def test_the_optimizer_is_searched_as_choices_and_sgds_momentum_only_with_sgd(settings):
+    assert planned(settings, space={"optimizer": {"choices": ["adam", "sgd"]}}).kinds["miles"] == {"optimizer": "enum"}
+    assert problems(settings, space={"momentum": {"low": 0.5, "high": 0.95}}) == {
+        "space.momentum.low": "only SGD has a momentum; with optimizer 'adam' leave it out",
+        "space.momentum.high": "only SGD has a momentum; with optimizer 'adam' leave it out",
+    }
+    sgd = plan(SweepCreate.model_validate({
+        "config": BASE | {"optimizer": "sgd"}, "methods": ["miles"], "space": {"momentum": {"low": 0.5, "high": 0.95}},
+    }), settings)
+    assert sgd.kinds["miles"] == {"momentum": "float"}
+    assert sgd.run_config("miles", {"momentum": 0.7})["momentum"] == 0.7
