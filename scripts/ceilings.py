@@ -28,6 +28,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from trainer.config import OPTIMIZERS
+
 VIEWS = ("fac", "fou", "kar", "mor", "pix", "zer")
 BASE = {"dataset": "mfeat", "epochs": 30, "batch_size": 64, "lr": 1e-3, "device": "cpu", "evaluate_test": False}
 REACHED = 0.95  # a head has "learned" its view once it is at 95% of that view's ceiling
@@ -95,7 +97,7 @@ def main() -> None:
     parser.add_argument("--deeper", action="append", default=[], metavar="VIEW=N",
                         help="also measure VIEW alone and in each of its pairs with its encoder N hidden layers deep (repeatable)")
     parser.add_argument("--epochs", type=int, default=BASE["epochs"], help="epochs of every run")
-    parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="optimizer of every run (SGD: momentum 0.9)")
+    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="optimizer of every run (SGD: momentum 0.9)")
     parser.add_argument("--lr", type=float, default=BASE["lr"], help="learning rate of every run")
     parser.add_argument("--reuse", type=Path, help="an earlier output of this script, with the same --seeds and --epochs: "
                         "its views and pairs as they are are copied, not trained again")

@@ -39,6 +39,7 @@ from tests.conftest import migrated  # noqa: E402
 from tests.services import MilesStack, wait_until  # noqa: E402
 from tests.web.conftest import CHROMIUM_ARGS  # noqa: E402
 from trainer.cli_values import parse_depths  # noqa: E402
+from trainer.config import OPTIMIZERS  # noqa: E402
 
 OUT = ROOT / "docs" / "images"
 VIEWPORT = {"width": 1440, "height": 1120}
@@ -134,7 +135,7 @@ def main() -> None:
     parser.add_argument("--balance", default="kar,pix", help="The pair of the balance image.")
     parser.add_argument("--balance-dataset", default="mfeat", help="The dataset of that pair.")
     parser.add_argument("--depth", action="append", default=[], metavar="VIEW=N", help="A view's encoder depth in it (repeatable).")
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="The optimizer of the balance run.")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="The optimizer of the balance run.")
     parser.add_argument("--lr", type=float, default=1e-3, help="Its learning rate.")
     args = parser.parse_args()
     balance = args.balance.split(",")

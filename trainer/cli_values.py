@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from trainer.config import OPTIMIZERS
 from trainer.spec import parse_assignment
 
 
@@ -42,6 +43,6 @@ def optimizer_options(command: Command) -> Command:
     """``--optimizer`` and ``--momentum``, the same on every command that trains."""
     command = click.option("--momentum", type=float, help="SGD's momentum (--optimizer sgd; default 0.9).")(command)
     return click.option(
-        "--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
+        "--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True,
         help="adam (the paper's) or sgd (with --momentum); MSLR runs take only rates tuned with their own.",
     )(command)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -24,6 +24,7 @@ from trainer.spec import SpecModel, field_error
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 Fusion = Literal["concat", "sum", "film", "gated"]
 Optimizer = Literal["adam", "sgd"]
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 SGD_MOMENTUM = 0.9
 FUSIONS: dict[str, str] = {
     "concat": "Concatenate the modality features, then one linear layer.",

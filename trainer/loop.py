@@ -11,6 +11,7 @@ epoch (the summary's numbers), unless the config says not to (a sweep's trials).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -117,9 +118,7 @@ class Training:
             method.params.model_validate(config.params), self.modalities, config.lr
         )
         self.model.detach_aux = self.strategy.detach_aux
-        def optimizer(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-            return build_optimizer(groups, config)
-
+        optimizer = functools.partial(build_optimizer, config=config)  # the run's, over any groups (G-Blend's trials)
         self.optimizer = optimizer(self.strategy.param_groups(self.model))
         self.strategy.bind(self.optimizer)
         self.trials = TrialTrainings(
