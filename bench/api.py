@@ -261,6 +261,9 @@ def _writer(base_url: str, index: int, writers: int, run_id: int, requests: int,
             started = time.perf_counter()
             write(request)
             samples.append(time.perf_counter() - started)
+        # Every writer waits for the last one before leaving: a process that exits (its interpreter's
+        # teardown) would take the cores from the others' last requests.
+        start.wait()
     results.put(samples)
 
 

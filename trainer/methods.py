@@ -186,6 +186,13 @@ class AdaptiveParams(SpecModel):
         description="Epochs without a new best validation metric of the weak modality's head after which that "
         "head counts as at its ceiling and the brake is released (until it improves again).",
     )
+    boost: float = Field(
+        1.0, ge=1, le=10,
+        description="Ceiling of the weak modality's speed-up: while the rule acts, the weak modality's rate is "
+        "min(boost, 1 + kappa * (smoothed gap - tau)) * lr (1: never sped up, the rule only brakes).",
+        # Left out of the spec at 1, so that every spec written before this field existed reads the same.
+        exclude_if=lambda boost: boost == 1.0,
+    )
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ class ConsoleReporter(BaseReporter):
         self._last_epoch = epoch
 
     def on_event(self, epoch: int, kind: str, message: str, data: Mapping[str, Any]) -> None:
-        if kind not in ("miles.decision", "adaptive.decision") or data.get("slowed"):
+        if kind not in ("miles.decision", "adaptive.decision") or data.get("slowed") or data.get("sped_up"):
             self.bar.write(f"  {message}", file=self.file)
 
     def on_summary(self, summary: Mapping[str, Any]) -> None:

@@ -44,6 +44,41 @@ def test_the_other_way_round_the_other_modality_is_slowed():
     assert (decision.dominant, decision.weak, decision.multipliers) == ("b", "a", {"a": 1.0, "b": 0.75})
 
 
+def test_with_boost_the_weak_modality_is_sped_up_by_the_same_excess_up_to_boost():
+    # gap 0.5, excess over tau 0.25 is 0.25: m_w = min(boost, 1 + kappa * 0.25), beside m_d = max(mu, 1 - kappa * 0.25)
+    for kappa, boost, expected in [(1.0, 2.0, {"a": 0.75, "b": 1.25}), (2.0, 2.0, {"a": 0.5, "b": 1.5}),
+                                   (4.0, 1.5, {"a": 0.25, "b": 1.5})]:
+        decision = _rule(tau=0.25, kappa=kappa, mu=0.25, boost=boost).step(1, {"a": 0.75, "b": 0.25}, _improving(1))
+        assert (decision.branch, decision.slowed, decision.sped_up) == ("braked", "a", "b")
+        assert decision.multipliers == expected
+        assert decision.message(1e-3, 0.25).startswith(
+            f"adaptive slowed a to {expected['a'] * 1e-3:.2e} (x{expected['a']:.3f}) and sped up b to {expected['b'] * 1e-3:.2e}")
+
+
+def test_with_mu_1_and_a_boost_only_the_weak_modality_changes_and_only_its_boosts_are_counted():
+    rule = _rule(tau=0.25, kappa=2.0, mu=1.0, boost=3.0)
+    decision = rule.step(1, {"a": 0.25, "b": 0.75}, _improving(1))  # a is the weak one: 1 + 2 * 0.25 = 1.5
+    assert (decision.slowed, decision.sped_up, decision.multipliers) == (None, "a", {"a": 1.5, "b": 1.0})
+    assert decision.to_dict()["sped_up"] == "a" and decision.to_dict()["slowed"] is None
+    assert decision.message(1e-3, 0.25).startswith("adaptive sped up a to 1.50e-03 (x1.500) (")
+    assert (rule.actions, rule.boosts) == ({"a": 0, "b": 0}, {"a": 1, "b": 0})
+
+
+def test_the_boost_is_released_with_the_brake_once_the_weak_head_stops_improving():
+    rule = _rule(tau=0.25, kappa=1.0, patience=1, boost=2.0)
+    u = {"a": 0.75, "b": 0.25}
+    assert rule.step(1, u, {"a": 0.5, "b": 0.5}).multipliers == {"a": 0.75, "b": 1.25}
+    released = rule.step(2, u, {"a": 0.5, "b": 0.5})
+    assert (released.branch, released.sped_up, released.multipliers) == ("weak_at_ceiling", None, {"a": 1.0, "b": 1.0})
+
+
+def test_without_boost_the_weak_rate_stays_and_the_spec_is_what_it_was():
+    decision = _rule(tau=0.25, kappa=1.0).step(1, {"a": 0.75, "b": 0.25}, _improving(1))
+    assert decision.sped_up is None and decision.multipliers["b"] == 1.0
+    assert "boost" not in AdaptiveParams().model_dump()  # specs written before the field read the same
+    assert AdaptiveParams(boost=2).model_dump()["boost"] == 2
+
+
 def test_no_brake_within_tau():
     decision = _rule(tau=0.25).step(1, {"a": 0.5, "b": 0.25}, _improving(1))
     assert (decision.branch, decision.slowed, decision.multipliers) == ("within_threshold", None, {"a": 1.0, "b": 1.0})
@@ -118,11 +153,21 @@ def test_the_state_round_trips():
     assert copy.step(3, u, {"a": 0.5, "b": 0.5}) == rule.step(3, u, {"a": 0.5, "b": 0.5})
 
 
+def test_a_checkpoint_written_before_the_boost_existed_still_loads():
+    rule = _rule(tau=0.25, boost=2.0)
+    rule.step(1, {"a": 0.75, "b": 0.25}, _improving(1))
+    state = rule.state_dict()
+    del state["boosts"]
+    copy = _rule(tau=0.25, boost=2.0)
+    copy.load_state_dict(state)
+    assert copy.boosts == {"a": 0, "b": 0} and copy.actions == {"a": 1, "b": 0}
+
+
 @pytest.mark.parametrize(
     ("field", "value", "allowed"),
     [("tau", -0.1, "must satisfy 0 <= tau <= 1 (got -0.1)"), ("kappa", 0, "must satisfy 0 < kappa <= 100 (got 0)"),
      ("mu", 1.5, "must satisfy 0 < mu <= 1 (got 1.5)"), ("beta", 1.0, "must satisfy 0 <= beta < 1 (got 1.0)"),
-     ("patience", 0, "must satisfy 1 <= patience <= 1000 (got 0)")],
+     ("patience", 0, "must satisfy 1 <= patience <= 1000 (got 0)"), ("boost", 0.5, "must satisfy 1 <= boost <= 10 (got 0.5)")],
 )
 def test_out_of_range_parameters_are_refused_naming_the_field(field, value, allowed):
     with pytest.raises(ValidationError) as error:
@@ -133,12 +178,14 @@ def test_out_of_range_parameters_are_refused_naming_the_field(field, value, allo
 
 def test_it_is_in_the_catalogue_after_the_other_methods():
     assert list(METHODS)[-1] == "adaptive"
-    assert set(METHODS["adaptive"].params_schema()["properties"]) == {"tau", "kappa", "mu", "beta", "patience"}
+    assert set(METHODS["adaptive"].params_schema()["properties"]) == {"tau", "kappa", "mu", "beta", "patience", "boost"}
 
 
-def test_through_the_loop_each_decision_sets_the_next_epochs_rates_and_never_the_fusion_rate():
+@pytest.mark.parametrize("boost", [1.0, 2.0])
+def test_through_the_loop_each_decision_sets_the_next_epochs_rates_and_never_the_fusion_rate(boost):
     reporter = MemoryReporter()
-    config = synthetic(method="adaptive", epochs=6, params={"tau": 0.0, "kappa": 4.0, "mu": 0.25, "patience": 100})
+    params = {"tau": 0.0, "kappa": 4.0, "mu": 0.25, "patience": 100, "boost": boost}
+    config = synthetic(method="adaptive", epochs=6, params=params)
     result = train(config, reporter)
     decisions = [e for e in reporter.events if e["kind"] == "adaptive.decision"]
     assert [d["epoch"] for d in decisions] == [1, 2, 3, 4, 5, 6]
@@ -151,3 +198,10 @@ def test_through_the_loop_each_decision_sets_the_next_epochs_rates_and_never_the
             assert rates[decision["epoch"] + 1][f"lr/{modality}"] == pytest.approx(expected)
     assert {m["lr/fusion"] for _, m in reporter.epochs if "lr/fusion" in m} == {config.lr}
     assert result.summary["adaptive/actions"] == sum(1 for d in decisions if d["data"]["slowed"])
+    sped_up = [d["data"]["sped_up"] for d in decisions if d["data"]["sped_up"]]
+    if boost == 1.0:
+        assert not sped_up and not any(key.startswith("adaptive/sped_up/") for key in result.summary)
+    else:
+        assert sped_up, "adaptive never sped up the weak modality with tau 0 and a boost"
+        assert {m: result.summary[f"adaptive/sped_up/{m}"] for m in ("strong", "weak")} == {
+            m: sped_up.count(m) for m in ("strong", "weak")}

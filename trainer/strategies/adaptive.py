@@ -7,7 +7,9 @@ off, so a gap just above ``tau`` halves the rate as a large one does; and Eq. 4 
 learned slowly from one that carries less information (MILES.md section 8), so MILES keeps braking a strong
 modality whose partner is already at its own ceiling. `adaptive` changes exactly those three things and
 keeps the rest of MILES: the loss of Eq. 3, the utilization of Eq. 4 on the validation split, one modality
-slowed at a time, the rate never compounding, the fusion group untouched.
+slowed at a time, the rate never compounding, the fusion group untouched. Optionally (``boost`` above 1) it
+also does what braking cannot where the weak encoder is slow because of its own gradients (a deep stack
+under SGD, docs/results.md): it speeds the weak modality up by the same continuous rule.
 
 The rule, after epoch ``t`` (it sets the rates of epoch ``t + 1``):
 
@@ -22,15 +24,18 @@ The rule, after epoch ``t`` (it sets the rates of epoch ``t + 1``):
    best rose within the last ``patience`` epochs: ``t - argmax_{s <= t} M_val(y_w)(s) < patience``.
    Once it has not improved for ``patience`` epochs it is at its ceiling, the remaining gap is information
    and not speed, and braking the dominant modality cannot help it: the brake is released.
-4. The dominant modality's multiplier is continuous in the excess of the smoothed gap over ``tau``:
+4. The dominant modality's multiplier is continuous in the excess of the smoothed gap over ``tau``, and
+   so is the weak one's:
 
        m_d = max(mu, 1 - kappa * max(0, δ̄ - tau))      if w is still learning and not every ū_m < 0
-       m_d = 1                                          otherwise
+       m_w = min(boost, 1 + kappa * max(0, δ̄ - tau))   under the same condition
+       m_d = m_w = 1                                    otherwise
 
-   and every other modality stays at 1. The rate of ``d`` for the next epoch is ``m_d * alpha`` (never
-   compounded); ``mu`` is the floor, MILES's own brake, so `adaptive` never slows a modality more than
-   MILES would. Undefined utilization (fused metric 0) leaves the averages as they were and every rate at
-   ``alpha``.
+   and every other modality stays at 1. The rates of the next epoch are ``m_d * alpha`` and ``m_w * alpha``
+   (never compounded); ``mu`` is the floor, MILES's own brake, so `adaptive` never slows a modality more
+   than MILES would, and ``boost`` the ceiling of the speed-up (1, the default: the weak rate stays at
+   ``alpha``, and the rule only brakes). Undefined utilization (fused metric 0) leaves the averages as
+   they were and every rate at ``alpha``.
 
 Cost: the numbers it reads (each head's validation metric, the utilization) come from the one validation
 evaluation every method makes; nothing is added to the model, so inference is the multi-head model's fused
@@ -52,7 +57,7 @@ Branch = Literal[
     "within_threshold",   # smoothed gap <= tau
     "fusion_below_heads",  # every smoothed u < 0: the fusion is worse than every head, wait
     "weak_at_ceiling",    # the weak head has not improved for `patience` epochs: brake released
-    "braked",             # the dominant modality runs at m_d * alpha with m_d < 1
+    "braked",             # the rule acts: the dominant at m_d * alpha (m_d < 1 unless mu = 1), the weak at m_w * alpha
 ]
 
 
@@ -73,18 +78,23 @@ class AdaptiveDecision:
 
     @property
     def slowed(self) -> str | None:
-        return self.dominant if self.branch == "braked" else None
+        return self.dominant if self.branch == "braked" and self.multipliers[self.dominant] < 1 else None  # type: ignore[index]
+
+    @property
+    def sped_up(self) -> str | None:
+        return self.weak if self.branch == "braked" and self.multipliers[self.weak] > 1 else None  # type: ignore[index]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"slowed": self.slowed}
+        return asdict(self) | {"slowed": self.slowed, "sped_up": self.sped_up}
 
     def message(self, base_lr: float, tau: float) -> str:
         u = ", ".join(f"ū_{m} {v:+.3f}" for m, v in self.smoothed.items())
         if self.branch == "undefined":
             return "adaptive kept every rate: the fused metric is 0, so utilization is undefined"
         if self.branch == "braked":
-            factor = self.multipliers[self.dominant]  # type: ignore[index]
-            return (f"adaptive slowed {self.dominant} to {factor * base_lr:.2e} (x{factor:.3f}; {u}; "
+            changed = [f"{verb} {m} to {self.multipliers[m] * base_lr:.2e} (x{self.multipliers[m]:.3f})"
+                       for verb, m in (("slowed", self.slowed), ("sped up", self.sped_up)) if m is not None]
+            return (f"adaptive {' and '.join(changed) or 'kept every rate'} ({u}; "
                     f"smoothed gap {self.gap:.3f} > tau {tau:g}; {self.weak} still learning, best {self.weak_best:.3f})")
         if self.branch == "weak_at_ceiling":
             return (f"adaptive released the brake: {self.weak} has not improved for {self.weak_stalled} epochs "
@@ -109,7 +119,8 @@ class AdaptiveRule:
         self.smoothed: dict[str, float] | None = None
         self.best: dict[str, float] = {}
         self.best_epoch: dict[str, int] = {}
-        self.actions: dict[str, int] = {m: 0 for m in modalities}
+        self.actions: dict[str, int] = {m: 0 for m in modalities}  # epochs each modality was slowed
+        self.boosts: dict[str, int] = {m: 0 for m in modalities}  # ... and sped up
 
     def step(self, epoch: int, utilization: Mapping[str, float], heads: Mapping[str, float]) -> AdaptiveDecision:
         p = self.params
@@ -131,8 +142,8 @@ class AdaptiveRule:
         gap = s[dominant] - s[weak]
         stalled = epoch - self.best_epoch[weak]
 
-        def decide(branch: Branch, factor: float = 1.0) -> AdaptiveDecision:
-            multipliers = ones | ({dominant: factor} if branch == "braked" else {})
+        def decide(branch: Branch, brake: float = 1.0, boost: float = 1.0) -> AdaptiveDecision:
+            multipliers = ones | ({dominant: brake, weak: boost} if branch == "braked" else {})
             return AdaptiveDecision(epoch, u, dict(s), gap, dominant, weak, self.best[weak], stalled, branch, multipliers)
 
         if all(v < 0 for v in s.values()):
@@ -142,18 +153,21 @@ class AdaptiveRule:
             return decide("within_threshold")
         if stalled >= p.patience:
             return decide("weak_at_ceiling")
-        factor = max(p.mu, 1.0 - p.kappa * excess)
-        self.actions[dominant] += 1
-        return decide("braked", factor)
+        decision = decide("braked", max(p.mu, 1.0 - p.kappa * excess), min(p.boost, 1.0 + p.kappa * excess))
+        for counts, modality in ((self.actions, decision.slowed), (self.boosts, decision.sped_up)):
+            if modality is not None:
+                counts[modality] += 1
+        return decision
 
     def state_dict(self) -> dict[str, Any]:
         return {"smoothed": self.smoothed, "best": dict(self.best), "best_epoch": dict(self.best_epoch),
-                "actions": dict(self.actions)}
+                "actions": dict(self.actions), "boosts": dict(self.boosts)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.smoothed = None if state["smoothed"] is None else dict(state["smoothed"])
         self.best, self.best_epoch = dict(state["best"]), dict(state["best_epoch"])
         self.actions = dict(state["actions"])
+        self.boosts = dict(state.get("boosts") or {m: 0 for m in self.modalities})  # absent from earlier checkpoints
 
 
 class AdaptiveStrategy(Strategy):
@@ -176,7 +190,9 @@ class AdaptiveStrategy(Strategy):
 
     def summary(self) -> dict[str, float]:
         actions = self.rule.actions
-        return {"adaptive/actions": sum(actions.values()), **{f"adaptive/slowed/{m}": n for m, n in actions.items()}}
+        sped_up = {f"adaptive/sped_up/{m}": n for m, n in self.rule.boosts.items()} if self.params.boost > 1 else {}
+        return {"adaptive/actions": sum(actions.values()), **{f"adaptive/slowed/{m}": n for m, n in actions.items()},
+                **sped_up}
 
     def state_dict(self) -> dict[str, Any]:
         return {"rule": self.rule.state_dict()}
