@@ -89,7 +89,7 @@ def grid_curves(folder: Path, fusion: str = "concat") -> list[dict[str, Any]]:
 
 
 def draw(folder: Path, runs: list[dict[str, Any]], title: str, path: Path) -> None:
-    """Weak head, fused head and the dominant modality's rate against epochs, per method, mean ± sd band."""
+    """Weak head, fused head and both modalities' rates against epochs, per method, mean ± sd band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,19 +99,22 @@ def draw(folder: Path, runs: list[dict[str, Any]], title: str, path: Path) -> No
     assert roles is not None, f"run the comparison in {folder} first (docs/results.md)"
     dominant, weak = roles.dominant, roles.weak
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
-    panels = [(f"metric/val/{weak}", f"{weak} head (weak), validation accuracy"),
-              ("metric/val/fused", "fused head, validation accuracy"),
-              (f"lr/{dominant}", f"learning rate of {dominant} (dominant)")]
+    titles = [f"{weak} head (weak), validation accuracy", "fused head, validation accuracy",
+              f"rates: {dominant} (dominant, solid), {weak} (weak, dashed)"]
+    # (panel, key, line): a schedule brakes the dominant modality's rate or speeds up the weak one's.
+    series = [(0, f"metric/val/{weak}", "-"), (1, "metric/val/fused", "-"), (2, f"lr/{dominant}", "-"), (2, f"lr/{weak}", "--")]
     for method, color in METHODS.items():
         mine = [r for r in runs if r["spec"]["method"] == method]
-        for ax, (key, title_of) in zip(axes, panels, strict=True):
+        for panel, key, line in series:
+            ax = axes[panel]
             values = np.array([[e[key] for e in r["epochs"]] for r in mine])
             epochs = np.arange(1, values.shape[1] + 1)
             mean, sd = values.mean(axis=0), values.std(axis=0, ddof=1) if len(mine) > 1 else 0 * values[0]
-            ax.plot(epochs, mean, color=color, label=f"{method} ({len(mine)} seeds)")
+            ax.plot(epochs, mean, color=color, ls=line, label=f"{method} ({len(mine)} seeds)" if key == series[0][1] else None)
             ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
-            ax.set_title(title_of, fontsize=10)
-            ax.set_xlabel("epoch")
+    for ax, title_of in zip(axes, titles, strict=True):
+        ax.set_title(title_of, fontsize=10)
+        ax.set_xlabel("epoch")
     axes[0].legend(fontsize=9)
     fig.suptitle(title, fontsize=11)
     fig.savefig(path, dpi=100)

@@ -61,7 +61,7 @@ def test_with_mu_1_and_a_boost_only_the_weak_modality_changes_and_only_its_boost
     assert (decision.slowed, decision.sped_up, decision.multipliers) == (None, "a", {"a": 1.5, "b": 1.0})
     assert decision.to_dict()["sped_up"] == "a" and decision.to_dict()["slowed"] is None
     assert decision.message(1e-3, 0.25).startswith("adaptive sped up a to 1.50e-03 (x1.500) (")
-    assert (rule.actions, rule.boosts) == ({"a": 0, "b": 0}, {"a": 1, "b": 0})
+    assert (rule.actions, rule.boosts, rule.acted) == ({"a": 0, "b": 0}, {"a": 1, "b": 0}, 1)
 
 
 def test_the_boost_is_released_with_the_brake_once_the_weak_head_stops_improving():
@@ -154,13 +154,13 @@ def test_the_state_round_trips():
 
 
 def test_a_checkpoint_written_before_the_boost_existed_still_loads():
-    rule = _rule(tau=0.25, boost=2.0)
+    rule = _rule(tau=0.25)
     rule.step(1, {"a": 0.75, "b": 0.25}, _improving(1))
     state = rule.state_dict()
-    del state["boosts"]
-    copy = _rule(tau=0.25, boost=2.0)
+    del state["boosts"], state["acted"]  # what such a checkpoint holds: only the brakes, one modality each
+    copy = _rule(tau=0.25)
     copy.load_state_dict(state)
-    assert copy.boosts == {"a": 0, "b": 0} and copy.actions == {"a": 1, "b": 0}
+    assert copy.boosts == {"a": 0, "b": 0} and copy.actions == {"a": 1, "b": 0} and copy.acted == 1
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def test_through_the_loop_each_decision_sets_the_next_epochs_rates_and_never_the
             expected = config.lr * decision["data"]["multipliers"][modality]
             assert rates[decision["epoch"] + 1][f"lr/{modality}"] == pytest.approx(expected)
     assert {m["lr/fusion"] for _, m in reporter.epochs if "lr/fusion" in m} == {config.lr}
-    assert result.summary["adaptive/actions"] == sum(1 for d in decisions if d["data"]["slowed"])
+    assert result.summary["adaptive/actions"] == sum(1 for d in decisions if d["data"]["slowed"] or d["data"]["sped_up"])
     sped_up = [d["data"]["sped_up"] for d in decisions if d["data"]["sped_up"]]
     if boost == 1.0:
         assert not sped_up and not any(key.startswith("adaptive/sped_up/") for key in result.summary)

@@ -121,6 +121,7 @@ class AdaptiveRule:
         self.best_epoch: dict[str, int] = {}
         self.actions: dict[str, int] = {m: 0 for m in modalities}  # epochs each modality was slowed
         self.boosts: dict[str, int] = {m: 0 for m in modalities}  # ... and sped up
+        self.acted = 0  # epochs after which the rule changed a rate
 
     def step(self, epoch: int, utilization: Mapping[str, float], heads: Mapping[str, float]) -> AdaptiveDecision:
         p = self.params
@@ -157,17 +158,20 @@ class AdaptiveRule:
         for counts, modality in ((self.actions, decision.slowed), (self.boosts, decision.sped_up)):
             if modality is not None:
                 counts[modality] += 1
+        self.acted += decision.slowed is not None or decision.sped_up is not None
         return decision
 
     def state_dict(self) -> dict[str, Any]:
         return {"smoothed": self.smoothed, "best": dict(self.best), "best_epoch": dict(self.best_epoch),
-                "actions": dict(self.actions), "boosts": dict(self.boosts)}
+                "actions": dict(self.actions), "boosts": dict(self.boosts), "acted": self.acted}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.smoothed = None if state["smoothed"] is None else dict(state["smoothed"])
         self.best, self.best_epoch = dict(state["best"]), dict(state["best_epoch"])
         self.actions = dict(state["actions"])
-        self.boosts = dict(state.get("boosts") or {m: 0 for m in self.modalities})  # absent from earlier checkpoints
+        # Absent from checkpoints written before the speed-up existed, when every action slowed one modality.
+        self.boosts = dict(state.get("boosts") or {m: 0 for m in self.modalities})
+        self.acted = state.get("acted", sum(self.actions.values()))
 
 
 class AdaptiveStrategy(Strategy):
@@ -189,10 +193,9 @@ class AdaptiveStrategy(Strategy):
         return [Event("adaptive.decision", decision.message(self.lr, self.params.tau), data)]
 
     def summary(self) -> dict[str, float]:
-        actions = self.rule.actions
-        sped_up = {f"adaptive/sped_up/{m}": n for m, n in self.rule.boosts.items()} if self.params.boost > 1 else {}
-        return {"adaptive/actions": sum(actions.values()), **{f"adaptive/slowed/{m}": n for m, n in actions.items()},
-                **sped_up}
+        rule = self.rule
+        sped_up = {f"adaptive/sped_up/{m}": n for m, n in rule.boosts.items()} if self.params.boost > 1 else {}
+        return {"adaptive/actions": rule.acted, **{f"adaptive/slowed/{m}": n for m, n in rule.actions.items()}, **sped_up}
 
     def state_dict(self) -> dict[str, Any]:
         return {"rule": self.rule.state_dict()}
