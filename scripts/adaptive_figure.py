@@ -110,7 +110,7 @@ def draw(folder: Path, runs: list[dict[str, Any]], title: str, path: Path) -> No
             values = np.array([[e[key] for e in r["epochs"]] for r in mine])
             epochs = np.arange(1, values.shape[1] + 1)
             mean, sd = values.mean(axis=0), values.std(axis=0, ddof=1) if len(mine) > 1 else 0 * values[0]
-            ax.plot(epochs, mean, color=color, ls=line, label=f"{method} ({len(mine)} seeds)" if key == series[0][1] else None)
+            ax.plot(epochs, mean, color=color, ls=line, label=f"{method} ({len(mine)} seeds)" if panel == 0 else None)
             ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
     for ax, title_of in zip(axes, titles, strict=True):
         ax.set_title(title_of, fontsize=10)
