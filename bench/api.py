@@ -22,9 +22,10 @@ Then, on both backends (SQLite and PostgreSQL, each behind its own ``miles serve
   requests always in flight: the server's throughput shows as latency), and ``paced``, each
   writer posting every ``--pace`` seconds (a training loop's steps; the latency a loop sees), and
   ``paced_processes``, the same with each writer a process of its own (as a team's loops are: threads
-  of one client process also wait for each other's interpreter lock), and on PostgreSQL
-  ``paced_processes_bare``, the same writers writing their rows straight through the driver (COPY and
-  commit): the latency the machine itself gives such writers at that moment, beside the API's;
+  of one client process also wait for each other's interpreter lock), in ``--paced-rounds`` rounds
+  that take turns, on PostgreSQL, with rounds of the same writers writing their rows straight through
+  the driver (COPY and commit): the latency the machine itself gives such writers in the same
+  minutes, beside the API's;
 - ``filtered_list``: p50/p99 of ``GET /runs`` unfiltered and with each filter of the runs
   page, at 10,000 and at 100,000 runs.
 
@@ -209,14 +210,43 @@ def ingest_vs_bare(api: httpx.Client, database_url: str, dialect: str, size: int
 
 
 def concurrent_small_ingest(
-    base_url: str, writers: int, requests: int, pace: float | None, processes: bool = False, bare: str | None = None,
+    base_url: str, writers: int, requests: int, pace: float | None, processes: bool = False,
 ) -> dict[str, Any]:
-    """10-point requests from ``writers`` clients at once, each into its own run; with ``pace``, each
-    writer starts a request every ``pace`` seconds (the writers' starts spread over one period). The
-    writers are threads of this process, or with ``processes`` processes of their own, as the training
-    loops of a team are (threads also queue for this process's interpreter lock, on the client's side).
-    With ``bare`` (a PostgreSQL URL) each writer writes its 10 rows straight through the driver instead
-    (COPY and commit on a connection of its own): what the machine allows, measured beside the API."""
+    """10-point requests from ``writers`` clients at once, each into its own run (`writers_samples`)."""
+    return {"writers": writers, "as": "processes" if processes else "threads", "through": "api",
+            "points_per_request": 10, "pace_s": pace, **percentiles(writers_samples(base_url, writers, requests, pace, processes))}
+
+
+def paced_side_by_side(
+    base_url: str, writers: int, requests: int, pace: float, rounds: int, bare: str | None,
+) -> dict[str, Any]:
+    """The paced writers as processes, through the API and (with ``bare``, a PostgreSQL URL) straight
+    through the driver, in ``rounds`` alternating rounds: the machine's noise comes in episodes of
+    seconds, so each side's figures are pooled over rounds that took turns with the other's, and
+    every round's p99 is kept to show how much one round can say."""
+    sides = {"api": None} | ({"driver": bare} if bare else {})
+    samples: dict[str, list[float]] = {side: [] for side in sides}
+    round_p99: dict[str, list[float]] = {side: [] for side in sides}
+    for _ in range(rounds):
+        for side, url in sides.items():
+            taken = writers_samples(base_url, writers, requests, pace, processes=True, bare=url)
+            samples[side] += taken
+            round_p99[side].append(percentiles(taken)["p99_ms"])
+    return {"writers": writers, "as": "processes", "points_per_request": 10, "pace_s": pace, "rounds": rounds} | {
+        side: {**percentiles(samples[side]), "round_p99_ms": round_p99[side]} for side in sides
+    }
+
+
+def writers_samples(
+    base_url: str, writers: int, requests: int, pace: float | None, processes: bool = False, bare: str | None = None,
+) -> list[float]:
+    """The request times, in seconds, of ``writers`` clients writing ``requests`` 10-point requests each, at
+    once, each into its own run; with ``pace``, each writer starts a request every ``pace`` seconds (the
+    writers' starts spread over one period). The writers are threads of this process, or with
+    ``processes`` processes of their own, as the training loops of a team are (threads also queue for
+    this process's interpreter lock, on the client's side). With ``bare`` (a PostgreSQL URL) each writer
+    writes its 10 rows straight through the driver instead (COPY and commit on a connection of its
+    own): what the machine allows, measured beside the API."""
     with httpx.Client(base_url=base_url, timeout=60) as api:
         run_ids = [logged_run(api, f"writer {n}") for n in range(writers)]
     if processes:
@@ -231,8 +261,7 @@ def concurrent_small_ingest(
     samples = [sample for _ in workers for sample in results.get()]
     for worker in workers:
         worker.join()
-    return {"writers": writers, "as": "processes" if processes else "threads", "through": "driver" if bare else "api",
-            "points_per_request": 10, "pace_s": pace, **percentiles(samples)}
+    return samples
 
 
 def _writer(base_url: str, index: int, writers: int, run_id: int, requests: int, pace: float | None,
@@ -326,14 +355,11 @@ def both_backends(options: argparse.Namespace) -> dict[str, Any]:
             found["concurrent_small_ingest"] = {
                 "saturated": concurrent_small_ingest(base_url, options.writers, options.small_requests // 4, None),
                 "paced": concurrent_small_ingest(base_url, options.writers, options.small_requests // 4, options.pace),
-                "paced_processes": concurrent_small_ingest(
-                    base_url, options.writers, options.small_requests // 4, options.pace, processes=True,
+                "paced_processes": paced_side_by_side(
+                    base_url, options.writers, options.small_requests // 4, options.pace, options.paced_rounds,
+                    bare=url if dialect == "postgresql" else None,
                 ),
             }
-            if dialect == "postgresql":
-                found["concurrent_small_ingest"]["paced_processes_bare"] = concurrent_small_ingest(
-                    base_url, options.writers, options.small_requests // 4, options.pace, processes=True, bare=url,
-                )
             found["filtered_list"] = {}
             stored = 0
             for runs_count in options.list_runs:
@@ -354,6 +380,8 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8, help="Concurrent 10-point writers, each into its own run.")
     parser.add_argument("--pace", type=float, default=0.05,
                         help="Seconds between a paced writer's 10-point requests (0.05: 20 steps a second each).")
+    parser.add_argument("--paced-rounds", type=int, default=3,
+                        help="Rounds of the paced writers as processes, through the API and the driver in turn.")
     parser.add_argument("--list-runs", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--list-requests", type=int, default=200)
     parser.add_argument("--only-both-backends", action="store_true", help="Skip the PostgreSQL-only part above.")
