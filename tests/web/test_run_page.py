@@ -130,6 +130,43 @@ def test_the_charts_follow_a_switch_between_light_and_dark(page: Page, finished_
     assert page.evaluate(font) == dark_text
 
 
+# Every call to Plotly's drawing functions, by chart: wrapped as the bundle assigns `window.Plotly`.
+COUNT_PLOTLY_CALLS = """
+window.__plotlyCalls = [];
+Object.defineProperty(window, "Plotly", {
+  configurable: true,
+  set(plotly) {
+    for (const name of ["newPlot", "react", "addTraces", "extendTraces", "restyle", "relayout", "deleteTraces"]) {
+      const original = plotly[name];
+      plotly[name] = function (node, ...rest) {
+        window.__plotlyCalls.push([node.id, name, name === "newPlot" ? rest[0].length : null]);
+        return original.call(this, node, ...rest);
+      };
+    }
+    Object.defineProperty(window, "Plotly", { value: plotly, writable: true, configurable: true });
+  },
+});
+"""
+
+
+def test_a_finished_runs_charts_are_each_laid_out_once_with_all_their_points(page: Page, finished_runs: FinishedRuns):
+    """The points are in the page: each chart is one newPlot with every series, tau line and tick change
+    in it, not an empty plot laid out again for the traces and again for each change."""
+    page.add_init_script(COUNT_PLOTLY_CALLS)
+    page.goto(f"/runs/{finished_runs.miles[0]['id']}")
+    charts = page.eval_on_selector_all(".chart[id^='chart-']", "nodes => nodes.map((node) => node.id)")
+    page.wait_for_function("ids => ids.every((id) => document.getElementById(id)._fullLayout)", arg=charts)
+    page.wait_for_load_state("networkidle")
+    calls = page.evaluate("window.__plotlyCalls")
+    by_chart = {chart: [(name, traces) for node, name, traces in calls if node == chart] for chart in charts}
+    drawn = page.evaluate("ids => Object.fromEntries(ids.map((id) => [id, document.getElementById(id).data.length]))", charts)
+    assert drawn["chart-balance"] > 0 and drawn["chart-lr"] > 0 and drawn["chart-metrics"] > 0, drawn
+    assert by_chart == {chart: [("newPlot", drawn[chart])] for chart in charts}, calls
+    # The changes asked for before the layout are in it: the tau line, and MILES's two rates labelled.
+    assert page.evaluate("document.getElementById('chart-balance').layout.shapes.length") == 1
+    assert page.evaluate("document.getElementById('chart-lr')._fullLayout.yaxis.tickmode") == "array"
+
+
 def test_a_logged_runs_progress_follows_its_metrics_across_reconnects(page: Page, dashboard: MilesStack):
     """A logged run's progress is the last step posted to it, live, after a reconnect and once it ends."""
     with dashboard.api as api:

@@ -10,9 +10,12 @@
  * the test metric of an earlier best epoch). Thousands of points arriving in one
  * frame therefore cost one redraw, and a hidden tab costs none until it is shown.
  *
- * Charts are laid out (Plotly's `newPlot`) and drawn one per frame, the highest on the
- * page first, so that the first chart is on screen before the others are laid out: in
- * one task, the six charts of a run page kept it blank for 0.8 s on a slow machine.
+ * Charts are laid out and drawn one per frame, the highest on the page first, so that the
+ * first chart is on screen before the others are laid out: in one task, the six charts of a
+ * run page kept it blank for 0.8 s on a slow machine. A chart is laid out at its first draw,
+ * with every series it has by then and every layout change asked for before it, in one
+ * `newPlot`: an empty `newPlot` followed by `addTraces` (and a `relayout` per change) laid it
+ * out again each time, three to four times the work for a page whose points are all there.
  */
 
 import { onThemeChange, theme, translucent } from "./theme.js";
@@ -39,10 +42,6 @@ function drawDirtyChart() {
   chart.draw();
   if (dirty.size) frame = requestAnimationFrame(drawDirtyChart);
 }
-
-/** The last chart's layout, which the next one waits for (and for a frame after it). */
-let laidOut = Promise.resolve();
-const nextFrame = () => new Promise((resolve) => requestAnimationFrame(resolve));
 
 const FEW_STEPS = 8;
 /** On a narrow screen (a phone) Plotly's toolbar, shown once the chart is touched, gets a margin of its
@@ -84,12 +83,16 @@ function themedLayout(t) {
   };
 }
 
-/** Set `obj[a][b][c] = value` for the attribute path "a.b.c" (array parts like "shapes[0]" included). */
+/**
+ * Set `obj[a][b][c] = value` for the attribute path "a.b.c" (array parts like "shapes[0]" included);
+ * a null value removes the attribute, as it resets it in `Plotly.relayout`.
+ */
 function setPath(obj, path, value) {
   const parts = path.replace(/\[(\d+)\]/g, ".$1").split(".");
   let node = obj;
-  for (const part of parts.slice(0, -1)) node = node[part] ??= {};
-  node[parts.at(-1)] = value;
+  parts.slice(0, -1).forEach((part, i) => { node = node[part] ??= /^\d+$/.test(parts[i + 1]) ? [] : {}; });
+  if (value === null) delete node[parts.at(-1)];
+  else node[parts.at(-1)] = value;
 }
 
 function colorAttributes(style, t) {
@@ -117,7 +120,8 @@ export class LiveChart {
     this.firstStep = Infinity;
     this.lastStep = -Infinity;
     this.fewSteps = false; // Plotly's own ticks, as laid out
-    this.ready = false;
+    this.ready = false; // laid out by Plotly
+    this.laying = false; // its `newPlot` called, not yet done
     const t = theme();
     const base = {
       margin: { t: topMargin(), r: 12, b: 40, l: 52 },
@@ -134,11 +138,10 @@ export class LiveChart {
     }
     for (const [path, value] of Object.entries({ ...themedLayout(t), ...this.themed(t) })) setPath(merged, path, value);
     node.dataset.state = "empty";
-    this.plotted = laidOut.then(nextFrame).then(() => window.Plotly.newPlot(node, [], merged, CONFIG)).then(() => {
-      this.ready = true;
-      schedule(this);
-    });
-    laidOut = this.plotted.catch(() => {});
+    /** The layout of the first draw, until then changed in place by `relayout` and `repaint`. */
+    this.layout = merged;
+    this.plotted = new Promise((resolve) => { this.laidOut = resolve; });
+    schedule(this); // laid out in a frame even if it never gets a point
     onThemeChange((next) => this.repaint(next));
     NARROW.addEventListener("change", () => this.relayout({ "margin.t": topMargin() }));
   }
@@ -184,9 +187,9 @@ export class LiveChart {
     this.node.dataset.state = "empty";
   }
 
-  /** Draw what changed since the last frame. */
+  /** Draw what changed since the last frame (the first time, lay the chart out with it). */
   draw() {
-    if (!this.ready) return;
+    if (this.laying) return; // drawn again once laid out
     const Plotly = window.Plotly;
     const t = theme();
     const added = [];
@@ -217,7 +220,13 @@ export class LiveChart {
       series.tail = [];
       series.rewrite = false;
     }
-    this.tickEveryEpoch(); // before the points: Plotly must never lay out a wide range with a tick per step
+    // Ticks before the points: Plotly must never lay out a wide range with a tick per step.
+    const ticks = this.tickEveryEpoch();
+    if (!this.ready) {
+      this.layOut(added, ticks);
+      return;
+    }
+    if (ticks) Plotly.relayout(this.node, ticks);
     if (added.length) {
       Plotly.addTraces(this.node, added);
       this.traces += added.length;
@@ -227,27 +236,51 @@ export class LiveChart {
     this.node.dataset.state = this.empty ? "empty" : "drawn";
   }
 
+  /** The first draw: one `newPlot` with the chart's series, its layout changes and its ticks. */
+  layOut(traces, ticks) {
+    for (const [path, value] of Object.entries(ticks ?? {})) setPath(this.layout, path, value);
+    this.laying = true;
+    this.traces = traces.length;
+    window.Plotly.newPlot(this.node, traces, this.layout, CONFIG).then(() => {
+      this.laying = false;
+      this.ready = true;
+      this.layout = null;
+      this.node.dataset.state = this.empty ? "empty" : "drawn";
+      this.laidOut();
+      schedule(this); // what was set meanwhile
+    });
+  }
+
   /**
-   * A tick per step while the steps are few (Plotly would otherwise label 2.5 as "3"), else and
-   * before any point Plotly's own (a logged run may start at step 100000).
+   * The layout change that gives a tick per step while the steps are few (Plotly would otherwise
+   * label 2.5 as "3"), else and before any point Plotly's own (a logged run may start at step
+   * 100000); null when the ticks are already so.
    */
   tickEveryEpoch() {
     const few = this.lastStep >= this.firstStep && this.lastStep - this.firstStep < FEW_STEPS;
-    if (few !== this.fewSteps) {
-      this.fewSteps = few;
-      window.Plotly.relayout(this.node, few
-        ? { "xaxis.tickmode": "linear", "xaxis.tick0": 0, "xaxis.dtick": 1 }
-        : { "xaxis.tickmode": "auto", "xaxis.tick0": null, "xaxis.dtick": null });
-    }
+    if (few === this.fewSteps) return null;
+    this.fewSteps = few;
+    return few
+      ? { "xaxis.tickmode": "linear", "xaxis.tick0": 0, "xaxis.dtick": 1 }
+      : { "xaxis.tickmode": "auto", "xaxis.tick0": null, "xaxis.dtick": null };
   }
 
   /** Change the layout (e.g. the threshold line once the run's tau is known), as attribute paths. */
   relayout(update) {
-    this.plotted.then(() => window.Plotly.relayout(this.node, update));
+    if (this.laying) this.plotted.then(() => window.Plotly.relayout(this.node, update));
+    else if (this.ready) window.Plotly.relayout(this.node, update);
+    else for (const [path, value] of Object.entries(update)) setPath(this.layout, path, value);
   }
 
   repaint(t) {
-    if (!this.ready) return;
+    if (this.laying) {
+      this.plotted.then(() => this.repaint(t));
+      return;
+    }
+    if (!this.ready) { // the first draw takes its series' colours from the theme, its layout's from here
+      this.relayout({ ...themedLayout(t), ...this.themed(t) });
+      return;
+    }
     window.Plotly.relayout(this.node, { ...themedLayout(t), ...this.themed(t) });
     const drawn = [...this.series.values()].filter((series) => series.index >= 0);
     if (!drawn.length) return;

@@ -38,6 +38,13 @@ export function secondsBetween(start, end = null) {
 }
 
 const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
+// The formats of toLocaleDateString, toLocaleString and toLocaleTimeString, made once: each of those
+// calls builds its formatter anew, and a run page formats two times per event before its first chart.
+const DATE = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "numeric", day: "numeric" });
+const DATE_TIME = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric",
+});
+const CLOCK = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "numeric", second: "numeric", hour12: false });
 
 /** "just now", "5 min. ago", "3 days ago", then the date. */
 export function age(iso) {
@@ -47,17 +54,17 @@ export function age(iso) {
   if (seconds < 3600) return RELATIVE.format(-Math.round(seconds / 60), "minute");
   if (seconds < 86400) return RELATIVE.format(-Math.round(seconds / 3600), "hour");
   if (seconds < 30 * 86400) return RELATIVE.format(-Math.round(seconds / 86400), "day");
-  return new Date(iso).toLocaleDateString();
+  return DATE.format(new Date(iso));
 }
 
 /** A full local date and time. */
 export function dateTime(iso) {
-  return iso ? new Date(iso).toLocaleString() : DASH;
+  return iso ? DATE_TIME.format(new Date(iso)) : DASH;
 }
 
 /** Hours, minutes and seconds of a timestamp, for logs. */
 export function clock(iso) {
-  return iso ? new Date(iso).toLocaleTimeString(undefined, { hour12: false }) : "";
+  return iso ? CLOCK.format(new Date(iso)) : "";
 }
 
 export const STATUS_LABELS = {
