@@ -30,8 +30,8 @@ def test_two_seeds_chosen_in_the_table_compare_as_mean_and_standard_deviation(pa
     expect(cells.nth(2)).to_have_text(f"{mean:.3f} ± {spread:.3f}")
     expect(page.locator(".results-table")).to_contain_text("dominant")
     expect(page.locator(".definitions")).to_contain_text("final utilization gap")
-    page.wait_for_function("() => document.getElementById('chart-gap').data.length === 2")
-    page.wait_for_function("() => document.getElementById('chart-metric').data.length === 2")
+    page.wait_for_function("() => document.getElementById('chart-gap').data?.length === 2")
+    page.wait_for_function("() => document.getElementById('chart-metric').data?.length === 2")
     chips = page.locator("#run-chips li")
     expect(chips).to_have_count(2)
     expect(chips.first).to_contain_text("Succeeded")  # the status dot's colour, said in words
@@ -156,7 +156,8 @@ def test_the_gap_chart_draws_the_runs_tau_as_a_dashed_line(page: Page, finished_
     first, second = finished_runs.miles
     tau = first["config"]["params"]["tau"]
     page.goto(f"/compare?ids={first['id']},{second['id']},{finished_runs.joint['id']}")
-    page.wait_for_function("() => (document.getElementById('chart-gap').layout.shapes || []).length === 1")
+    # (a chart has no layout until its first draw lays it out)
+    page.wait_for_function("() => (document.getElementById('chart-gap').layout?.shapes || []).length === 1")
     shape = page.evaluate("() => document.getElementById('chart-gap').layout.shapes[0]")
     assert (shape["y0"], shape["y1"], shape["line"]["dash"]) == (tau, tau, "dash")
     expect(page.locator("#chart-gap .annotation-text")).to_have_text(f"τ = {tau:g}")

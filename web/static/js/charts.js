@@ -140,7 +140,7 @@ export class LiveChart {
     node.dataset.state = "empty";
     /** The layout of the first draw, until then changed in place by `relayout` and `repaint`. */
     this.layout = merged;
-    this.plotted = new Promise((resolve) => { this.laidOut = resolve; });
+    this.plotted = new Promise((resolve) => { this.resolvePlotted = resolve; });
     schedule(this); // laid out in a frame even if it never gets a point
     onThemeChange((next) => this.repaint(next));
     NARROW.addEventListener("change", () => this.relayout({ "margin.t": topMargin() }));
@@ -246,7 +246,7 @@ export class LiveChart {
       this.ready = true;
       this.layout = null;
       this.node.dataset.state = this.empty ? "empty" : "drawn";
-      this.laidOut();
+      this.resolvePlotted();
       schedule(this); // what was set meanwhile
     });
   }
